@@ -1,0 +1,138 @@
+"""The sandbox's SQLite state: built from the shipped catalogue at first start, reused afterwards."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from sparc.sandbox.catalogue import CATALOGUE_PATH
+
+DB_NAME = "sandbox.sqlite3"
+
+SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE datasets (
+    pk INTEGER PRIMARY KEY, id INTEGER NOT NULL, version INTEGER NOT NULL, latest INTEGER NOT NULL,
+    status TEXT NOT NULL, embargo INTEGER NOT NULL, organization_id INTEGER, organization_name TEXT,
+    name TEXT NOT NULL, created_at TEXT NOT NULL, size INTEGER NOT NULL, dataset_type TEXT,
+    doi TEXT, tags TEXT NOT NULL, dto TEXT NOT NULL, UNIQUE (id, version));
+CREATE TABLE tombstones (id INTEGER PRIMARY KEY, version INTEGER NOT NULL, doi TEXT, dto TEXT NOT NULL);
+CREATE TABLE files (
+    pk INTEGER PRIMARY KEY, dataset_pk INTEGER NOT NULL, dataset_id INTEGER NOT NULL,
+    version INTEGER NOT NULL, path TEXT NOT NULL, parent TEXT NOT NULL, name TEXT NOT NULL,
+    size INTEGER NOT NULL, file_type TEXT NOT NULL, package_type TEXT NOT NULL, icon TEXT NOT NULL,
+    uri TEXT NOT NULL, bucket TEXT NOT NULL, key TEXT NOT NULL, source_package_id TEXT, created_at TEXT,
+    s3_version TEXT, sha256 TEXT, content BLOB, seed INTEGER, searchable INTEGER NOT NULL);
+CREATE UNIQUE INDEX files_path ON files (dataset_pk, path);
+CREATE INDEX files_parent ON files (dataset_pk, parent, name);
+CREATE INDEX files_key ON files (bucket, key);
+CREATE TABLE dirs (dataset_pk INTEGER NOT NULL, path TEXT NOT NULL, parent TEXT NOT NULL,
+    name TEXT NOT NULL, size INTEGER NOT NULL, PRIMARY KEY (dataset_pk, path));
+CREATE INDEX dirs_parent ON dirs (dataset_pk, parent, name);
+CREATE TABLE records (pk INTEGER PRIMARY KEY, dataset_id INTEGER NOT NULL, version INTEGER NOT NULL,
+    model TEXT NOT NULL, organization_name TEXT, properties TEXT NOT NULL);
+CREATE INDEX records_model ON records (model);
+CREATE VIRTUAL TABLE datasets_fts USING fts5(name, description, tags, contributors,
+    tokenize = 'porter unicode61');
+CREATE VIRTUAL TABLE files_fts USING fts5(name, path, tokenize = 'unicode61');
+"""
+
+
+def catalogue_version(path: Path = CATALOGUE_PATH) -> str:
+    """The catalogue's identity: the sha256 of its compressed bytes."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def open_database(data_dir: Path, catalogue: Path = CATALOGUE_PATH) -> sqlite3.Connection:
+    """Open ``data_dir/sandbox.sqlite3``, (re)building it when absent or from another catalogue."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / DB_NAME
+    version = catalogue_version(catalogue)
+    if path.exists():
+        conn = _connect(path)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'catalogue'").fetchone()
+        except sqlite3.DatabaseError:
+            row = None
+        if row and row[0] == version:
+            return conn
+        conn.close()
+        path.unlink()
+    conn = _connect(path)
+    with conn:
+        conn.executescript(SCHEMA)
+        load_catalogue(conn, json.loads(gzip.decompress(catalogue.read_bytes())))
+        conn.execute("INSERT INTO meta VALUES ('catalogue', ?)", (version,))
+    return conn
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode = WAL")
+    return conn
+
+
+def load_catalogue(conn: sqlite3.Connection, catalogue: dict[str, Any]) -> None:
+    """Insert the catalogue's datasets, files, directory sizes, records and search indexes."""
+    conn.execute("BEGIN")
+    latest: dict[int, int] = {}
+    for entry in catalogue["datasets"]:
+        dto = entry["dto"]
+        latest[dto["id"]] = max(latest.get(dto["id"], 0), dto["version"])
+    organizations: dict[int, str] = {}
+    for entry in catalogue["datasets"]:
+        dto = entry["dto"]
+        organizations[dto["id"]] = dto["organizationName"]
+        cur = conn.execute(
+            "INSERT INTO datasets (id, version, latest, status, embargo, organization_id, organization_name,"
+            " name, created_at, size, dataset_type, doi, tags, dto) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (dto["id"], dto["version"], int(latest[dto["id"]] == dto["version"]), dto["status"],
+             int(bool(dto.get("embargo"))), dto.get("organizationId"), dto["organizationName"], dto["name"],
+             dto["createdAt"], dto["size"], dto.get("datasetType"), dto["doi"],
+             json.dumps([t.lower() for t in dto["tags"]]), json.dumps(dto)))
+        pk = cur.lastrowid
+        contributors = " ".join(f"{c['firstName']} {c['lastName']}" for c in dto["contributors"])
+        conn.execute("INSERT INTO datasets_fts (rowid, name, description, tags, contributors) "
+                     "VALUES (?,?,?,?,?)", (pk, dto["name"], dto["description"], " ".join(dto["tags"]),
+                                            contributors))
+        _load_files(conn, pk, dto, entry["files"])
+    for tomb in catalogue["tombstones"]:
+        conn.execute("INSERT INTO tombstones VALUES (?,?,?,?)",
+                     (tomb["id"], tomb["version"], tomb["doi"], json.dumps(tomb)))
+    conn.executemany(
+        "INSERT INTO records (dataset_id, version, model, organization_name, properties) VALUES (?,?,?,?,?)",
+        [(r["datasetId"], r["version"], r["model"], organizations.get(r["datasetId"]),
+          json.dumps(r["properties"])) for r in catalogue["records"]])
+    conn.execute("COMMIT")
+
+
+def _load_files(conn: sqlite3.Connection, pk: int, dto: dict[str, Any], files: list[dict[str, Any]]) -> None:
+    bucket, _, prefix = dto["uri"][len("s3://"):].partition("/")
+    searchable = int(dto["status"] == "PUBLISH_SUCCEEDED" and not dto.get("embargo"))
+    dirs: dict[str, int] = {}
+    rows = []
+    for f in files:
+        parent, _, name = f["path"].rpartition("/")
+        key = prefix + f["path"]
+        content = f.get("content")
+        rows.append((pk, dto["id"], dto["version"], f["path"], parent, name, f["size"], f["fileType"],
+                     f["packageType"], f["icon"], f"s3://{bucket}/{key}", bucket, key,
+                     f.get("sourcePackageId"), f.get("createdAt"), f.get("s3Version"), f.get("sha256"),
+                     content.encode() if content is not None else None, f.get("seed"), searchable))
+        while parent:
+            dirs[parent] = dirs.get(parent, 0) + f["size"]
+            parent = parent.rpartition("/")[0]
+    conn.executemany(
+        "INSERT INTO files (dataset_pk, dataset_id, version, path, parent, name, size, file_type, package_type,"
+        " icon, uri, bucket, key, source_package_id, created_at, s3_version, sha256, content, seed,"
+        " searchable) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+    conn.executemany("INSERT INTO dirs VALUES (?,?,?,?,?)",
+                     [(pk, d, d.rpartition("/")[0], d.rpartition("/")[2], s) for d, s in dirs.items()])
+    if searchable:
+        conn.execute("INSERT INTO files_fts (rowid, name, path) SELECT pk, name, path FROM files "
+                     "WHERE dataset_pk = ?", (pk,))
