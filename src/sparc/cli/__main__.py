@@ -1,0 +1,3 @@
+from sparc.cli import main
+
+main()

@@ -1,0 +1,42 @@
+"""``sparc sandbox ...``: run the SPARC sandbox server (a published, fixed command line)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.group()
+def sandbox() -> None:
+    """The SPARC sandbox: an offline emulation of the Pennsieve and o2S2PARC APIs."""
+
+
+@sandbox.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to bind; 0 picks a free port.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for the SQLite database and uploads [default: a temporary folder].")
+@click.option("--api-key", default=None, help="The sandbox user's API key [default: sandbox-key].")
+@click.option("--api-secret", default=None,
+              help="The sandbox user's API secret [default: sandbox-secret].")
+@click.option("--url-expiry", default=3600, show_default=True, type=click.IntRange(1),
+              help="Lifetime of download URLs, in seconds.")
+@click.option("--download-size-cap", default=10 * 10**9, show_default=True,
+              type=click.IntRange(0), help="Total-size cap of a download manifest, in bytes.")
+@click.option("--time-scale", default=1.0, show_default=True, type=click.FloatRange(0),
+              help="Multiplies every simulated delay (0 = no delays).")
+def serve(**options: object) -> None:
+    """Serve the sandbox until SIGINT/SIGTERM.
+
+    The first line printed is the base URL; the next are `export NAME=value`
+    lines that point the client at it.
+    """
+    try:
+        from sparc.sandbox.server import serve as run
+    except ImportError as exc:  # the sandbox extra is missing
+        raise click.ClickException(
+            f"the sandbox needs its extra: pip install 'sparc.client[sandbox]' ({exc})"
+        ) from exc
+    raise SystemExit(run(**options))

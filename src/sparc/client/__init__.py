@@ -1,0 +1,39 @@
+"""sparc.client: the Python client for the NIH SPARC data ecosystem.
+
+Example::
+
+    from sparc.client import SparcClient
+
+    client = SparcClient(connect=False, config_file="config.ini")
+    client.pennsieve.list_datasets(query="cancer", limit=2)
+
+Names are imported lazily so that ``import sparc.client`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sparc.client.client import SparcClient
+    from sparc.client.config import Config
+    from sparc.client.errors import *  # noqa: F403
+
+_LAZY = {"SparcClient": "sparc.client.client", "Config": "sparc.client.config"}
+_ERRORS = "sparc.client.errors"
+
+__all__ = ["SparcClient", "Config", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    if name == "__version__":
+        from sparc.client._version import package_version
+
+        return package_version()
+    errors = importlib.import_module(_ERRORS)
+    if name in errors.__all__:
+        return getattr(errors, name)
+    raise AttributeError(f"module 'sparc.client' has no attribute {name!r}")

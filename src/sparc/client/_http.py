@@ -1,0 +1,345 @@
+"""The one HTTP core every service uses: pooling, timeouts, retries, error mapping.
+
+Example::
+
+    http = HttpCore()
+    resp = http.request("GET", "https://api.pennsieve.io/discover/datasets/90", service="pennsieve")
+    resp.json()["name"]
+
+Retries cover connection errors, timeouts, 408/429/5xx, for idempotent requests only
+(GET/HEAD/PUT/DELETE/OPTIONS, or ``idempotent=True`` for read-only POSTs), with exponential
+backoff and full jitter, honouring ``Retry-After``, bounded in count and in total time.
+Errors come out as :mod:`sparc.client.errors`; no raw httpx exception escapes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import ipaddress
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import httpx
+
+from sparc.client._version import package_version
+from sparc.client.errors import (
+    ApiError,
+    InsecureTransportError,
+    RateLimitedError,
+    TransportError,
+    error_class_for_status,
+)
+
+__all__ = ["HttpCore", "RetryPolicy", "redact_url", "is_loopback"]
+
+log = logging.getLogger("sparc.client")
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+#: Query parameters whose values never appear in logs or errors.
+SECRET_PARAMS = frozenset(
+    {"api_key", "apikey", "key", "token", "usertoken", "access_token", "password", "secret",
+     "x-amz-signature", "x-amz-security-token", "x-amz-credential", "signature"}
+)
+_RETRYABLE_EXCEPTIONS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How failed requests are retried.
+
+    ``backoff * 2**attempt`` seconds (full jitter), at most ``max_backoff`` each, and never past
+    ``max_total`` seconds overall; a ``Retry-After`` header replaces the computed wait.
+    """
+
+    max_retries: int = 5
+    backoff: float = 0.5
+    max_backoff: float = 8.0
+    max_total: float = 120.0
+    statuses: frozenset[int] = field(default_factory=lambda: frozenset({408, 429, 500, 502, 503, 504}))
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        """Seconds to wait before retry number ``attempt`` (0-based)."""
+        if retry_after is not None:
+            return max(0.0, retry_after)
+        ceiling = min(self.max_backoff, self.backoff * (2**attempt))
+        return random.uniform(ceiling / 2, ceiling) if ceiling > 0 else 0.0
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost``, 127.0.0.0/8 and ``::1``."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def redact_url(url: str | httpx.URL) -> str:
+    """The URL with credentials and signed query values replaced by ``***``."""
+    parts = urlsplit(str(url))
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    query = urlencode(
+        [(k, "***" if k.lower() in SECRET_PARAMS else v)
+         for k, v in parse_qsl(parts.query, keep_blank_values=True)],
+        safe="*/:",
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def server_message(response: httpx.Response) -> tuple[str | None, Any]:
+    """The server's own words from an error body, and the decoded body.
+
+    Pennsieve sends a JSON string (``"5"``, ``"Dataset is under embargo"``); others send
+    ``{"message": ...}``/``{"errors": [...]}``/``{"detail": ...}`` or plain text.
+    """
+    try:
+        text = response.text
+    except (httpx.ResponseNotRead, UnicodeDecodeError):
+        return None, None
+    try:
+        body: Any = json.loads(text) if text else None
+    except ValueError:
+        return (text.strip()[:500] or None), text
+    if isinstance(body, str):
+        return body, body
+    if isinstance(body, dict):
+        for key in ("message", "error", "detail", "errors", "msg"):
+            value = body.get(key)
+            if isinstance(value, list):
+                value = "; ".join(str(v.get("msg", v) if isinstance(v, dict) else v) for v in value)
+            if value:
+                return str(value), body
+        if "name" in body and "status" in body:  # a Pennsieve tombstone
+            return f"dataset {body.get('name')!r} is {str(body['status']).lower()}", body
+    return (text[:500] if text else None), body
+
+
+class HttpCore:
+    """One pooled ``httpx.Client`` with the project's retries, logging and error mapping.
+
+    Services hold a reference; :class:`~sparc.client.SparcClient` owns it and closes it.
+    ``transport`` may be injected (e.g. ``httpx.MockTransport``) for unit tests of pure logic.
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout: httpx.Timeout | float | None = None,
+        retry: RetryPolicy | None = None,
+        transport: httpx.BaseTransport | None = None,
+        max_connections: int = 32,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._client = httpx.Client(
+            timeout=timeout if timeout is not None else httpx.Timeout(30.0, connect=10.0),
+            limits=httpx.Limits(max_connections=max_connections,
+                                max_keepalive_connections=max_connections),
+            headers={"User-Agent": f"sparc.client/{package_version()} httpx/{httpx.__version__}"},
+            transport=transport,
+            follow_redirects=True,
+            verify=True,
+        )
+
+    @property
+    def closed(self) -> bool:
+        return self._client.is_closed
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self._client.close()
+
+    def __enter__(self) -> "HttpCore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- requests -----------------------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        service: str = "",
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+        timeout: float | None = None,
+        **body: Any,
+    ) -> httpx.Response:
+        """Send one request (with retries) and return the successful, fully read response.
+
+        ``body`` takes httpx's ``json=``, ``data=``, ``content=`` or ``files=``. ``None`` values in
+        ``params`` are dropped; lists become repeated keys (``tags=a&tags=b``). Raises the
+        matching :class:`~sparc.client.errors.ApiError` for 4xx/5xx and
+        :class:`~sparc.client.errors.TransportError` when no (whole) answer came.
+        """
+        response = self._send(method, url, service=service, params=params, headers=headers,
+                              idempotent=idempotent, timeout=timeout, read=True, body=body)
+        return response
+
+    @contextlib.contextmanager
+    def stream(
+        self,
+        method: str,
+        url: str,
+        *,
+        service: str = "",
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+        timeout: float | None = None,
+        **body: Any,
+    ) -> Iterator[httpx.Response]:
+        """Like :meth:`request`, but the successful body is left unread for streaming::
+
+            with http.stream("GET", url) as resp:
+                for chunk in resp.iter_bytes(): ...
+
+        Failures while reading the stream raise :class:`TransportError`; resuming is the
+        caller's job (see :mod:`sparc.client._download`).
+        """
+        response = self._send(method, url, service=service, params=params, headers=headers,
+                              idempotent=idempotent, timeout=timeout, read=False, body=body)
+        try:
+            yield response
+        except httpx.HTTPError as exc:
+            shown = redact_url(response.request.url)
+            raise TransportError(f"{method.upper()} {shown} broke off: {type(exc).__name__}: "
+                                 f"{exc or 'connection lost'}", method=method, url=shown) from exc
+        finally:
+            response.close()
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        service: str,
+        params: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None,
+        idempotent: bool | None,
+        timeout: float | None,
+        read: bool,
+        body: Mapping[str, Any],
+    ) -> httpx.Response:
+        method = method.upper()
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        self._check_credentials_transport(url, headers)
+        retryable = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
+        extra: dict[str, Any] = {k: v for k, v in body.items() if v is not None}
+        if timeout is not None:
+            extra["timeout"] = timeout
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            request = self._client.build_request(method, url, params=clean or None,
+                                                 headers=headers, **extra)
+            shown = redact_url(request.url)
+            response: httpx.Response | None = None
+            try:
+                response = self._client.send(request, stream=True)
+                if read or response.is_error:
+                    response.read()
+            except _RETRYABLE_EXCEPTIONS as exc:
+                if response is not None:
+                    response.close()
+                sent = response is not None or not isinstance(
+                    exc, (httpx.ConnectError, httpx.ConnectTimeout))
+                if (retryable or not sent) and self._may_retry(attempt, started, None):
+                    self._wait(attempt, None, f"{method} {shown}: {type(exc).__name__} {exc}")
+                    attempt += 1
+                    continue
+                raise TransportError(
+                    f"{method} {shown} failed: {type(exc).__name__}: {exc or 'no answer'}"
+                    f" (after {attempt + 1} attempt{'s' if attempt else ''})",
+                    method=method, url=shown,
+                ) from exc
+            except httpx.HTTPError as exc:
+                if response is not None:
+                    response.close()
+                raise TransportError(f"{method} {shown} failed: {exc}", method=method,
+                                     url=shown) from exc
+            log.info("%s %s -> %d", method, shown, response.status_code)
+            if retryable and response.status_code in self.retry.statuses:
+                wait = parse_retry_after(response.headers.get("Retry-After"))
+                if self._may_retry(attempt, started, wait):
+                    response.close()
+                    self._wait(attempt, wait, f"{method} {shown}: HTTP {response.status_code}")
+                    attempt += 1
+                    continue
+            if response.is_error:
+                response.close()
+                raise self.error_for(response, service=service, method=method, url=shown)
+            return response
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _may_retry(self, attempt: int, started: float, wait: float | None) -> bool:
+        policy = self.retry
+        if attempt >= policy.max_retries:
+            return False
+        projected = wait if wait is not None else min(policy.max_backoff, policy.backoff * 2**attempt)
+        return time.monotonic() - started + projected <= policy.max_total
+
+    def _wait(self, attempt: int, retry_after: float | None, why: str) -> None:
+        delay = self.retry.delay(attempt, retry_after)
+        log.warning("retrying in %.1f s (retry %d of %d): %s", delay, attempt + 1,
+                    self.retry.max_retries, why)
+        self._sleep(delay)
+
+    @staticmethod
+    def _check_credentials_transport(url: str, headers: Mapping[str, str] | None) -> None:
+        if not headers or not any(k.lower() == "authorization" for k in headers):
+            return
+        parts = urlsplit(url)
+        if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
+            raise InsecureTransportError(
+                f"refusing to send credentials over plain HTTP to {parts.hostname}; "
+                "use an https:// host (plain http is allowed only for loopback)"
+            )
+
+    @staticmethod
+    def error_for(
+        response: httpx.Response, *, service: str = "", method: str = "", url: str = ""
+    ) -> ApiError:
+        """The typed error for an error response (its body must have been read)."""
+        status = response.status_code
+        message, body = server_message(response)
+        url = url or redact_url(response.request.url)
+        method = method or response.request.method
+        cls = error_class_for_status(status)
+        reason = response.reason_phrase or "error"
+        text = f"{method} {url} -> {status} {reason}"
+        if message:
+            text += f": {message}"
+        kwargs: dict[str, Any] = dict(status=status, method=method, url=url, service=service,
+                                      server_message=message, body=body)
+        if cls is RateLimitedError:
+            kwargs["retry_after"] = parse_retry_after(response.headers.get("Retry-After"))
+        return cls(text, **kwargs)

@@ -1,0 +1,154 @@
+"""``SparcClient``: one object, one configuration, one connection pool, every SPARC service.
+
+Example::
+
+    from sparc.client import SparcClient
+
+    with SparcClient(connect=False, config_file="config.ini") as client:
+        client.pennsieve.list_datasets(query="cancer", limit=2)
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from sparc.client.config import Config
+from sparc.client.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sparc.client._http import HttpCore
+    from sparc.client.services._base import ServiceBase
+    from sparc.client.services.pennsieve import PennsieveService
+
+__all__ = ["SparcClient"]
+
+log = logging.getLogger("sparc.client")
+
+#: Built-in services: attribute name -> "module:Class", imported on first use.
+BUILTIN_SERVICES: dict[str, str] = {
+    "pennsieve": "sparc.client.services.pennsieve:PennsieveService",
+}
+
+
+class SparcClient:
+    """The entry point to SPARC services.
+
+    Parameters:
+        config_file: optional INI file with a ``[global] default_profile=NAME`` and one section
+            per profile. A missing file gives the defaults (with a warning); environment
+            variables (``PENNSIEVE_API_HOST``, ``O2SPARC_HOST``, ...) override it.
+        connect: call ``connect()`` on every service now (sign in where credentials are set).
+        profile: the profile to use instead of ``default_profile``.
+
+    Services are attributes, built on first use: ``client.pennsieve``.
+    """
+
+    def __init__(
+        self,
+        config_file: str | os.PathLike[str] | None = None,
+        connect: bool = False,
+        profile: str | None = None,
+    ) -> None:
+        self.config = Config.load(config_file, profile=profile)
+        self._http: HttpCore | None = None
+        self._services: dict[str, ServiceBase | Any] = {}
+        self._factories: dict[str, str] = dict(BUILTIN_SERVICES)
+        self.module_names: list[str] = list(self._factories)
+        if connect:
+            self.connect()
+
+    # -- services -----------------------------------------------------------------------------
+    @property
+    def http(self) -> "HttpCore":
+        """The shared HTTP core (one connection pool for every service)."""
+        if self._http is None or self._http.closed:
+            from sparc.client._http import HttpCore
+
+            self._http = HttpCore()
+        return self._http
+
+    def _service(self, name: str) -> Any:
+        if name not in self._services:
+            module_name, _, class_name = self._factories[name].partition(":")
+            cls = getattr(importlib.import_module(module_name), class_name)
+            self._services[name] = cls(config=self.config, connect=False, http=self.http)
+        return self._services[name]
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for attributes not found normally: the lazily built services.
+        factories = self.__dict__.get("_factories", {})
+        if name in factories:
+            return self._service(name)
+        raise AttributeError(f"{type(self).__name__!s} has no attribute or service {name!r}")
+
+    @property
+    def pennsieve(self) -> "PennsieveService":
+        """Pennsieve Discover (public data) and, with credentials, the Pennsieve API."""
+        return self._service("pennsieve")
+
+    def add_module(
+        self,
+        paths: str | list[str],
+        config: Mapping[str, Any] | None = None,
+        connect: bool = True,
+    ) -> None:
+        """Add third-party services: every concrete ``ServiceBase`` subclass in the module(s).
+
+        The service is reachable as ``client.<last part of the module path>``. Example::
+
+            client.add_module("mylab.sparc_ext", config={"token": "..."}, connect=False)
+            client.sparc_ext.info()
+        """
+        from sparc.client.services._base import ServiceBase
+
+        for path in [paths] if isinstance(paths, str) else paths:
+            module = importlib.import_module(path)
+            attribute_name = path.rsplit(".", 1)[-1]
+            classes = [
+                obj for obj in vars(module).values()
+                if inspect.isclass(obj) and issubclass(obj, ServiceBase)
+                and not inspect.isabstract(obj) and obj.__module__ == module.__name__
+            ]
+            if not classes:
+                raise ConfigError(f"module {path!r} defines no concrete ServiceBase subclass")
+            service_config = config if config is not None else self.config
+            service = classes[0](config=service_config, connect=connect)
+            self._services[attribute_name] = service
+            self._factories.setdefault(attribute_name, f"{module.__name__}:{classes[0].__name__}")
+            if attribute_name not in self.module_names:
+                self.module_names.append(attribute_name)
+
+    def connect(self) -> bool:
+        """Call ``connect()`` on every service."""
+        for name in self.module_names:
+            self._service(name).connect()
+        return True
+
+    def get_config(self) -> Config:
+        """The configuration in use (profile values after environment overrides)."""
+        return self.config
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close every service and release the shared connection pool."""
+        for service in self._services.values():
+            close = getattr(service, "close", None)
+            if callable(close):
+                close()
+        if self._http is not None:
+            self._http.close()
+
+    def __enter__(self) -> "SparcClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        profile = f" profile={self.config.profile!r}" if self.config.profile else ""
+        return f"<SparcClient{profile} services={self.module_names}>"

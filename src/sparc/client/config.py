@@ -1,0 +1,189 @@
+"""Configuration: an optional INI file with profiles, overridden by environment variables.
+
+The file names a default profile in ``[global]`` and holds one section per profile::
+
+    [global]
+    default_profile = sandbox
+
+    [sandbox]
+    pennsieve_api_host = http://127.0.0.1:8000
+
+Each key can be overridden by the environment variable of the same name in upper case
+(``PENNSIEVE_API_HOST``). With no file at all, the public defaults apply. Example::
+
+    config = Config.load("config.ini", profile="sandbox")
+    config.pennsieve_api_host
+"""
+
+from __future__ import annotations
+
+import configparser
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from sparc.client.errors import ConfigError
+
+__all__ = ["Config", "DEFAULT_PENNSIEVE_API_HOST", "DEFAULT_O2SPARC_HOST", "SECRET_KEYS"]
+
+log = logging.getLogger("sparc.client")
+
+DEFAULT_PENNSIEVE_API_HOST = "https://api.pennsieve.io"
+DEFAULT_O2SPARC_HOST = "https://api.osparc.io"
+DEFAULT_SCICRUNCH_HOST = "https://scicrunch.org/api/1/"
+
+#: Keys whose values are never shown in ``repr``, logs or error messages.
+SECRET_KEYS = frozenset(
+    {"pennsieve_api_secret", "o2sparc_password", "scicrunch_api_key", "pennsieve_api_key",
+     "o2sparc_username"}
+)
+_HOST_KEYS = ("pennsieve_api_host", "o2sparc_host", "scicrunch_host")
+
+
+@dataclass(frozen=True)
+class Config(Mapping[str, Any]):
+    """The settings of one profile, after the environment has been applied.
+
+    It reads like the profile's INI section too: ``config["pennsieve_api_host"]``,
+    ``config.get("pennsieve_profile_name")``. Unknown keys (for third-party modules)
+    are kept in ``extra``.
+    """
+
+    pennsieve_api_host: str = DEFAULT_PENNSIEVE_API_HOST
+    pennsieve_api_key: str | None = field(default=None, repr=False)
+    pennsieve_api_secret: str | None = field(default=None, repr=False)
+    pennsieve_profile_name: str | None = None
+    o2sparc_host: str = DEFAULT_O2SPARC_HOST
+    o2sparc_username: str | None = field(default=None, repr=False)
+    o2sparc_password: str | None = field(default=None, repr=False)
+    scicrunch_host: str = DEFAULT_SCICRUNCH_HOST
+    scicrunch_api_key: str | None = field(default=None, repr=False)
+    profile: str | None = None
+    source: Path | None = None
+    extra: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def load(
+        cls,
+        config_file: str | os.PathLike[str] | None = None,
+        profile: str | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> "Config":
+        """Read ``config_file`` (optional) for ``profile`` (default: ``[global] default_profile``),
+        then apply environment overrides.
+
+        A ``config_file`` that does not exist gives the defaults, with a warning; one that exists
+        but cannot be parsed, or names a missing profile, raises :class:`ConfigError`.
+        """
+        values: dict[str, str] = {}
+        source: Path | None = None
+        if config_file is not None:
+            path = Path(config_file).expanduser()
+            if path.is_file():
+                source = path
+                profile, values = _read_profile(path, profile)
+            else:
+                log.warning("config file %s not found; using defaults and environment", path)
+                if profile is not None:
+                    raise ConfigError(
+                        f"profile {profile!r} asked for, but config file {str(path)!r} does not exist"
+                    )
+        return cls.from_mapping(values, profile=profile, source=source, environ=environ)
+
+    @classmethod
+    def from_mapping(
+        cls,
+        values: Mapping[str, Any],
+        *,
+        profile: str | None = None,
+        source: Path | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> "Config":
+        """Build from a plain mapping (e.g. an INI section), then apply environment overrides."""
+        env = os.environ if environ is None else environ
+        known = {f.name for f in fields(cls)} - {"profile", "source", "extra"}
+        merged: dict[str, Any] = {str(k).lower(): v for k, v in values.items()}
+        for key in known:
+            value = env.get(key.upper())
+            if value:
+                merged[key] = value
+        given = {k: (str(v) if v is not None else None) for k, v in merged.items() if k in known}
+        extra = {k: str(v) for k, v in merged.items() if k not in known}
+        for key in _HOST_KEYS:
+            if given.get(key) is not None:
+                given[key] = _check_host(key, given[key], source)
+            elif key in given:
+                del given[key]
+        return cls(profile=profile, source=source, extra=extra, **given)
+
+    def with_overrides(self, **changes: Any) -> "Config":
+        """A copy with some keys changed, e.g. ``config.with_overrides(pennsieve_api_host=url)``."""
+        for key in _HOST_KEYS:
+            if key in changes:
+                changes[key] = _check_host(key, changes[key], self.source)
+        return replace(self, **changes)
+
+    # -- mapping view -------------------------------------------------------------------------
+    def as_dict(self) -> dict[str, Any]:
+        """Every key with a value, including ``extra`` (secrets included: do not log it)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)
+               if f.name not in ("extra", "source") and getattr(self, f.name) is not None}
+        out.update(self.extra)
+        return out
+
+    def __getitem__(self, key: str) -> Any:
+        return self.as_dict()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.as_dict())
+
+    def __len__(self) -> int:
+        return len(self.as_dict())
+
+    def __repr__(self) -> str:
+        shown = {k: ("***" if k in SECRET_KEYS else v) for k, v in self.as_dict().items()}
+        where = f", source={str(self.source)!r}" if self.source else ""
+        return f"Config({shown}{where})"
+
+    __str__ = __repr__
+
+
+def _read_profile(path: Path, profile: str | None) -> tuple[str | None, dict[str, str]]:
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {str(path)!r} cannot be parsed: {exc}") from exc
+    if profile is None and parser.has_option("global", "default_profile"):
+        profile = parser.get("global", "default_profile").strip() or None
+    if profile is None:
+        for candidate in ("default", "sparc"):
+            if parser.has_section(candidate):
+                profile = candidate
+                break
+    if profile is None:
+        return None, dict(parser.defaults())
+    if not parser.has_section(profile):
+        sections = [s for s in parser.sections() if s != "global"]
+        raise ConfigError(
+            f"config file {str(path)!r} has no section [{profile}] for the profile asked for; "
+            f"its profiles are: {', '.join(sections) or 'none'}"
+        )
+    return profile, dict(parser.items(profile))
+
+
+def _check_host(key: str, value: str, source: Path | None) -> str:
+    url = value.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        where = f" in {str(source)!r}" if source else ""
+        raise ConfigError(
+            f"{key}{where} (or ${key.upper()}) must be an http(s) URL such as "
+            f"https://api.example.org, got {value!r}"
+        )
+    return url

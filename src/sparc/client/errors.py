@@ -1,0 +1,200 @@
+"""Every error sparc.client raises, in one tree.
+
+::
+
+    SparcError
+    ├── ConfigError (ValueError)              bad or missing configuration
+    │   ├── MissingCredentialsError           a call needs a key/secret that is not configured
+    │   └── InsecureTransportError            credentials would go over plain HTTP
+    ├── TransportError (ConnectionError)      network failure or timeout, after retries
+    ├── ApiError                              the server answered with an error
+    │   ├── InvalidRequestError (ValueError)  400 / 422: fix the arguments
+    │   ├── AuthenticationError (PermissionError)  401: sign in, or embargoed data
+    │   ├── PermissionDeniedError (PermissionError) 403
+    │   ├── NotFoundError (LookupError)       404: unknown dataset id, version or path
+    │   │   └── GoneError                     410: unpublished dataset (``.tombstone``)
+    │   ├── ConflictError                     409
+    │   ├── RateLimitedError                  429 (``.retry_after``)
+    │   ├── ServerError                       5xx
+    │   └── ArchiveError                      zipit reported an error inside a 200 ``!ERROR.txt``
+    └── DownloadError                         a file could not be saved intact (``.failures``)
+        ├── ChecksumMismatchError             size or sha256 differ from the catalogue
+        └── UnsafePathError (ValueError)      a server-given path would escape the output folder
+
+Every :class:`ApiError` carries ``status``, ``method``, ``url`` (secrets stripped),
+``service`` and ``server_message`` (the server's own words). Example::
+
+    try:
+        client.pennsieve.get_dataset(999999)
+    except NotFoundError as err:
+        print(err.status, err.server_message)   # 404 999999
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = [
+    "SparcError",
+    "ConfigError",
+    "MissingCredentialsError",
+    "InsecureTransportError",
+    "TransportError",
+    "ApiError",
+    "InvalidRequestError",
+    "AuthenticationError",
+    "PermissionDeniedError",
+    "NotFoundError",
+    "GoneError",
+    "ConflictError",
+    "RateLimitedError",
+    "ServerError",
+    "ArchiveError",
+    "DownloadError",
+    "ChecksumMismatchError",
+    "UnsafePathError",
+]
+
+
+class SparcError(Exception):
+    """Base of every error raised by sparc.client."""
+
+
+class ConfigError(SparcError, ValueError):
+    """The configuration (file, profile, environment or argument) is wrong or incomplete."""
+
+
+class MissingCredentialsError(ConfigError):
+    """The call needs credentials that are not configured."""
+
+
+class InsecureTransportError(ConfigError):
+    """Credentials would be sent over plain HTTP to a host that is not loopback."""
+
+
+class TransportError(SparcError, ConnectionError):
+    """The request did not get an answer (connection refused or dropped, timeout), after retries."""
+
+    def __init__(self, message: str, *, method: str = "", url: str = "") -> None:
+        super().__init__(message)
+        self.method = method
+        self.url = url
+
+
+class ApiError(SparcError):
+    """The server answered with an error status."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        method: str = "",
+        url: str = "",
+        service: str = "",
+        server_message: str | None = None,
+        body: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.method = method
+        self.url = url
+        self.service = service
+        self.server_message = server_message
+        self.body = body
+
+
+class InvalidRequestError(ApiError, ValueError):
+    """400/422: the server rejected the arguments."""
+
+
+class AuthenticationError(ApiError, PermissionError):
+    """401: credentials missing or refused (also: embargoed data without access)."""
+
+
+class PermissionDeniedError(ApiError, PermissionError):
+    """403: not allowed (or a download over the size cap, or an expired link)."""
+
+
+class NotFoundError(ApiError, LookupError):
+    """404: no such dataset, version, file or route."""
+
+
+class GoneError(NotFoundError):
+    """410: the dataset was unpublished; ``tombstone`` holds what the server still says of it."""
+
+    @property
+    def tombstone(self) -> dict[str, Any] | None:
+        return self.body if isinstance(self.body, dict) else None
+
+
+class ConflictError(ApiError):
+    """409: the request conflicts with the resource's state."""
+
+
+class RateLimitedError(ApiError):
+    """429: too many requests; ``retry_after`` is the server's advice in seconds."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class ServerError(ApiError):
+    """5xx: the server failed."""
+
+
+class ArchiveError(ApiError):
+    """The zipit archive service answered 200 with an ``!ERROR.txt`` attachment."""
+
+
+class DownloadError(SparcError):
+    """One or more files could not be saved intact; ``failures`` maps each path to its error."""
+
+    def __init__(self, message: str, *, failures: dict[str, BaseException] | None = None) -> None:
+        super().__init__(message)
+        self.failures = failures or {}
+
+
+class ChecksumMismatchError(DownloadError):
+    """The bytes received differ (size or sha256) from what the catalogue promises."""
+
+
+class UnsafePathError(DownloadError, ValueError):
+    """A path from the server would write outside the chosen output folder."""
+
+    def __init__(self, path: str, reason: str = "escapes the output folder") -> None:
+        super().__init__(f"refusing unsafe path {path!r}: {reason}")
+        self.path = path
+
+
+_STATUS_ERRORS: dict[int, type[ApiError]] = {
+    400: InvalidRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    410: GoneError,
+    422: InvalidRequestError,
+    429: RateLimitedError,
+}
+
+
+def error_class_for_status(status: int) -> type[ApiError]:
+    """The most specific :class:`ApiError` subclass for an HTTP status."""
+    if status in _STATUS_ERRORS:
+        return _STATUS_ERRORS[status]
+    if status >= 500:
+        return ServerError
+    if 400 <= status < 500:
+        return InvalidRequestError
+    return ApiError
+
+
+def summarize_failures(failures: dict[str, BaseException], what: str = "files") -> str:
+    """One line naming how many items failed and the first few reasons."""
+    head: Sequence[tuple[str, BaseException]] = list(failures.items())[:3]
+    detail = "; ".join(f"{path}: {err}" for path, err in head)
+    more = f" (+{len(failures) - len(head)} more)" if len(failures) > len(head) else ""
+    return f"{len(failures)} {what} failed: {detail}{more}"

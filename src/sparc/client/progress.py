@@ -1,0 +1,36 @@
+"""Progress bars (tqdm, on stderr), which callers can switch off or force on.
+
+``progress=None`` means: show bars when stderr is a terminal. Example::
+
+    with byte_bar(total=1024, desc="file.csv", progress=True) as bar:
+        bar.update(512)
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+
+def bars_enabled(progress: bool | None) -> bool:
+    """Resolve the ``progress`` argument: ``None`` -> only when stderr is a TTY."""
+    if progress is None:
+        return bool(getattr(sys.stderr, "isatty", lambda: False)())
+    return progress
+
+
+def byte_bar(total: int | None, desc: str, progress: bool | None, initial: int = 0) -> Any:
+    """A tqdm bar counting bytes (a no-op bar when disabled)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, unit="B", unit_scale=True,
+                unit_divisor=1024, disable=not bars_enabled(progress), file=sys.stderr,
+                leave=False, dynamic_ncols=True)
+
+
+def count_bar(total: int | None, desc: str, progress: bool | None, unit: str = "file") -> Any:
+    """A tqdm bar counting items (files, pages)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, disable=not bars_enabled(progress),
+                file=sys.stderr, dynamic_ncols=True)

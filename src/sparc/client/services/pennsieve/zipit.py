@@ -1,0 +1,102 @@
+"""Saving what the zipit archive service streams back.
+
+zipit always answers 200: a raw file (one file asked for), a stored ZIP (several), or an
+``!ERROR.txt`` attachment holding ``{"status", "error", "info"}`` when it failed. The error is
+detected from the headers before any byte is saved, and raised as :class:`ArchiveError`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+import zipfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import httpx
+
+from sparc.client._download import CHUNK_SIZE
+from sparc.client.errors import ArchiveError, DownloadError, UnsafePathError
+from sparc.client.progress import byte_bar
+
+ERROR_ATTACHMENT = "!ERROR.txt"
+_FILENAME = re.compile(r"""filename\*?=(?:UTF-8'')?"?([^";]+)"?""", re.IGNORECASE)
+
+
+def attachment_name(response: httpx.Response) -> str | None:
+    """The file name in ``Content-Disposition``, percent-decoded."""
+    match = _FILENAME.search(response.headers.get("content-disposition", ""))
+    return unquote(match.group(1)) if match else None
+
+
+def raise_for_zipit_error(response: httpx.Response) -> None:
+    """Raise :class:`ArchiveError` when zipit sent its ``!ERROR.txt`` instead of data."""
+    if attachment_name(response) != ERROR_ATTACHMENT:
+        return
+    text = response.read().decode("utf-8", "replace")
+    try:
+        body: Any = json.loads(text)
+    except ValueError:
+        body = {"error": text.strip()}
+    status = int(body.get("status") or 500) if isinstance(body, dict) else 500
+    message = body.get("error", text) if isinstance(body, dict) else text
+    info = body.get("info") if isinstance(body, dict) else None
+    detail = f"{message} ({info})" if info else str(message)
+    raise ArchiveError(f"zipit could not build the archive: {detail}", status=status,
+                       method="POST", url=str(response.request.url), service="pennsieve",
+                       server_message=str(message), body=body)
+
+
+def save_zipit_response(response: httpx.Response, output_name: str | os.PathLike[str] | None,
+                        *, progress: bool | None = None) -> Path:
+    """Stream a zipit answer to disk (temporary name, then rename) and return its path.
+
+    A ZIP is checked (every entry's CRC) before it is renamed into place.
+    """
+    raise_for_zipit_error(response)
+    name = attachment_name(response) or "pennsieve-data.zip"
+    if "/" in name or "\\" in name or name in (".", ".."):
+        raise UnsafePathError(name, "zipit gave a file name with a folder in it")
+    is_zip = "zip" in response.headers.get("content-type", "") or name.endswith(".zip")
+    dest = _archive_target(output_name, name, is_zip)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f"{dest.name}.{uuid.uuid4().hex[:8]}.incomplete")
+    total = response.headers.get("content-length")
+    try:
+        with tmp.open("wb") as handle, byte_bar(int(total) if total else None, dest.name,
+                                                  progress) as bar:
+            for chunk in response.iter_bytes(CHUNK_SIZE):
+                handle.write(chunk)
+                bar.update(len(chunk))
+        if total is not None and tmp.stat().st_size != int(total):
+            raise DownloadError(f"{dest.name}: got {tmp.stat().st_size} of {total} bytes")
+        if is_zip:
+            _check_zip(tmp, dest.name)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dest
+
+
+def _archive_target(output_name: str | os.PathLike[str] | None, name: str, is_zip: bool) -> Path:
+    if output_name is None:
+        return Path.cwd() / name
+    path = Path(output_name).expanduser()
+    if path.is_dir():
+        return path / name
+    if is_zip and path.suffix.lower() != ".zip":
+        path = path.with_name(path.name + ".zip")
+    return path
+
+
+def _check_zip(path: Path, label: str) -> None:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except zipfile.BadZipFile as exc:
+        raise DownloadError(f"{label}: the archive received is not a valid ZIP ({exc})") from exc
+    if bad is not None:
+        raise DownloadError(f"{label}: entry {bad!r} of the archive is corrupt (CRC mismatch)")
