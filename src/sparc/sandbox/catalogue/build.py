@@ -55,6 +55,10 @@ FILE_TYPES: dict[str, tuple[str, str, str]] = {
     "nii": ("NIFTI", "MRI", "ClinicalImageBrain"),
     "edf": ("EDF", "TimeSeries", "Timeseries"),
 }
+README_TEXT = {  # indexed for search like the real readme (33 is found by "cancer" through it)
+    33: "Colon specimens were obtained from patients undergoing anterior resection for colon cancer.",
+    93: "DiFC detections of circulating tumor cells in mice with LLC and MM tumors.",
+}
 GENERIC = ("GenericData", "Unknown", "Generic")
 
 FIRST = ["Amber", "Jaclyn", "Eric", "Nicole", "Donald", "Maria", "Wei", "Lauren", "Rajesh", "Sofia",
@@ -104,6 +108,7 @@ class Version:
 
     dto: dict[str, Any]
     files: list[FileSpec] = field(default_factory=list)
+    readme: str = ""
 
 
 class Builder:
@@ -332,7 +337,7 @@ class Builder:
         for v in sorted(self.versions, key=lambda v: (v.dto["id"], v.dto["version"])):
             v.dto["fileCount"] = v.dto["fileCount"] or len(v.files)
             v.dto["size"] = v.dto["size"] or sum(f.size for f in v.files)
-            datasets.append({"dto": v.dto, "files": [f.entry() for f in v.files]})
+            datasets.append({"dto": v.dto, "readme": v.readme, "files": [f.entry() for f in v.files]})
         return {"format": FORMAT, "seed": SEED, "datasets": datasets, "tombstones": self.tombstones,
                 "records": self.records}
 
@@ -348,7 +353,8 @@ class Builder:
             files += self.sized(paths, dto["size"] - 12_000 - (200 * n + 5_000))
             target = self.manifest(dto, files, None).size + 64
             files[-1].size += dto["size"] - sum(f.size for f in files) - target
-            self.add(dto, files, models or None, manifest_size=target)
+            version = self.add(dto, files, models or None, manifest_size=target)
+            version.readme = README_TEXT.get(dto["id"], "")
 
     def dataset_90(self) -> None:
         """90 v1: files/ sums to 1140301577 (incl. a 1 GiB file), metadata/ to 48774, as captured."""

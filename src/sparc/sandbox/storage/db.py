@@ -36,7 +36,7 @@ CREATE INDEX dirs_parent ON dirs (dataset_pk, parent, name);
 CREATE TABLE records (pk INTEGER PRIMARY KEY, dataset_id INTEGER NOT NULL, version INTEGER NOT NULL,
     model TEXT NOT NULL, organization_name TEXT, properties TEXT NOT NULL);
 CREATE INDEX records_model ON records (model);
-CREATE VIRTUAL TABLE datasets_fts USING fts5(name, description, tags, contributors,
+CREATE VIRTUAL TABLE datasets_fts USING fts5(name, description, tags, contributors, readme,
     tokenize = 'porter unicode61');
 CREATE VIRTUAL TABLE files_fts USING fts5(name, path, tokenize = 'unicode61');
 """
@@ -97,9 +97,9 @@ def load_catalogue(conn: sqlite3.Connection, catalogue: dict[str, Any]) -> None:
              json.dumps([t.lower() for t in dto["tags"]]), json.dumps(dto)))
         pk = cur.lastrowid
         contributors = " ".join(f"{c['firstName']} {c['lastName']}" for c in dto["contributors"])
-        conn.execute("INSERT INTO datasets_fts (rowid, name, description, tags, contributors) "
-                     "VALUES (?,?,?,?,?)", (pk, dto["name"], dto["description"], " ".join(dto["tags"]),
-                                            contributors))
+        conn.execute("INSERT INTO datasets_fts (rowid, name, description, tags, contributors, readme) "
+                     "VALUES (?,?,?,?,?,?)", (pk, dto["name"], dto["description"], " ".join(dto["tags"]),
+                                              contributors, entry.get("readme", "")))
         _load_files(conn, pk, dto, entry["files"])
     for tomb in catalogue["tombstones"]:
         conn.execute("INSERT INTO tombstones VALUES (?,?,?,?)",

@@ -1,0 +1,173 @@
+"""The sandbox app factory, the ``sparc sandbox serve`` entry point and an in-thread server for benchmarks."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import socket
+import sys
+import tempfile
+import threading
+from collections.abc import Generator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Mount
+
+from sparc.sandbox import control
+from sparc.sandbox.assets import routes as assets
+from sparc.sandbox.assets.signing import Signer
+from sparc.sandbox.http import SandboxError, render_error
+from sparc.sandbox.pennsieve import routes as discover
+from sparc.sandbox.pennsieve import zipit
+from sparc.sandbox.pennsieve.models import Discover
+from sparc.sandbox.storage.db import open_database
+
+DEFAULT_API_KEY = "sandbox-key"
+DEFAULT_API_SECRET = "sandbox-secret"
+
+
+@dataclass(frozen=True)
+class SandboxSettings:
+    """Everything that configures one sandbox server."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    data_dir: Path | None = None
+    api_key: str = DEFAULT_API_KEY
+    api_secret: str = DEFAULT_API_SECRET
+    url_expiry: int = 3600
+    download_size_cap: int = 10 * 10**9
+    time_scale: float = 1.0
+    archive_size_cap: int = 5 * 10**9
+
+
+def create_app(settings: SandboxSettings) -> Starlette:
+    """The sandbox ASGI app; state lives on ``app.state``. ``settings.data_dir`` must be set."""
+    if settings.data_dir is None:
+        raise ValueError("create_app needs settings.data_dir")
+    stats = control.Stats()
+    app = Starlette(
+        routes=[
+            Mount("/discover", routes=discover.routes),
+            Mount("/zipit", routes=zipit.routes),
+            Mount("/_assets", routes=assets.routes),
+            Mount(control.CONTROL_PREFIX, routes=control.routes),
+        ],
+        middleware=[Middleware(control.StatsMiddleware, stats=stats)],
+        exception_handlers={SandboxError: render_error},
+    )
+    db = open_database(Path(settings.data_dir))
+    app.state.settings = settings
+    app.state.db = db
+    app.state.discover = Discover(db)
+    app.state.signer = Signer(secrets.token_bytes(32), settings.url_expiry)
+    app.state.stats = stats
+    return app
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket (port 0 → a free port)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def base_url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+class _Server(uvicorn.Server):
+    """uvicorn with a start-up announcement, and SIGINT/SIGTERM ending ``run`` normally."""
+
+    def __init__(self, config: uvicorn.Config, announce: str | None = None) -> None:
+        super().__init__(config)
+        self.announce = announce
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started and self.announce:
+            print(self.announce, flush=True)
+            print(f"export PENNSIEVE_API_HOST={self.announce}", flush=True)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        import signal
+
+        previous = {s: signal.signal(s, self.handle_exit) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _config(app: Starlette) -> uvicorn.Config:
+    return uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000, data_dir: Path | None = None,
+          api_key: str | None = None, api_secret: str | None = None, url_expiry: int = 3600,
+          download_size_cap: int = 10 * 10**9, time_scale: float = 1.0) -> int:
+    """Serve the sandbox until SIGINT/SIGTERM; print the base URL (first stdout line), then exports."""
+    with contextlib.ExitStack() as stack:
+        if data_dir is None:
+            data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sparc-sandbox-")))
+        settings = SandboxSettings(host=host, port=port, data_dir=Path(data_dir),
+                                   api_key=api_key or DEFAULT_API_KEY,
+                                   api_secret=api_secret or DEFAULT_API_SECRET, url_expiry=url_expiry,
+                                   download_size_cap=download_size_cap, time_scale=time_scale)
+        app = create_app(settings)
+        sock = stack.enter_context(bind(host, port))
+        print(f"sandbox user: api key {settings.api_key!r}, api secret {settings.api_secret!r}",
+              file=sys.stderr, flush=True)
+        _Server(_config(app), announce=base_url(sock)).run(sockets=[sock])
+        app.state.db.close()
+    return 0
+
+
+class SandboxServer:
+    """The sandbox app served by uvicorn in a background thread (``with SandboxServer() as s: s.url``)."""
+
+    def __init__(self, settings: SandboxSettings | None = None) -> None:
+        self.settings = settings or SandboxSettings()
+        self.url = ""
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._thread: threading.Thread | None = None
+        self._server: _Server | None = None
+
+    def __enter__(self) -> "SandboxServer":
+        settings = self.settings
+        if settings.data_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="sparc-sandbox-")
+            settings = SandboxSettings(**{**settings.__dict__, "data_dir": Path(self._tmp.name)})
+        self.app = create_app(settings)
+        sock = bind(settings.host, settings.port)
+        self.url = base_url(sock)
+        self._server = _Server(_config(self.app))
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self._thread.start()
+        while not self._server.started and self._thread.is_alive():
+            threading.Event().wait(0.01)
+        return self
+
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        assert self._server and self._thread
+        self._server.should_exit = True
+        self._thread.join(10)
+        self.app.state.db.close()
+        if self._tmp:
+            self._tmp.cleanup()
