@@ -115,14 +115,14 @@ class Discover:
         return [json.loads(r["dto"]) for r in rows]
 
     def by_doi(self, doi: str) -> dict[str, Any]:
-        row = self.conn.execute("SELECT id FROM datasets WHERE lower(doi) = lower(?) AND latest = 1",
-                                (doi,)).fetchone()
+        """The dataset version published under ``doi``."""
         tomb = self.conn.execute("SELECT dto FROM tombstones WHERE lower(doi) = lower(?)", (doi,)).fetchone()
         if tomb:
             raise errors.gone(json.loads(tomb["dto"]))
+        row = self.conn.execute("SELECT dto FROM datasets WHERE lower(doi) = lower(?)", (doi,)).fetchone()
         if row is None:
             raise errors.not_found(doi)
-        return self.dataset(row["id"])
+        return json.loads(row["dto"])
 
     def by_dois(self, dois: list[str]) -> dict[str, Any]:
         if not dois:
