@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -40,9 +40,8 @@ class ZipitError(SandboxError):
 async def parse_body(request: Request) -> dict[str, Any]:
     """The ``data`` object of a JSON body or of a form field ``data=<json>``; validated."""
     try:
-        if request.headers.get("content-type", "").startswith(("application/x-www-form-urlencoded",
-                                                               "multipart/form-data")):
-            data = json.loads(str((await request.form()).get("data", "")))
+        if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+            data = json.loads(parse_qs((await request.body()).decode())["data"][0])
         else:
             data = json.loads(await request.body()).get("data")
         data["datasetId"], data["version"] = int(data["datasetId"]), int(data["version"])
