@@ -11,7 +11,6 @@ Example::
 from __future__ import annotations
 
 import importlib
-import inspect
 import logging
 import os
 from collections.abc import Mapping
@@ -104,6 +103,8 @@ class SparcClient:
             client.add_module("mylab.sparc_ext", config={"token": "..."}, connect=False)
             client.sparc_ext.info()
         """
+        import inspect
+
         from sparc.client.services._base import ServiceBase
 
         for path in [paths] if isinstance(paths, str) else paths:

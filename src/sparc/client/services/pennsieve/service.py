@@ -391,8 +391,11 @@ class PennsieveService(ServiceBase):
         max_workers = _check_count("max_workers", max_workers, 1)
         base = self._version_path(dataset_id, version)
         dataset_id, version = (int(p) for p in base.split("/")[2::2])
-        wanted = [paths] if isinstance(paths, str) else list(paths or [""])
-        entries = self._manifest_entries(dataset_id, version, [p.strip("/") for p in wanted])
+        if paths is None:  # the whole version: every top-level file and folder
+            wanted = [n["path"] for n in self._browse(base, None, 500)]
+        else:
+            wanted = [p.strip("/") for p in ([paths] if isinstance(paths, str) else paths)]
+        entries = self._manifest_entries(dataset_id, version, wanted) if wanted else []
         if not entries:
             raise NotFoundError(
                 f"nothing to download: no file of dataset {dataset_id} version {version} "
@@ -441,7 +444,7 @@ class PennsieveService(ServiceBase):
         except PermissionDeniedError:
             if len(paths) == 1:
                 children = [n["path"] for n in self._browse(
-                    f"/datasets/{dataset_id}/versions/{version}", paths[0] or None, 500)]
+                    f"/datasets/{dataset_id}/versions/{version}", paths[0], 500)]
                 if not children or children == paths:
                     raise
                 paths = children

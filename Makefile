@@ -1,0 +1,39 @@
+# Two commands set everything up on a fresh machine with Python 3.11+ and make:
+#   make demo   - create the environment, start the sandbox, run the guide's flow against it
+#   make test   - create the environment if needed, run the whole test suite
+SHELL := /bin/bash
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+	&& echo $$p && break; done)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: env demo test test-slow bench catalogue clean
+
+env: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required (set PYTHON=...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+demo: env
+	$(BIN)/python examples/guide_demo.py
+
+test: env
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+test-slow: env
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m slow
+
+bench: env
+	$(BIN)/python bench/import_time.py
+
+catalogue: env
+	$(BIN)/python -m sparc.sandbox.catalogue.build
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache

@@ -1,0 +1,161 @@
+"""Every public method of client.pennsieve over real HTTP, with bad inputs and their errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from sparc.client import SparcClient
+from sparc.client.errors import (
+    AuthenticationError,
+    GoneError,
+    InvalidRequestError,
+    NotFoundError,
+    SparcError,
+)
+
+
+def test_list_filenames_derives_paths(client: SparcClient) -> None:
+    names = client.pennsieve.list_filenames(dataset_id=90, query="manifest", file_type="json")
+    assert sorted(names) == ["manifest.json", "revisions/1/manifest.json"]
+
+
+def test_get_dataset_and_versions(client: SparcClient) -> None:
+    dataset = client.pennsieve.get_dataset(90)
+    assert dataset["id"] == 90 and dataset["version"] >= 1
+    assert client.pennsieve.get_dataset(90, version=1)["version"] == 1
+    versions = client.pennsieve.list_versions(90)
+    assert [v["version"] for v in versions] and all(v["id"] == 90 for v in versions)
+
+
+def test_a_dataset_with_several_versions(client: SparcClient) -> None:
+    multi = next(d for d in client.pennsieve.iter_datasets()
+                 if len(client.pennsieve.list_versions(d["id"])) > 1)
+    versions = sorted(v["version"] for v in client.pennsieve.list_versions(multi["id"]))
+    assert versions[-1] == multi["version"] and len(versions) >= 2
+    old = client.pennsieve.browse(multi["id"], version=versions[0])
+    assert old and all(n["datasetVersion"] == versions[0] for n in old)
+
+
+def test_unknown_dataset_is_not_found(client: SparcClient) -> None:
+    with pytest.raises(NotFoundError) as info:
+        client.pennsieve.get_dataset(987654)
+    assert info.value.status == 404 and info.value.server_message == "987654"
+    assert "987654" in str(info.value)
+    with pytest.raises(NotFoundError):
+        client.pennsieve.get_dataset(90, version=999)
+
+
+def test_unpublished_dataset_is_gone_with_tombstone(client: SparcClient) -> None:
+    gone_id = _find_tombstoned(client)
+    with pytest.raises(GoneError) as info:
+        client.pennsieve.get_dataset(gone_id)
+    assert info.value.tombstone["status"] == "UNPUBLISHED"
+    assert info.value.tombstone["id"] == gone_id
+
+
+def _find_tombstoned(client: SparcClient) -> int:
+    listed = {d["id"] for d in client.pennsieve.iter_datasets()}
+    for candidate in range(1, 1000):
+        if candidate in listed:
+            continue
+        try:
+            client.pennsieve.get_dataset(candidate)
+        except GoneError:
+            return candidate
+        except NotFoundError:
+            continue
+    raise AssertionError("the sandbox catalogue has no unpublished dataset")
+
+
+def test_embargoed_files_need_access(client: SparcClient) -> None:
+    assert client.pennsieve.get_dataset(275)["embargo"] is True
+    with pytest.raises(AuthenticationError) as info:
+        client.pennsieve.browse(275)
+    assert info.value.status == 401
+    embargoed = client.pennsieve.list_datasets(embargo=True, limit=50)["datasets"]
+    assert embargoed and all(d["embargo"] for d in embargoed)
+
+
+def test_browse_one_level_directories_first(client: SparcClient) -> None:
+    nodes = client.pennsieve.browse(90, version=1)
+    kinds = [n["type"] for n in nodes]
+    assert kinds == sorted(kinds)  # "Directory" < "File"
+    dirs = [n["name"] for n in nodes if n["type"] == "Directory"]
+    assert dirs == sorted(dirs) and {"files", "metadata"} <= set(dirs)
+    assert len(nodes) == 6
+    records = client.pennsieve.browse(90, path="metadata/records")
+    assert {n["name"] for n in records} >= {"researcher.csv", "award.csv"}
+    assert client.pennsieve.browse(90, path="no/such/folder") == []
+
+
+def test_walk_lists_every_file_below(client: SparcClient) -> None:
+    files = list(client.pennsieve.walk(90, path="metadata/records"))
+    assert len(files) == 8 and all(f["type"] == "File" for f in files)
+    assert all(f["path"].startswith("metadata/records/") for f in files)
+    with pytest.raises(NotFoundError, match="not a folder"):
+        list(client.pennsieve.walk(90, path="no/such/folder"))
+
+
+def test_walk_deep_tree_pages_through_everything(client: SparcClient) -> None:
+    deep = max(client.pennsieve.iter_datasets(), key=lambda d: d["fileCount"])
+    count = sum(1 for _ in client.pennsieve.walk(deep["id"]))
+    assert count >= 10_000
+    assert count == len(client.pennsieve.get_metadata(deep["id"])["files"])
+
+
+def test_iterators_cover_every_page(client: SparcClient) -> None:
+    total = client.pennsieve.list_datasets(limit=1)["totalCount"]
+    ids = [d["id"] for d in client.pennsieve.iter_datasets(page_size=7)]
+    assert len(ids) == total == len(set(ids)) >= 25
+    records = list(client.pennsieve.iter_records(model="researcher", page_size=50))
+    assert len(records) == client.pennsieve.list_records(model="researcher")["totalCount"]
+    hits = list(client.pennsieve.iter_files(dataset_id=90, query="csv", page_size=3))
+    assert hits and all(h["datasetId"] == 90 for h in hits)
+
+
+def test_filters_reach_the_server(client: SparcClient) -> None:
+    sparc = client.pennsieve.list_datasets(organization="SPARC", limit=100)["datasets"]
+    assert sparc and all(d["organizationName"] == "SPARC Consortium" for d in sparc)
+    by_id = client.pennsieve.list_datasets(organization_id=629, limit=100)["datasets"]
+    assert by_id and all(d["organizationId"] == 629 for d in by_id)
+    tagged = client.pennsieve.list_datasets(tags=["cancer"], limit=100)["datasets"]
+    assert tagged and all("cancer" in d["tags"] for d in tagged)
+    by_name = client.pennsieve.list_datasets(order_by="name", order_direction="asc", limit=100)
+    names = [d["name"] for d in by_name["datasets"]]
+    assert names == sorted(names, key=str.lower) or names == sorted(names)
+    assert client.pennsieve.list_tags()
+
+
+@pytest.mark.parametrize("call", [
+    lambda p: p.list_datasets(limit=-1),
+    lambda p: p.list_datasets(offset="x"),
+    lambda p: p.list_files(dataset_id="ninety"),
+    lambda p: p.get_dataset(90, version=0),
+])
+def test_bad_arguments_fail_before_the_network(client: SparcClient, call) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InvalidRequestError):
+        call(client.pennsieve)
+
+
+def test_bad_values_are_rejected_by_the_server(client: SparcClient) -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        client.pennsieve.list_datasets(order_by="colour")
+    assert info.value.status == 400 and info.value.server_message
+
+
+def test_generic_verbs(client: SparcClient) -> None:
+    assert client.pennsieve.get("/discover/datasets/90")["id"] == 90
+    assert client.pennsieve.get(f"{client.pennsieve.host}/discover/datasets/90")["id"] == 90
+    manifest = client.pennsieve.post(
+        "https://api.pennsieve.io/discover/datasets/90/versions/1/files/download-manifest",
+        json={"paths": ["metadata/records"]})
+    assert manifest["header"]["count"] == 8
+    with pytest.raises(NotFoundError):
+        client.pennsieve.get("/discover/no-such-route")
+    with pytest.raises(SparcError):
+        client.pennsieve.delete("/discover/datasets/90")
+
+
+def test_connect_and_info(client: SparcClient) -> None:
+    assert client.connect() is True
+    assert client.pennsieve.host in client.pennsieve.info()

@@ -1,0 +1,134 @@
+"""Configuration: INI profiles, environment overrides, clear errors."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from sparc.client import SparcClient
+from sparc.client.config import DEFAULT_PENNSIEVE_API_HOST, Config
+from sparc.client.errors import ConfigError
+
+INI = """\
+[global]
+default_profile = lab
+
+[lab]
+pennsieve_api_host = http://127.0.0.1:9999/
+pennsieve_profile_name = lab-profile
+o2sparc_username = alice
+o2sparc_password = s3cret
+custom_key = kept
+
+[other]
+pennsieve_api_host = https://api.example.org
+"""
+
+
+@pytest.fixture
+def ini(tmp_path: Path) -> Path:
+    path = tmp_path / "config.ini"
+    path.write_text(INI)
+    return path
+
+
+def test_defaults_without_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PENNSIEVE_API_HOST", raising=False)
+    config = Config.load(None, environ={})
+    assert config.pennsieve_api_host == DEFAULT_PENNSIEVE_API_HOST
+    assert config.o2sparc_host == "https://api.osparc.io"
+    assert config.profile is None and config.source is None
+
+
+def test_missing_file_warns_and_uses_defaults(tmp_path: Path,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="sparc.client"):
+        config = Config.load(tmp_path / "nope.ini", environ={})
+    assert config.pennsieve_api_host == DEFAULT_PENNSIEVE_API_HOST
+    assert "nope.ini" in caplog.text and "not found" in caplog.text
+
+
+def test_default_profile_read_and_host_normalised(ini: Path) -> None:
+    config = Config.load(ini, environ={})
+    assert config.profile == "lab"
+    assert config.source == ini
+    assert config.pennsieve_api_host == "http://127.0.0.1:9999"
+    assert config["pennsieve_profile_name"] == "lab-profile"
+    assert config.get("custom_key") == "kept"  # third-party keys survive
+
+
+def test_explicit_profile_wins(ini: Path) -> None:
+    assert Config.load(ini, profile="other", environ={}).pennsieve_api_host == \
+        "https://api.example.org"
+
+
+def test_environment_overrides_file(ini: Path) -> None:
+    config = Config.load(ini, environ={"PENNSIEVE_API_HOST": "https://env.example.org",
+                                       "O2SPARC_PASSWORD": "from-env"})
+    assert config.pennsieve_api_host == "https://env.example.org"
+    assert config.o2sparc_password == "from-env"
+
+
+def test_secrets_never_in_repr(ini: Path) -> None:
+    text = repr(Config.load(ini, environ={}))
+    assert "s3cret" not in text and "alice" not in text and "***" in text
+
+
+def test_unparsable_file_names_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.ini"
+    bad.write_text("this is not [ini\nkey without section = 1\n")
+    with pytest.raises(ConfigError, match="broken.ini"):
+        Config.load(bad, environ={})
+
+
+def test_unknown_profile_lists_profiles(ini: Path) -> None:
+    with pytest.raises(ConfigError, match=r"no section \[missing\].*lab, other"):
+        Config.load(ini, profile="missing", environ={})
+
+
+def test_bad_host_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "c.ini"
+    path.write_text("[global]\ndefault_profile=p\n[p]\npennsieve_api_host = ftp://x\n")
+    with pytest.raises(ConfigError, match="pennsieve_api_host.*http"):
+        Config.load(path, environ={})
+    with pytest.raises(ConfigError, match="PENNSIEVE_API_HOST"):
+        Config.load(None, environ={"PENNSIEVE_API_HOST": "not a url"})
+
+
+def test_sparc_client_surface(ini: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PENNSIEVE_API_HOST", raising=False)
+    with SparcClient(connect=False, config_file=str(ini)) as client:
+        assert client.module_names == ["pennsieve"]
+        assert client.get_config().profile == "lab"
+        assert client.pennsieve.host == "http://127.0.0.1:9999"
+        assert client.pennsieve.get_profile() == "lab-profile"
+        assert "127.0.0.1:9999" in client.pennsieve.info()
+        assert client.pennsieve.set_profile("other") == "other"
+        assert client.pennsieve.host == "https://api.example.org"
+        with pytest.raises(AttributeError, match="no attribute or service 'nothing'"):
+            client.nothing  # noqa: B018
+    assert client.http.closed is False  # a new pool is made on demand after close
+
+
+def test_set_profile_without_file_is_clear() -> None:
+    with SparcClient(connect=False) as client, pytest.raises(ConfigError, match="config_file"):
+        client.pennsieve.set_profile("lab")
+
+
+def test_add_module_third_party(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "labext.py").write_text(
+        "from sparc.client.services import ServiceBase\n"
+        "class LabService(ServiceBase):\n"
+        "    def connect(self): self.connected = True; return self\n"
+        "    def info(self): return 'lab'\n"
+        "    def get_profile(self): return self.config.get('token')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with SparcClient(connect=False) as client:
+        client.add_module("labext", config={"token": "t-1"}, connect=True)
+        assert "labext" in client.module_names
+        assert client.labext.connected and client.labext.get_profile() == "t-1"
+        with pytest.raises(ConfigError, match="no concrete ServiceBase"):
+            client.add_module("json", connect=False)

@@ -1,0 +1,77 @@
+"""Relative paths of Discover files for both URI layouts, and output-path safety."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sparc.client._download import safe_join
+from sparc.client.errors import UnsafePathError
+from sparc.client.services.pennsieve import file_ref, relative_path
+
+SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "specs" / "samples"
+
+
+def test_pre50_layout_strips_id_and_version() -> None:
+    hit = {"uri": "s3://pennsieve-prod-discover-publish-use1/90/1/revisions/1/manifest.json",
+           "datasetId": 90, "datasetVersion": 1, "name": "manifest.json"}
+    assert relative_path(hit) == "revisions/1/manifest.json"
+    ref = file_ref(hit)
+    assert (ref.dataset_id, ref.version, ref.path, ref.name) == (90, 1, "revisions/1/manifest.json",
+                                                                 "manifest.json")
+
+
+def test_50_layout_keeps_files_prefix() -> None:
+    hit = {"uri": "s3://prd-sparc-discover50-use1/396/files/primary/sub-1/a.proj",
+           "datasetId": 396, "datasetVersion": 3}
+    assert relative_path(hit) == "files/primary/sub-1/a.proj"
+
+
+def test_50_layout_folder_named_like_version_is_kept() -> None:
+    hit = {"uri": "s3://b/396/3", "datasetId": 396, "datasetVersion": 3}
+    assert relative_path(hit) == "3"
+
+
+@pytest.mark.skipif(not SAMPLES.is_dir(), reason="shared/ samples not beside the repo")
+def test_real_samples_all_give_paths_under_files() -> None:
+    data = json.loads((SAMPLES / "discover-search-files_items_sparc-datasets-11-292-396-426.json")
+                      .read_text())
+    for items in data.values():
+        for hit in items if isinstance(items, list) else [items]:
+            path = relative_path(hit)
+            assert path.startswith(("files/", "manifest.json", "revisions/")), path
+            assert not path.startswith(str(hit["datasetId"]))
+
+
+def test_browse_node_path_wins_and_ids_come_from_uri() -> None:
+    node = {"name": "a.csv", "path": "files/a.csv", "uri": "s3://b/90/1/files/a.csv",
+            "type": "File", "size": 3}
+    ref = file_ref(node)
+    assert (ref.dataset_id, ref.version, ref.path, ref.size) == (90, 1, "files/a.csv", 3)
+
+
+def test_foreign_uri_is_rejected() -> None:
+    with pytest.raises(ValueError, match="does not belong to dataset 5"):
+        relative_path({"uri": "s3://b/90/1/x", "datasetId": 5})
+    with pytest.raises(TypeError, match="file dict"):
+        file_ref("files/a.csv")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", ["../x", "a/../../x", "/etc/passwd", "C:\\x", "\\\\srv\\share",
+                                 "", "a\x00b"])
+def test_safe_join_rejects(tmp_path: Path, bad: str) -> None:
+    with pytest.raises(UnsafePathError):
+        safe_join(tmp_path, bad)
+
+
+def test_safe_join_rejects_links_out(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "link").symlink_to(outside)
+    with pytest.raises(UnsafePathError, match="link"):
+        safe_join(root, "link/file.txt")
+    assert safe_join(root, "a/./b.txt") == root / "a" / "b.txt"
