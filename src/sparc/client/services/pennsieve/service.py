@@ -400,7 +400,7 @@ class PennsieveService(ServiceBase):
             raise NotFoundError(
                 f"nothing to download: no file of dataset {dataset_id} version {version} "
                 f"matches {wanted}", status=404, service=SERVICE)
-        root = Path(output_dir)
+        root = Path(output_dir).expanduser().resolve()
         root.mkdir(parents=True, exist_ok=True)
         targets = [(e, safe_join(root, "/".join([*e["path"], e["fileName"]]))) for e in entries]
         saved: list[Path] = []
