@@ -31,6 +31,7 @@ test-slow: env
 
 bench: env
 	$(BIN)/python bench/import_time.py
+	$(BIN)/python bench/download.py
 
 catalogue: env
 	$(BIN)/python -m sparc.sandbox.catalogue.build

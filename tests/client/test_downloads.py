@@ -172,3 +172,17 @@ def _mid_size_file(client: SparcClient) -> dict:
             from sparc.client.services.pennsieve import relative_path
             return {**hit, "path": relative_path(hit)}
     raise AssertionError("no mid-size file in the sandbox catalogue")
+
+
+@pytest.mark.slow
+def test_one_gib_file_verified_in_constant_memory(client: SparcClient, tmp_path: Path) -> None:
+    import resource
+
+    node = client.pennsieve.get_file(90, "files/primary/sub-1/sam-1/recording_full.dat", 1)
+    assert node["size"] == 2**30
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    saved = client.pennsieve.download_file({**node, "datasetId": 90, "datasetVersion": 1},
+                                           output_name=tmp_path)
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert saved.stat().st_size == 2**30
+    assert grown_mib < 200  # streamed, never held in memory
