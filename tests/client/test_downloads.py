@@ -186,3 +186,14 @@ def test_one_gib_file_verified_in_constant_memory(client: SparcClient, tmp_path:
     grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert saved.stat().st_size == 2**30
     assert grown_mib < 200  # streamed, never held in memory
+
+
+def test_download_names_missing_paths(client: SparcClient, tmp_path: Path) -> None:
+    with pytest.raises(NotFoundError, match="'metadata/nope'"):
+        client.pennsieve.download(90, ["metadata/records", "metadata/nope"], tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_client_is_usable_after_close(client: SparcClient) -> None:
+    client.close()
+    assert client.pennsieve.get_dataset(90)["id"] == 90

@@ -141,6 +141,8 @@ class SparcClient:
             close = getattr(service, "close", None)
             if callable(close):
                 close()
+        for name in BUILTIN_SERVICES:  # rebuilt, with a fresh pool, if the client is used again
+            self._services.pop(name, None)
         if self._http is not None:
             self._http.close()
 

@@ -27,10 +27,3 @@ def byte_bar(total: int | None, desc: str, progress: bool | None, initial: int =
                 unit_divisor=1024, disable=not bars_enabled(progress), file=sys.stderr,
                 leave=False, dynamic_ncols=True)
 
-
-def count_bar(total: int | None, desc: str, progress: bool | None, unit: str = "file") -> Any:
-    """A tqdm bar counting items (files, pages)."""
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit=unit, disable=not bars_enabled(progress),
-                file=sys.stderr, dynamic_ncols=True)

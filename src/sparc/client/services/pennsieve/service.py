@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from sparc.client.errors import (
     SparcError,
     summarize_failures,
 )
-from sparc.client.progress import count_bar
+from sparc.client.progress import byte_bar
 from sparc.client.services._base import ServiceBase
 from sparc.client.services.pennsieve.paths import FileRef, file_ref, relative_path
 from sparc.client.services.pennsieve.zipit import save_zipit_response
@@ -347,19 +348,8 @@ class PennsieveService(ServiceBase):
         return self._download_archive(refs, output_name, progress)
 
     def _download_one(self, ref: FileRef, dest: Path, progress: bool | None) -> Path:
-        def remote() -> RemoteFile:
-            manifest = self.download_manifest(ref.dataset_id, [ref.path], ref.version)
-            matches = [e for e in manifest.get("data", [])
-                       if "/".join([*e.get("path", []), e["fileName"]]) == ref.path]
-            if not matches:
-                raise NotFoundError(
-                    f"dataset {ref.dataset_id} has no file {ref.path!r}", status=404,
-                    service=SERVICE)
-            entry = matches[0]
-            return RemoteFile(entry["url"], int(entry["size"]), entry.get("sha256"))
-
-        return fetch_to_file(self.http, remote(), dest, refresh=remote, progress=progress,
-                             service=SERVICE)
+        entry = self._manifest_entry(ref.dataset_id, ref.version, ref.path)
+        return self._fetch_entry(ref.dataset_id, ref.version, entry, dest, progress)
 
     def _download_archive(self, refs: list[FileRef], output_name: Any,
                           progress: bool | None) -> Path:
@@ -396,44 +386,66 @@ class PennsieveService(ServiceBase):
         else:
             wanted = [p.strip("/") for p in ([paths] if isinstance(paths, str) else paths)]
         entries = self._manifest_entries(dataset_id, version, wanted) if wanted else []
-        if not entries:
+        found = [_entry_path(e) for e in entries]
+        missing = [w for w in wanted if not any(f == w or f.startswith(w + "/") for f in found)]
+        if missing or not entries:
             raise NotFoundError(
-                f"nothing to download: no file of dataset {dataset_id} version {version} "
-                f"matches {wanted}", status=404, service=SERVICE)
+                f"dataset {dataset_id} version {version} has no file or folder "
+                f"{', '.join(map(repr, missing or wanted))}", status=404, service=SERVICE)
         root = Path(output_dir).expanduser().resolve()
         root.mkdir(parents=True, exist_ok=True)
-        targets = [(e, safe_join(root, "/".join([*e["path"], e["fileName"]]))) for e in entries]
+        targets = [(e, safe_join(root, _entry_path(e))) for e in entries]
         saved: list[Path] = []
         failures: dict[str, BaseException] = {}
+        lock = threading.Lock()
         total = sum(int(e["size"]) for e in entries)
-        with count_bar(len(targets), f"dataset {dataset_id} v{version}", progress) as bar, \
+        label = f"dataset {dataset_id} v{version}: {len(targets)} files"
+        with byte_bar(total, label, progress) as bar, \
                 ThreadPoolExecutor(max_workers=max_workers) as pool:
-            bar.set_postfix_str(f"{total / 2**20:.1f} MiB")
-            futures = {pool.submit(self._fetch_entry, dataset_id, version, entry, dest, progress
-                                   if progress and len(targets) == 1 else False): dest
-                       for entry, dest in targets}
+
+            def count(n: int) -> None:
+                with lock:
+                    bar.update(n)
+
+            def fetch(entry: Mapping[str, Any], dest: Path) -> Path:
+                moved = 0
+
+                def on_bytes(n: int) -> None:
+                    nonlocal moved
+                    moved += n
+                    count(n)
+
+                saved = self._fetch_entry(dataset_id, version, entry, dest, False, on_bytes)
+                count(max(0, int(entry["size"]) - moved))  # bytes skipped or resumed
+                return saved
+
+            futures = {pool.submit(fetch, entry, dest): dest for entry, dest in targets}
             for future in as_completed(futures):
-                dest = futures[future]
                 try:
                     saved.append(future.result())
                 except SparcError as exc:
-                    failures[str(dest)] = exc
-                bar.update(1)
+                    failures[str(futures[future])] = exc
         if failures:
             raise DownloadError(summarize_failures(failures), failures=failures)
         return sorted(saved)
 
-    def _fetch_entry(self, dataset_id: int, version: int, entry: Mapping[str, Any], dest: Path,
-                     progress: bool | None) -> Path:
-        path = "/".join([*entry["path"], entry["fileName"]])
+    def _manifest_entry(self, dataset_id: int, version: int | None, path: str) -> dict[str, Any]:
+        """The download-manifest entry (fresh presigned URL) of one file."""
+        for entry in self.download_manifest(dataset_id, [path], version).get("data", []):
+            if _entry_path(entry) == path:
+                return entry
+        raise NotFoundError(f"dataset {dataset_id} has no file {path!r}", status=404,
+                            service=SERVICE)
 
-        def refresh() -> RemoteFile:
-            fresh = self.download_manifest(dataset_id, [path], version)["data"][0]
-            return RemoteFile(fresh["url"], int(fresh["size"]), fresh.get("sha256"))
-
-        remote = RemoteFile(entry["url"], int(entry["size"]), entry.get("sha256"))
-        return fetch_to_file(self.http, remote, dest, refresh=refresh, progress=progress,
-                             service=SERVICE)
+    def _fetch_entry(self, dataset_id: int, version: int | None, entry: Mapping[str, Any],
+                     dest: Path, progress: bool | None,
+                     on_bytes: Callable[[int], None] | None = None) -> Path:
+        """Save one manifest entry to ``dest``, verified; an expired link is renewed once."""
+        path = _entry_path(entry)
+        return fetch_to_file(
+            self.http, _remote(entry), dest, progress=progress, service=SERVICE,
+            refresh=lambda: _remote(self._manifest_entry(dataset_id, version, path)),
+            on_bytes=on_bytes)
 
     def _manifest_entries(self, dataset_id: int, version: int,
                           paths: list[str]) -> list[dict[str, Any]]:
@@ -481,6 +493,15 @@ class PennsieveService(ServiceBase):
         return {"limit": _check_count("limit", limit), "offset": _check_count("offset", offset),
                 "model": model, "organization": organization,
                 "datasetId": _check_id("dataset_id", dataset_id)}
+
+
+def _entry_path(entry: Mapping[str, Any]) -> str:
+    """A download-manifest entry's path within its version (folders + file name)."""
+    return "/".join([*entry.get("path", []), entry["fileName"]])
+
+
+def _remote(entry: Mapping[str, Any]) -> RemoteFile:
+    return RemoteFile(entry["url"], int(entry["size"]), entry.get("sha256"))
 
 
 def _target(output_name: str | os.PathLike[str] | None, default_name: str) -> Path:
