@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: env demo test test-slow bench catalogue clean
+.PHONY: env demo test test-slow bench lint catalogue clean
 
 env: $(STAMP)
 
@@ -32,6 +32,11 @@ test-slow: env
 bench: env
 	$(BIN)/python bench/import_time.py
 	$(BIN)/python bench/download.py
+
+lint: env
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/mypy src
 
 catalogue: env
 	$(BIN)/python -m sparc.sandbox.catalogue.build

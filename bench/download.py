@@ -55,8 +55,8 @@ def main(dataset: int = 120, path: str = "files") -> None:
                 runs = []
                 for i in range(3):
                     base = timed(naive, entries, scratch / f"naive{i}")
-                    ours = timed(lambda: p.download(dataset, path, scratch / f"ours{i}",
-                                                    max_workers=4, progress=False))
+                    ours = timed(lambda out: p.download(dataset, path, out, max_workers=4,
+                                                        progress=False), scratch / f"ours{i}")
                     runs.append((base, ours))
                 base, ours = (sorted(r[k] for r in runs)[1] for k in (0, 1))
                 print(f"baseline (sequential, unverified): {total / base / 1e6:8.1f} MB/s")

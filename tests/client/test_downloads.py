@@ -21,7 +21,6 @@ from sparc.client.errors import (
 from sparc.sandbox.process import SandboxProcess
 
 
-
 def asset_requests(stats: dict) -> int:
     """How many file-byte requests the sandbox served (its asset route)."""
     return sum(n for route, n in stats["requests"].items()

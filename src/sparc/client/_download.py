@@ -74,7 +74,7 @@ def partial_path(dest: Path, remote: RemoteFile) -> Path:
     return dest.with_name(f"{dest.name}.{key}.incomplete")
 
 
-def sha256_of(path: Path, limit: int | None = None) -> "hashlib._Hash":
+def sha256_of(path: Path, limit: int | None = None) -> hashlib._Hash:
     """A sha256 object fed with the first ``limit`` bytes (all by default) of ``path``."""
     digest = hashlib.sha256()
     remaining = limit

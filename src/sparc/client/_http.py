@@ -174,7 +174,7 @@ class HttpCore:
         """Release every pooled connection."""
         self._client.close()
 
-    def __enter__(self) -> "HttpCore":
+    def __enter__(self) -> HttpCore:
         return self
 
     def __exit__(self, *exc: object) -> None:

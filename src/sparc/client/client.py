@@ -63,7 +63,7 @@ class SparcClient:
 
     # -- services -----------------------------------------------------------------------------
     @property
-    def http(self) -> "HttpCore":
+    def http(self) -> HttpCore:
         """The shared HTTP core (one connection pool for every service)."""
         if self._http is None or self._http.closed:
             from sparc.client._http import HttpCore
@@ -86,7 +86,7 @@ class SparcClient:
         raise AttributeError(f"{type(self).__name__!s} has no attribute or service {name!r}")
 
     @property
-    def pennsieve(self) -> "PennsieveService":
+    def pennsieve(self) -> PennsieveService:
         """Pennsieve Discover (public data) and, with credentials, the Pennsieve API."""
         return self._service("pennsieve")
 
@@ -110,7 +110,7 @@ class SparcClient:
         for path in [paths] if isinstance(paths, str) else paths:
             module = importlib.import_module(path)
             attribute_name = path.rsplit(".", 1)[-1]
-            classes = [
+            classes: list[type[ServiceBase]] = [
                 obj for obj in vars(module).values()
                 if inspect.isclass(obj) and issubclass(obj, ServiceBase)
                 and not inspect.isabstract(obj) and obj.__module__ == module.__name__
@@ -146,7 +146,7 @@ class SparcClient:
         if self._http is not None:
             self._http.close()
 
-    def __enter__(self) -> "SparcClient":
+    def __enter__(self) -> SparcClient:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -73,7 +73,7 @@ class Config(Mapping[str, Any]):
         config_file: str | os.PathLike[str] | None = None,
         profile: str | None = None,
         environ: Mapping[str, str] | None = None,
-    ) -> "Config":
+    ) -> Config:
         """Read ``config_file`` (optional) for ``profile`` (default: ``[global] default_profile``),
         then apply environment overrides.
 
@@ -103,7 +103,7 @@ class Config(Mapping[str, Any]):
         profile: str | None = None,
         source: Path | None = None,
         environ: Mapping[str, str] | None = None,
-    ) -> "Config":
+    ) -> Config:
         """Build from a plain mapping (e.g. an INI section), then apply environment overrides."""
         env = os.environ if environ is None else environ
         known = {f.name for f in fields(cls)} - {"profile", "source", "extra"}
@@ -112,16 +112,18 @@ class Config(Mapping[str, Any]):
             value = env.get(key.upper())
             if value:
                 merged[key] = value
-        given = {k: (str(v) if v is not None else None) for k, v in merged.items() if k in known}
+        given: dict[str, Any] = {k: (str(v) if v is not None else None)
+                                 for k, v in merged.items() if k in known}
         extra = {k: str(v) for k, v in merged.items() if k not in known}
         for key in _HOST_KEYS:
-            if given.get(key) is not None:
-                given[key] = _check_host(key, given[key], source)
+            host = given.get(key)
+            if host is not None:
+                given[key] = _check_host(key, host, source)
             elif key in given:
                 del given[key]
         return cls(profile=profile, source=source, extra=extra, **given)
 
-    def with_overrides(self, **changes: Any) -> "Config":
+    def with_overrides(self, **changes: Any) -> Config:
         """A copy with some keys changed, e.g. ``config.with_overrides(pennsieve_api_host=url)``."""
         for key in _HOST_KEYS:
             if key in changes:

@@ -85,7 +85,7 @@ class Page:
     offset: int
 
     @classmethod
-    def from_request(cls, request: Request, default_limit: int = 10) -> "Page":
+    def from_request(cls, request: Request, default_limit: int = 10) -> Page:
         limit = int_query(request, "limit", default_limit)
         offset = int_query(request, "offset", 0)
         assert limit is not None and offset is not None

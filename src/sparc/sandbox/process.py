@@ -36,7 +36,7 @@ class SandboxProcess:
         self.env: dict[str, str] = {}
         self._proc: subprocess.Popen[str] | None = None
 
-    def start(self) -> "SandboxProcess":
+    def start(self) -> SandboxProcess:
         cmd = [sys.executable, "-m", "sparc.cli", "sandbox", "serve", "--port", "0"]
         if self.data_dir:
             cmd += ["--data-dir", str(self.data_dir)]
@@ -45,7 +45,9 @@ class SandboxProcess:
             cmd, stdout=subprocess.PIPE, text=True, bufsize=1, env={**os.environ, "PYTHONUNBUFFERED": "1"}
         )
         first_line: list[str] = []
-        reader = threading.Thread(target=lambda: first_line.append(self._proc.stdout.readline()))
+        stdout = self._proc.stdout
+        assert stdout is not None
+        reader = threading.Thread(target=lambda: first_line.append(stdout.readline()))
         reader.start()
         reader.join(self.startup_timeout)
         if not first_line or not first_line[0].startswith("http"):
@@ -100,7 +102,7 @@ class SandboxProcess:
         self._proc = None
         return code
 
-    def __enter__(self) -> "SandboxProcess":
+    def __enter__(self) -> SandboxProcess:
         return self.start()
 
     def __exit__(

@@ -150,7 +150,7 @@ class SandboxServer:
         self._thread: threading.Thread | None = None
         self._server: _Server | None = None
 
-    def __enter__(self) -> "SandboxServer":
+    def __enter__(self) -> SandboxServer:
         settings = self.settings
         if settings.data_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="sparc-sandbox-")

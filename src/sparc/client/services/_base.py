@@ -65,7 +65,7 @@ class ServiceBase(abc.ABC):
         if self._owns_http:
             self.http.close()
 
-    def __enter__(self) -> "ServiceBase":
+    def __enter__(self) -> ServiceBase:
         return self
 
     def __exit__(self, *exc: object) -> None:

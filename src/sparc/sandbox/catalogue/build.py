@@ -14,7 +14,7 @@ import random
 import string
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -156,7 +156,7 @@ class Builder:
     def dto(self, dataset_id: int, version: int, name: str, description: str, tags: list[str],
             org: tuple[str, int], bucket: str, schema: str = "4.0", **extra: Any) -> dict[str, Any]:
         owner = self.person()
-        first = datetime(2019, 6, 1, tzinfo=timezone.utc) + timedelta(days=self.rng.randrange(1500),
+        first = datetime(2019, 6, 1, tzinfo=UTC) + timedelta(days=self.rng.randrange(1500),
                                                                      seconds=self.rng.randrange(86400))
         published = first + timedelta(days=120 * (version - 1))
         prefix = f"{dataset_id}/" if schema == "5.0" else f"{dataset_id}/{version}/"
@@ -302,7 +302,7 @@ class Builder:
         scale = total / sum(weights)
         sizes = [max(1, int(w * scale)) for w in weights]
         sizes[-1] += total - sum(sizes)
-        return [FileSpec(p, s, source_package_id=self.package_id()) for p, s in zip(paths, sizes)]
+        return [FileSpec(p, s, source_package_id=self.package_id()) for p, s in zip(paths, sizes, strict=True)]
 
     def standard_files(self, n_subjects: int, per_subject: int, exts: list[str],
                        size_range: tuple[int, int] = (2_000, 400_000)) -> list[FileSpec]:

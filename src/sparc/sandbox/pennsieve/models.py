@@ -42,7 +42,7 @@ class Sort:
     direction: str = "desc"
 
     @classmethod
-    def parse(cls, order_by: str | None, direction: str | None) -> "Sort":
+    def parse(cls, order_by: str | None, direction: str | None) -> Sort:
         by, way = (order_by or "relevance").lower(), (direction or "desc").lower()
         if by not in ORDER_BY:
             raise errors.bad_request(f"invalid orderBy: {order_by}; must be one of {', '.join(ORDER_BY)}")
@@ -295,7 +295,7 @@ class Discover:
 
     def search_records(self, page: Page, model: str | None, organization: str | None,
                        dataset_id: int | None) -> dict[str, Any]:
-        sql, args = "SELECT * FROM records r WHERE 1 = 1", []
+        sql, args = "SELECT * FROM records r WHERE 1 = 1", list[Any]()
         if model:
             sql += " AND r.model = ?"
             args.append(model)

@@ -88,7 +88,7 @@ async def zipit_discover(request: Request) -> Response:
         if size > state.settings.download_size_cap:
             raise DiscoverError(403, "requested files are too large to download")
     except DiscoverError as exc:
-        raise ZipitError(500, ZIP_FAILED, f"download-manifest returned {exc.status}: {json.dumps(exc.body)}")
+        raise ZipitError(500, ZIP_FAILED, f"download-manifest returned {exc.status}: {json.dumps(exc.body)}") from exc
     if not selected:
         raise ZipitError(400, NO_DATA, f"no files matched {data['paths']}")
     if size > state.settings.archive_size_cap:
@@ -100,7 +100,7 @@ async def zipit_discover(request: Request) -> Response:
                                           "Content-Length": str(row["size"])})
     names = unique_names(["/".join([*dirs, row["name"]]) for dirs, row in selected])
     entries = [ZipEntry(name, row["size"], lambda row=row: object_chunks(row))
-               for name, (_, row) in zip(names, selected)]
+               for name, (_, row) in zip(names, selected, strict=True)]
     single_folder = len(data["paths"]) == 1
     return StreamingResponse(stream_chunks(stored_zip(entries)), media_type="application/zip",
                              headers={"Content-Disposition":

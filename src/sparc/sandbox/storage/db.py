@@ -96,6 +96,7 @@ def load_catalogue(conn: sqlite3.Connection, catalogue: dict[str, Any]) -> None:
              dto["createdAt"], dto["size"], dto.get("datasetType"), dto["doi"],
              json.dumps([t.lower() for t in dto["tags"]]), json.dumps(dto)))
         pk = cur.lastrowid
+        assert pk is not None
         contributors = " ".join(f"{c['firstName']} {c['lastName']}" for c in dto["contributors"])
         conn.execute("INSERT INTO datasets_fts (rowid, name, description, tags, contributors, readme) "
                      "VALUES (?,?,?,?,?,?)", (pk, dto["name"], dto["description"], " ".join(dto["tags"]),

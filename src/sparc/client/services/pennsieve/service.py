@@ -26,7 +26,6 @@ import httpx
 from sparc.client._download import RemoteFile, fetch_to_file, safe_join
 from sparc.client.config import DEFAULT_PENNSIEVE_API_HOST
 from sparc.client.errors import (
-    ArchiveError,
     DownloadError,
     InvalidRequestError,
     NotFoundError,
@@ -59,8 +58,12 @@ def _check_count(name: str, value: Any, minimum: int = 0) -> int:
 
 
 def _check_id(name: str, value: Any) -> int | None:
-    if value is None:
-        return None
+    """An optional id filter: ``None`` stays ``None``."""
+    return None if value is None else _dataset_id(value, name)
+
+
+def _dataset_id(value: Any, name: str = "dataset_id") -> int:
+    """A required dataset (or organization) id; numeric strings are accepted."""
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -84,7 +87,7 @@ class PennsieveService(ServiceBase):
         return self.config.pennsieve_api_host.rstrip("/")
 
     # -- ServiceBase --------------------------------------------------------------------------
-    def connect(self) -> "PennsieveService":
+    def connect(self) -> PennsieveService:
         """Public Discover calls need no session; returns the service itself."""
         log.info("Pennsieve Discover at %s (public data, no sign-in needed)", self.host)
         return self
@@ -236,14 +239,14 @@ class PennsieveService(ServiceBase):
         Raises :class:`NotFoundError` for an unknown id and :class:`GoneError` (with
         ``.tombstone``) for an unpublished one.
         """
-        dataset_id = _check_id("dataset_id", dataset_id)
+        dataset_id = _dataset_id(dataset_id)
         if version is None:
             return self._discover(f"/datasets/{dataset_id}")
         return self._discover(f"/datasets/{dataset_id}/versions/{_check_count('version', version, 1)}")
 
     def list_versions(self, dataset_id: int) -> list[dict[str, Any]]:
         """Every published version of a dataset."""
-        return self._discover(f"/datasets/{_check_id('dataset_id', dataset_id)}/versions")
+        return self._discover(f"/datasets/{_dataset_id(dataset_id)}/versions")
 
     def list_tags(self) -> list[dict[str, Any]]:
         """Every tag with its dataset count: ``[{tag, count}]``."""
@@ -255,7 +258,7 @@ class PennsieveService(ServiceBase):
         return self._discover(f"{base}/metadata")
 
     def _version_path(self, dataset_id: int, version: int | None) -> str:
-        dataset_id = _check_id("dataset_id", dataset_id)  # type: ignore[assignment]
+        dataset_id = _dataset_id(dataset_id)
         if version is None:
             version = int(self.get_dataset(dataset_id)["version"])
         return f"/datasets/{dataset_id}/versions/{_check_count('version', version, 1)}"
