@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import resource
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -31,7 +32,7 @@ def naive(entries: list[dict], out: Path) -> None:
             dest = out / "/".join([*e["path"], e["fileName"]])
             dest.parent.mkdir(parents=True, exist_ok=True)
             with http.stream("GET", e["url"]) as resp, dest.open("wb") as f:
-                for chunk in resp.iter_bytes(1024 * 1024):
+                for chunk in resp.iter_bytes():
                     f.write(chunk)
 
 
@@ -52,23 +53,27 @@ def main(dataset: int = 120, path: str = "files") -> None:
                 total = sum(int(e["size"]) for e in entries)
                 print(f"dataset {dataset} '{path}': {len(entries)} files, {total / 1e6:.1f} MB")
                 rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-                runs = []
-                for i in range(3):
-                    base = timed(naive, entries, scratch / f"naive{i}")
-                    ours = timed(lambda out: p.download(dataset, path, out, max_workers=4,
-                                                        progress=False), scratch / f"ours{i}")
-                    runs.append((base, ours))
-                base, ours = (sorted(r[k] for r in runs)[1] for k in (0, 1))
-                print(f"baseline (sequential, unverified): {total / base / 1e6:8.1f} MB/s")
-                print(f"sparc.client download (4 workers, sha256 verified): "
-                      f"{total / ours / 1e6:8.1f} MB/s  ratio {base / ours:.2f}x baseline")
+                runs: dict[str, list[float]] = {"base": [], "w1": [], "w4": []}
+                for i in range(5):  # interleaved rounds; medians below
+                    runs["base"].append(timed(naive, entries, scratch / f"naive{i}"))
+                    for workers in (1, 4):
+                        runs[f"w{workers}"].append(timed(
+                            lambda out, n: p.download(dataset, path, out, max_workers=n,
+                                                      progress=False),
+                            scratch / f"ours{i}-{workers}", workers))
+                base, one, four = (statistics.median(runs[k]) for k in ("base", "w1", "w4"))
+                print(f"baseline (plain httpx stream, sequential, unverified): "
+                      f"{total / base / 1e6:7.1f} MB/s")
+                for label, secs in (("1 worker ", one), ("4 workers", four)):
+                    print(f"sparc.client download, {label} (sha256-verified, atomic): "
+                          f"{total / secs / 1e6:7.1f} MB/s  ratio {base / secs:.2f}x baseline")
                 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
                 print(f"peak RSS growth during downloads: {(rss - rss0) / 1024:.1f} MiB "
                       f"(files up to {max(int(e['size']) for e in entries) / 1e6:.0f} MB)")
 
                 big = max(entries, key=lambda e: int(e["size"]))
                 remote = RemoteFile(big["url"], int(big["size"]), big["sha256"])
-                done = scratch / "ours0" / "/".join([*big["path"], big["fileName"]])
+                done = scratch / "ours0-4" / "/".join([*big["path"], big["fileName"]])
                 dest = scratch / "resume.bin"
                 partial_path(dest, remote).write_bytes(done.read_bytes()[: remote.size // 2])
                 sandbox.reset_stats()

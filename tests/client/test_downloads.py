@@ -196,3 +196,24 @@ def test_download_names_missing_paths(client: SparcClient, tmp_path: Path) -> No
 def test_client_is_usable_after_close(client: SparcClient) -> None:
     client.close()
     assert client.pennsieve.get_dataset(90)["id"] == 90
+
+
+def test_dropped_connections_resume_within_one_call(sandbox: SandboxProcess, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from flaky_proxy import FlakyProxy
+
+    caplog.set_level(logging.WARNING, logger="sparc.client")
+    with FlakyProxy(sandbox.url, drop_after=1_500_000, drops=2) as proxy:
+        monkeypatch.setenv("PENNSIEVE_API_HOST", proxy.url)
+        with SparcClient() as client:
+            node = client.pennsieve.get_file(120, "files/primary/sub-1/ecap_run2.edf", 1)
+            saved = client.pennsieve.download_file({**node, "datasetId": 120,
+                                                    "datasetVersion": 1}, output_name=tmp_path)
+        assert proxy.dropped == 2
+    resumes = [r.getMessage() for r in caplog.records if "resuming at byte" in r.getMessage()]
+    assert len(resumes) == 2, resumes
+    assert saved.stat().st_size == node["size"] == 5_000_000
+    assert hashlib.sha256(saved.read_bytes()).hexdigest() == node["sha256"]

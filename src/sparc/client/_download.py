@@ -201,7 +201,7 @@ def _stream_into(
                             handle.truncate(0)
                             bar.reset(total=remote.size)
                             offset, digest = 0, hashlib.sha256()
-                        for chunk in resp.iter_bytes(CHUNK_SIZE):
+                        for chunk in resp.iter_bytes():  # as received: a drop loses nothing
                             handle.write(chunk)
                             digest.update(chunk)
                             offset += len(chunk)
