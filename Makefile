@@ -32,6 +32,7 @@ test-slow: env
 bench: env
 	$(BIN)/python bench/import_time.py
 	$(BIN)/python bench/download.py
+	$(BIN)/python bench/sandbox.py
 
 lint: env
 	$(BIN)/python -m pip install -q -e '.[dev]'

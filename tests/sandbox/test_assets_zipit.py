@@ -69,10 +69,9 @@ def test_expired_url_is_403(tmp_path: Path) -> None:
         assert response.status_code == 403 and "Request has expired" in response.text
 
 
-def test_download_size_cap_and_startup_time(tmp_path: Path) -> None:
-    started = time.monotonic()
+def test_download_size_cap(tmp_path: Path) -> None:
+    # start-up time is measured by bench/sandbox.py, not asserted here
     with SandboxProcess(tmp_path, "--download-size-cap", "1000000") as sb, httpx.Client(base_url=sb.url) as c:
-        assert time.monotonic() - started < 2.0
         response = c.post(MANIFEST.format(90, 1), json={"paths": ["files"]})
         assert response.status_code == 403 and response.json() == "requested files are too large to download"
         assert c.post(MANIFEST.format(90, 1), json={"paths": ["metadata"]}).status_code == 200
