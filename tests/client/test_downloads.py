@@ -13,11 +13,12 @@ from sparc.client import SparcClient
 from sparc.client._download import RemoteFile, fetch_to_file, partial_path
 from sparc.client.errors import (
     ArchiveError,
+    ArgumentError,
     ChecksumMismatchError,
-    InvalidRequestError,
     NotFoundError,
     PermissionDeniedError,
 )
+from sparc.client.services.pennsieve.zipit import save_zipit_response
 from sparc.sandbox.process import SandboxProcess
 
 
@@ -105,25 +106,62 @@ def test_zip_without_output_name_uses_zipit_name(client: SparcClient) -> None:
     assert zipfile.is_zipfile(saved)
 
 
-def test_zipit_error_is_raised_not_saved(client: SparcClient, tmp_path: Path) -> None:
-    bogus = [{"datasetId": 90, "datasetVersion": 1, "path": f"nope/{i}.csv"} for i in range(2)]
-    with pytest.raises(ArchiveError) as info:
-        client.pennsieve.download_file(file_list=bogus, output_name=tmp_path / "x.zip")
-    assert "no data to download" in str(info.value)
+def zipit_stream(client: SparcClient, paths: list[str]):  # type: ignore[no-untyped-def]
+    body = {"data": {"datasetId": 90, "version": 1, "paths": paths}}
+    return client.pennsieve.http.stream("POST", client.pennsieve.resolve_url("/zipit/discover"),
+                                        json=body)
+
+
+def test_zipit_error_attachment_is_raised_not_saved(client: SparcClient, tmp_path: Path) -> None:
+    with zipit_stream(client, ["nope/1.csv", "nope/2.csv"]) as response, \
+            pytest.raises(ArchiveError) as info:
+        save_zipit_response(response, tmp_path / "x.zip")
+    assert "no data to download" in str(info.value) and info.value.status == 400
     assert list(tmp_path.iterdir()) == []
 
 
-def test_missing_single_file_is_not_found(client: SparcClient) -> None:
-    with pytest.raises(NotFoundError, match="no file 'nope.csv'"):
+def test_zipit_error_entry_inside_archive_is_raised(client: SparcClient, tmp_path: Path) -> None:
+    with zipit_stream(client, ["metadata/records/award.csv", "metadata/records/sample.csv",
+                               "nope/1.csv"]) as response, pytest.raises(ArchiveError) as info:
+        save_zipit_response(response, tmp_path / "x.zip")
+    assert "left files out" in str(info.value) and "nope/1.csv" in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_paths_are_named_before_anything_moves(client: SparcClient,
+                                                       sandbox: SandboxProcess) -> None:
+    with pytest.raises(NotFoundError, match="no file or folder 'nope.csv'"):
         client.pennsieve.download_file({"datasetId": 90, "datasetVersion": 1, "path": "nope.csv"})
+    good = {"datasetId": 90, "datasetVersion": 1, "path": "metadata/records/award.csv"}
+    sandbox.reset_stats()
+    with pytest.raises(NotFoundError, match="'nope/x.csv'"):
+        client.pennsieve.download_file([good, {**good, "path": "nope/x.csv"}])
+    assert not any(r.startswith("POST /zipit") for r in sandbox.stats()["requests"])
+    assert list(Path.cwd().iterdir()) == []
+
+
+def test_repeated_files_are_downloaded_once(client: SparcClient) -> None:
+    node = records(client)[0]
+    saved = client.pennsieve.download_file([node, dict(node)])
+    assert saved.name == node["name"] and saved.stat().st_size == node["size"]
+
+
+def test_a_folder_node_comes_as_a_zip(client: SparcClient) -> None:
+    folder = next(n for n in client.pennsieve.browse(90, 1, "metadata")
+                  if n["name"] == "records")
+    saved = client.pennsieve.download_file(folder)
+    assert saved.suffix == ".zip" and len(zipfile.ZipFile(saved).namelist()) == 8
 
 
 def test_files_of_two_datasets_are_refused(client: SparcClient) -> None:
     a = {"datasetId": 90, "datasetVersion": 1, "path": "manifest.json"}
     b = {"datasetId": 93, "datasetVersion": 1, "path": "manifest.json"}
-    with pytest.raises(InvalidRequestError, match="ONE dataset version"):
+    with pytest.raises(ArgumentError, match="ONE dataset version"):
         client.pennsieve.download_file([a, b])
-    with pytest.raises(InvalidRequestError, match="empty"):
+    old = {"datasetId": 292, "datasetVersion": 1, "path": "manifest.json"}
+    with pytest.raises(ArgumentError, match="292 v1, 292 v3"):
+        client.pennsieve.download_file([old, {**old, "datasetVersion": 3}])
+    with pytest.raises(ArgumentError, match="empty"):
         client.pennsieve.download_file([])
 
 

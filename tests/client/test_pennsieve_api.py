@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import zipfile
+from pathlib import Path
+
 import pytest
 
 from sparc.client import SparcClient
 from sparc.client.errors import (
+    ArgumentError,
     AuthenticationError,
     GoneError,
     InvalidRequestError,
     NotFoundError,
     SparcError,
 )
+from sparc.sandbox.process import SandboxProcess
 
 
 def test_list_filenames_derives_paths(client: SparcClient) -> None:
@@ -131,10 +138,15 @@ def test_filters_reach_the_server(client: SparcClient) -> None:
     lambda p: p.list_datasets(offset="x"),
     lambda p: p.list_files(dataset_id="ninety"),
     lambda p: p.get_dataset(90, version=0),
+    lambda p: p.browse(90, version=1, page_size=0),
+    lambda p: list(p.iter_datasets(page_size=0)),
 ])
-def test_bad_arguments_fail_before_the_network(client: SparcClient, call) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(InvalidRequestError):
+def test_bad_arguments_fail_before_the_network(client: SparcClient, sandbox: SandboxProcess,
+                                               call) -> None:  # type: ignore[no-untyped-def]
+    sandbox.reset_stats()
+    with pytest.raises(ArgumentError):
         call(client.pennsieve)
+    assert sandbox.stats()["requests_total"] == 0
 
 
 def test_bad_values_are_rejected_by_the_server(client: SparcClient) -> None:
@@ -159,3 +171,50 @@ def test_generic_verbs(client: SparcClient) -> None:
 def test_connect_and_info(client: SparcClient) -> None:
     assert client.connect() is True
     assert client.pennsieve.host in client.pennsieve.info()
+
+
+def test_resolve_url_repoints_only_production(client: SparcClient) -> None:
+    p = client.pennsieve
+    for production in ("https://api.pennsieve.io/discover/tags",
+                       "https://api.pennsieve.io:443/discover/tags",
+                       "HTTPS://API.PENNSIEVE.IO/discover/tags"):
+        assert p.resolve_url(production) == f"{p.host}/discover/tags"
+    assert p.resolve_url("discover/tags") == f"{p.host}/discover/tags"
+    assert p.resolve_url("https://api.pennsieve.io") == p.host
+    assert p.resolve_url("https://api.example.org/x") == "https://api.example.org/x"
+    assert p.resolve_url("https://api.pennsieve.io.evil.org/x") == \
+        "https://api.pennsieve.io.evil.org/x"
+
+
+def test_put_reaches_the_server(client: SparcClient) -> None:
+    with pytest.raises(SparcError) as info:  # Discover is read-only: the server refuses PUT
+        client.pennsieve.put("/discover/datasets/90", json={"name": "x"})
+    assert info.value.status == 405  # type: ignore[attr-defined]
+
+
+def test_small_pages_give_the_same_listings(client: SparcClient) -> None:
+    p = client.pennsieve
+    assert p.browse(90, 1, "metadata/records", page_size=3) == p.browse(90, 1, "metadata/records")
+    small = [f["path"] for f in p.walk(90, 1, "metadata", page_size=2)]
+    assert small == [f["path"] for f in p.walk(90, 1, "metadata")] and len(small) > 2
+
+
+def test_search_window_is_reported(client: SparcClient,
+                                   caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="sparc.client")
+    hits = sum(1 for _ in client.pennsieve.iter_files(dataset_id=318, page_size=1000))
+    assert hits == 10_000
+    assert "walk()" in caplog.text
+
+
+def test_publishing_50_layout_end_to_end(client: SparcClient, tmp_path: Path) -> None:
+    hits = client.pennsieve.list_files(dataset_id=396, query="map-client-workflow", limit=3)
+    assert hits and all("/396/files/" in h["uri"] for h in hits)
+    paths = client.pennsieve.list_filenames(dataset_id=396, query="map-client-workflow", limit=3)
+    assert all(path.startswith("files/") for path in paths)
+    node = client.pennsieve.get_file(396, paths[0], version=hits[0]["datasetVersion"])
+    saved = client.pennsieve.download_file(hits[0], output_name=tmp_path)
+    assert saved.stat().st_size == node["size"]
+    assert hashlib.sha256(saved.read_bytes()).hexdigest() == node["sha256"]
+    archive = client.pennsieve.download_file(hits[:2], output_name=tmp_path / "two")
+    assert sorted(zipfile.ZipFile(archive).namelist()) == sorted(paths[:2])

@@ -109,7 +109,7 @@ def test_sparc_client_surface(ini: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         assert client.pennsieve.host == "https://api.example.org"
         with pytest.raises(AttributeError, match="no attribute or service 'nothing'"):
             client.nothing  # noqa: B018
-    assert client.http.closed is False  # a new pool is made on demand after close
+    assert client.http.closed  # released; the next request opens a new pool
 
 
 def test_set_profile_without_file_is_clear() -> None:
@@ -132,3 +132,39 @@ def test_add_module_third_party(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         assert client.labext.connected and client.labext.get_profile() == "t-1"
         with pytest.raises(ConfigError, match="no concrete ServiceBase"):
             client.add_module("json", connect=False)
+
+
+def test_client_set_profile_switches_services(ini: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PENNSIEVE_API_HOST", raising=False)
+    with SparcClient(config_file=ini) as client:
+        assert client.pennsieve.host == "http://127.0.0.1:9999"
+        client.set_profile("other")
+        assert client.get_config().profile == "other"
+        assert client.pennsieve.host == "https://api.example.org"
+
+
+def test_unknown_keys_are_masked_and_config_hashes(tmp_path: Path) -> None:
+    path = tmp_path / "c.ini"
+    path.write_text("[global]\ndefault_profile=p\n[p]\nmylab_api_key = TOPSECRET\n")
+    config = Config.load(path, environ={})
+    assert "TOPSECRET" not in repr(config) and config["mylab_api_key"] == "TOPSECRET"
+    assert hash(config) == hash(Config.load(path, environ={}))
+
+
+def test_a_folder_is_not_a_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot be read"):
+        Config.load(tmp_path, environ={})
+
+
+def test_add_module_shares_the_pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "poolext.py").write_text(
+        "from sparc.client.services import ServiceBase\n"
+        "class PoolService(ServiceBase):\n"
+        "    def connect(self): return self\n"
+        "    def info(self): return 'pool'\n"
+        "    def get_profile(self): return None\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with SparcClient() as client:
+        client.add_module("poolext", connect=False)
+        assert client.poolext.http is client.http is client.pennsieve.http

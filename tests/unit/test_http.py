@@ -152,3 +152,16 @@ def test_user_agent_names_the_package() -> None:
     http, _ = core(handler)
     http.request("GET", "https://x.org/a", params={"a": None, "tags": ["x", "y"], "b": True})
     assert seen["user-agent"].startswith("sparc.client/")
+
+
+def test_redaction_catches_secret_like_names() -> None:
+    shown = redact_url("https://h.org/p?client_secret=CS&session_token=TT&api_secret=2&page=3")
+    assert "CS" not in shown and "TT" not in shown and "=2" not in shown and "page=3" in shown
+
+
+def test_closed_core_reopens_its_pool() -> None:
+    http, _ = core(lambda r: httpx.Response(200, json={}))
+    http.request("GET", "https://x.org/a")
+    http.close()
+    assert http.closed
+    assert http.request("GET", "https://x.org/a").status_code == 200

@@ -127,7 +127,7 @@ def files_ls(ctx: click.Context, dataset_id: int, path: str | None, version: int
 @click.option("-o", "--output-dir", default=".", show_default=True,
               type=click.Path(file_okay=False), help="Folder to download into.")
 @click.option("--version", type=click.IntRange(1), help="A version (default: the latest).")
-@click.option("-j", "--jobs", default=4, show_default=True, type=click.IntRange(1, 64),
+@click.option("-j", "--jobs", default=4, show_default=True, type=click.IntRange(1, 32),
               help="Files downloaded at once.")
 @click.option("--progress/--no-progress", default=None, help="Progress bars on stderr.")
 @click.pass_context

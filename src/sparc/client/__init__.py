@@ -13,12 +13,16 @@ Names are imported lazily so that ``import sparc.client`` stays fast.
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sparc.client.client import SparcClient
     from sparc.client.config import Config
     from sparc.client.errors import *  # noqa: F403
+
+# The library never prints: without the application's own logging set-up, records go nowhere.
+logging.getLogger("sparc.client").addHandler(logging.NullHandler())
 
 _LAZY = {"SparcClient": "sparc.client.client", "Config": "sparc.client.config"}
 _ERRORS = "sparc.client.errors"

@@ -20,6 +20,7 @@ import ipaddress
 import json
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -42,11 +43,9 @@ __all__ = ["HttpCore", "RetryPolicy", "redact_url", "is_loopback"]
 log = logging.getLogger("sparc.client")
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
-#: Query parameters whose values never appear in logs or errors.
-SECRET_PARAMS = frozenset(
-    {"api_key", "apikey", "key", "token", "usertoken", "access_token", "password", "secret",
-     "x-amz-signature", "x-amz-security-token", "x-amz-credential", "signature"}
-)
+#: Query parameters whose names contain one of these never show their values in logs or errors.
+SECRET_PARAM_WORDS = ("key", "secret", "token", "password", "passwd", "signature", "credential",
+                      "auth", "session")
 _RETRYABLE_EXCEPTIONS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
 
@@ -88,7 +87,7 @@ def redact_url(url: str | httpx.URL) -> str:
     parts = urlsplit(str(url))
     netloc = parts.netloc.rsplit("@", 1)[-1]
     query = urlencode(
-        [(k, "***" if k.lower() in SECRET_PARAMS else v)
+        [(k, "***" if any(w in k.lower() for w in SECRET_PARAM_WORDS) else v)
          for k, v in parse_qsl(parts.query, keep_blank_values=True)],
         safe="*/:",
     )
@@ -156,7 +155,7 @@ class HttpCore:
     ) -> None:
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
-        self._client = httpx.Client(
+        self._options: dict[str, Any] = dict(
             timeout=timeout if timeout is not None else httpx.Timeout(30.0, connect=10.0),
             limits=httpx.Limits(max_connections=max_connections,
                                 max_keepalive_connections=max_connections),
@@ -165,14 +164,27 @@ class HttpCore:
             follow_redirects=True,
             verify=True,
         )
+        self._pool: httpx.Client | None = None
+        self._pool_lock = threading.Lock()
+
+    @property
+    def pool(self) -> httpx.Client:
+        """The pooled ``httpx.Client``, opened on first use and again after :meth:`close`."""
+        with self._pool_lock:
+            if self._pool is None or self._pool.is_closed:
+                self._pool = httpx.Client(**self._options)
+            return self._pool
 
     @property
     def closed(self) -> bool:
-        return self._client.is_closed
+        """True when no connection pool is open (none yet, or closed)."""
+        return self._pool is None or self._pool.is_closed
 
     def close(self) -> None:
-        """Release every pooled connection."""
-        self._client.close()
+        """Release every pooled connection (a later request opens a new pool)."""
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.close()
 
     def __enter__(self) -> HttpCore:
         return self
@@ -259,12 +271,13 @@ class HttpCore:
         started = time.monotonic()
         attempt = 0
         while True:
-            request = self._client.build_request(method, url, params=clean or None,
+            pool = self.pool
+            request = pool.build_request(method, url, params=clean or None,
                                                  headers=headers, **extra)
             shown = redact_url(request.url)
             response: httpx.Response | None = None
             try:
-                response = self._client.send(request, stream=True)
+                response = pool.send(request, stream=True)
                 if read or response.is_error:
                     response.read()
             except _RETRYABLE_EXCEPTIONS as exc:

@@ -65,7 +65,7 @@ class SparcClient:
     @property
     def http(self) -> HttpCore:
         """The shared HTTP core (one connection pool for every service)."""
-        if self._http is None or self._http.closed:
+        if self._http is None:
             from sparc.client._http import HttpCore
 
             self._http = HttpCore()
@@ -118,7 +118,9 @@ class SparcClient:
             if not classes:
                 raise ConfigError(f"module {path!r} defines no concrete ServiceBase subclass")
             service_config = config if config is not None else self.config
-            service = classes[0](config=service_config, connect=connect)
+            cls = classes[0]
+            shared = {"http": self.http} if "http" in inspect.signature(cls).parameters else {}
+            service = cls(config=service_config, connect=connect, **shared)
             self._services[attribute_name] = service
             self._factories.setdefault(attribute_name, f"{module.__name__}:{classes[0].__name__}")
             if attribute_name not in self.module_names:
@@ -134,6 +136,17 @@ class SparcClient:
         """The configuration in use (profile values after environment overrides)."""
         return self.config
 
+    def set_profile(self, profile: str) -> Config:
+        """Switch every built-in service to another profile of the same config file."""
+        if self.config.source is None:
+            raise ConfigError(f"cannot switch to profile {profile!r}: no config file was read; "
+                              "pass config_file= to SparcClient")
+        self.config = Config.load(self.config.source, profile=profile)
+        for name in BUILTIN_SERVICES:
+            if name in self._services:
+                self._services[name].config = self.config
+        return self.config
+
     # -- lifecycle ----------------------------------------------------------------------------
     def close(self) -> None:
         """Close every service and release the shared connection pool."""
@@ -141,8 +154,6 @@ class SparcClient:
             close = getattr(service, "close", None)
             if callable(close):
                 close()
-        for name in BUILTIN_SERVICES:  # rebuilt, with a fresh pool, if the client is used again
-            self._services.pop(name, None)
         if self._http is not None:
             self._http.close()
 

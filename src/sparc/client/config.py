@@ -64,7 +64,7 @@ class Config(Mapping[str, Any]):
     scicrunch_api_key: str | None = field(default=None, repr=False)
     profile: str | None = None
     source: Path | None = None
-    extra: Mapping[str, str] = field(default_factory=dict, repr=False)
+    extra: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -84,7 +84,7 @@ class Config(Mapping[str, Any]):
         source: Path | None = None
         if config_file is not None:
             path = Path(config_file).expanduser()
-            if path.is_file():
+            if path.exists():
                 source = path
                 profile, values = _read_profile(path, profile)
             else:
@@ -148,7 +148,8 @@ class Config(Mapping[str, Any]):
         return len(self.as_dict())
 
     def __repr__(self) -> str:
-        shown = {k: ("***" if k in SECRET_KEYS else v) for k, v in self.as_dict().items()}
+        shown = {k: ("***" if k in SECRET_KEYS or k in self.extra else v)
+                 for k, v in self.as_dict().items()}
         where = f", source={str(self.source)!r}" if self.source else ""
         return f"Config({shown}{where})"
 
@@ -158,7 +159,10 @@ class Config(Mapping[str, Any]):
 def _read_profile(path: Path, profile: str | None) -> tuple[str | None, dict[str, str]]:
     parser = configparser.ConfigParser(interpolation=None)
     try:
-        parser.read(path, encoding="utf-8")
+        with path.open(encoding="utf-8") as handle:
+            parser.read_file(handle)
+    except OSError as exc:
+        raise ConfigError(f"config file {str(path)!r} cannot be read: {exc.strerror or exc}") from exc
     except (configparser.Error, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {str(path)!r} cannot be parsed: {exc}") from exc
     if profile is None and parser.has_option("global", "default_profile"):

@@ -3,6 +3,7 @@
 ::
 
     SparcError
+    ├── ArgumentError (ValueError)            a bad argument, caught before any request
     ├── ConfigError (ValueError)              bad or missing configuration
     │   ├── MissingCredentialsError           a call needs a key/secret that is not configured
     │   └── InsecureTransportError            credentials would go over plain HTTP
@@ -37,6 +38,7 @@ from typing import Any
 
 __all__ = [
     "SparcError",
+    "ArgumentError",
     "ConfigError",
     "MissingCredentialsError",
     "InsecureTransportError",
@@ -59,6 +61,10 @@ __all__ = [
 
 class SparcError(Exception):
     """Base of every error raised by sparc.client."""
+
+
+class ArgumentError(SparcError, ValueError):
+    """An argument is wrong (type, range, mix of datasets); nothing was sent to the server."""
 
 
 class ConfigError(SparcError, ValueError):

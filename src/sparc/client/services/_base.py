@@ -51,7 +51,8 @@ class ServiceBase(abc.ABC):
         """Who or what this service is using (profile name, signed-in user)."""
 
     def set_profile(self, profile_name: str) -> Any:
-        """Switch to another profile of the same config file."""
+        """Switch this service to another profile of the same config file
+        (``SparcClient.set_profile`` switches every service)."""
         if self.config.source is None:
             raise ConfigError(
                 f"cannot switch to profile {profile_name!r}: no config file was read; "

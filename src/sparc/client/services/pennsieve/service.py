@@ -20,14 +20,15 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from sparc.client._download import RemoteFile, fetch_to_file, safe_join
 from sparc.client.config import DEFAULT_PENNSIEVE_API_HOST
 from sparc.client.errors import (
+    ArgumentError,
     DownloadError,
-    InvalidRequestError,
     NotFoundError,
     PermissionDeniedError,
     SparcError,
@@ -35,7 +36,7 @@ from sparc.client.errors import (
 )
 from sparc.client.progress import byte_bar
 from sparc.client.services._base import ServiceBase
-from sparc.client.services.pennsieve.paths import FileRef, file_ref, relative_path
+from sparc.client.services.pennsieve.paths import file_ref, relative_path
 from sparc.client.services.pennsieve.zipit import save_zipit_response
 
 __all__ = ["PennsieveService"]
@@ -45,15 +46,13 @@ log = logging.getLogger("sparc.client")
 SERVICE = "pennsieve"
 #: Elasticsearch refuses offset + limit beyond this on /search/*.
 SEARCH_WINDOW = 10_000
-_PRODUCTION_HOSTS = (DEFAULT_PENNSIEVE_API_HOST, "http://api.pennsieve.io")
+#: Absolute URLs on this host go to the configured ``pennsieve_api_host`` instead.
+PRODUCTION_HOST = urlsplit(DEFAULT_PENNSIEVE_API_HOST).hostname
 
 
 def _check_count(name: str, value: Any, minimum: int = 0) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InvalidRequestError(
-            f"{name} must be a whole number >= {minimum}, got {value!r}",
-            status=400, service=SERVICE,
-        )
+        raise ArgumentError(f"{name} must be a whole number >= {minimum}, got {value!r}")
     return value
 
 
@@ -67,8 +66,8 @@ def _dataset_id(value: Any, name: str = "dataset_id") -> int:
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidRequestError(f"{name} must be a dataset/organization number such as 90, "
-                                  f"got {value!r}", status=400, service=SERVICE)
+        raise ArgumentError(f"{name} must be a dataset/organization number such as 90, "
+                            f"got {value!r}")
     return value
 
 
@@ -108,9 +107,11 @@ class PennsieveService(ServiceBase):
         unchanged against the sandbox)."""
         if "://" not in url:
             return f"{self.host}/{url.lstrip('/')}"
-        for production in _PRODUCTION_HOSTS:
-            if url == production or url.startswith(production + "/"):
-                return self.host + url[len(production):]
+        parts = urlsplit(url)
+        port = parts.port or {"https": 443, "http": 80}.get(parts.scheme.lower())
+        if (parts.hostname or "").lower() == PRODUCTION_HOST and port in (443, 80):
+            rest = urlunsplit(("", "", parts.path, parts.query, parts.fragment))
+            return self.host + (rest if rest.startswith("/") or not rest else "/" + rest)
         return url
 
     def request(self, method: str, url: str, **kwargs: Any) -> Any:
@@ -219,18 +220,19 @@ class PennsieveService(ServiceBase):
 
     def _paginate(self, path: str, key: str, params: dict[str, Any],
                   window: int | None = None) -> Iterator[dict[str, Any]]:
-        offset, limit = params["offset"], params["limit"]
-        while True:
-            if window is not None:
-                limit = min(limit, window - offset)
-                if limit <= 0:
-                    return
+        offset, page_size = params["offset"], _check_count("page_size", params["limit"], 1)
+        while window is None or offset < window:
+            limit = page_size if window is None else min(page_size, window - offset)
             page = self._discover(path, params={**params, "offset": offset, "limit": limit})
             items = page.get(key, [])
             yield from items
             offset += len(items)
             if not items or offset >= int(page.get("totalCount", 0)):
-                return
+                if window is None or offset < window:
+                    return
+        log.warning("search results stop at %d (the search index's window; its totalCount "
+                    "saturates there): narrow the search, or list a dataset's files with walk()",
+                    window)
 
     # -- datasets and versions ----------------------------------------------------------------
     def get_dataset(self, dataset_id: int, version: int | None = None) -> dict[str, Any]:
@@ -258,10 +260,8 @@ class PennsieveService(ServiceBase):
         return self._discover(f"{base}/metadata")
 
     def _version_path(self, dataset_id: int, version: int | None) -> str:
-        dataset_id = _dataset_id(dataset_id)
-        if version is None:
-            version = int(self.get_dataset(dataset_id)["version"])
-        return f"/datasets/{dataset_id}/versions/{_check_count('version', version, 1)}"
+        dataset_id, version = self._ids(dataset_id, version)
+        return f"/datasets/{dataset_id}/versions/{version}"
 
     # -- file tree ----------------------------------------------------------------------------
     def browse(self, dataset_id: int, version: int | None = None, path: str | None = None,
@@ -323,47 +323,39 @@ class PennsieveService(ServiceBase):
         *,
         progress: bool | None = None,
     ) -> Path:
-        """Download one file, or several files of one dataset version as one ``.zip``.
+        """Download one file, or several files (or folders) of one dataset version as a ``.zip``.
 
         ``file_list`` holds file dicts from :meth:`list_files`, :meth:`browse` or :meth:`walk`.
         One file is saved under its own name (or ``output_name``), verified against its size
         and sha256; several are packed by the zipit service into a stored ZIP saved as
-        ``output_name`` (``.zip`` added) or under the name zipit gives. ``output_name`` may be
-        an existing folder. Returns the saved path.
+        ``output_name`` (``.zip`` added) or under the name zipit gives, and checked entry by
+        entry. ``output_name`` may be an existing folder. Returns the saved path. Every path
+        is checked first: a missing one raises :class:`NotFoundError` naming it.
         """
         files = [file_list] if isinstance(file_list, Mapping) else list(file_list)
         if not files:
-            raise InvalidRequestError("file_list is empty: pass one or more file dicts",
-                                      status=400, service=SERVICE)
-        refs = [file_ref(f) for f in files]
+            raise ArgumentError("file_list is empty: pass one or more file dicts")
+        refs = list({(r.dataset_id, r.version, r.path): r  # drop repeats, keep order
+                     for r in map(file_ref, files)}.values())
         versions = {(r.dataset_id, r.version) for r in refs}
         if len(versions) > 1:
             listed = ", ".join(f"{d} v{v if v is not None else 'latest'}" for d, v in sorted(
                 versions, key=lambda x: (x[0], x[1] or 0)))
-            raise InvalidRequestError(
+            raise ArgumentError(
                 f"download_file packs files of ONE dataset version into one archive, but the list "
-                f"spans {listed}; call it once per dataset version (or use download())",
-                status=400, service=SERVICE)
-        if len(refs) == 1:
-            ref = refs[0]
-            dest = _target(output_name, ref.name)
-            return self._download_one(ref, dest, progress)
-        return self._download_archive(refs, output_name, progress)
-
-    def _download_one(self, ref: FileRef, dest: Path, progress: bool | None) -> Path:
-        entry = self._manifest_entry(ref.dataset_id, ref.version, ref.path)
-        return self._fetch_entry(ref.dataset_id, ref.version, entry, dest, progress)
-
-    def _download_archive(self, refs: list[FileRef], output_name: Any,
-                          progress: bool | None) -> Path:
-        ref = refs[0]
-        version = ref.version if ref.version is not None else int(
-            self.get_dataset(ref.dataset_id)["version"])
-        body = {"data": {"datasetId": ref.dataset_id, "version": version,
+                f"spans {listed}; call it once per dataset version (or use download())")
+        dataset_id, version = self._ids(refs[0].dataset_id, refs[0].version)
+        entries = self._resolve_entries(dataset_id, version, [r.path for r in refs])
+        if len(entries) == 1:  # one file (or a folder holding one file): verified download
+            entry = entries[0]
+            dest = _target(output_name, entry["fileName"])
+            return self._fetch_entry(dataset_id, version, entry, dest, progress)
+        body = {"data": {"datasetId": dataset_id, "version": version,
                          "paths": [r.path for r in refs]}}
         url = self.resolve_url("/zipit/discover")
         with self.http.stream("POST", url, json=body, service=SERVICE, idempotent=True) as resp:
-            return save_zipit_response(resp, output_name, progress=progress)
+            return save_zipit_response(resp, output_name, progress=progress,
+                                       expected_entries=len(entries))
 
     def download(
         self,
@@ -382,19 +374,13 @@ class PennsieveService(ServiceBase):
             client.pennsieve.download(90, "metadata/records", "data/")
         """
         max_workers = _check_count("max_workers", max_workers, 1)
-        base = self._version_path(dataset_id, version)
-        dataset_id, version = (int(p) for p in base.split("/")[2::2])
+        dataset_id, version = self._ids(dataset_id, version)
         if paths is None:  # the whole version: every top-level file and folder
-            wanted = [n["path"] for n in self._browse(base, None, 500)]
+            wanted = [n["path"] for n in self._browse(
+                f"/datasets/{dataset_id}/versions/{version}", None, 500)]
         else:
             wanted = [p.strip("/") for p in ([paths] if isinstance(paths, str) else paths)]
-        entries = self._manifest_entries(dataset_id, version, wanted) if wanted else []
-        found = [_entry_path(e) for e in entries]
-        missing = [w for w in wanted if not any(f == w or f.startswith(w + "/") for f in found)]
-        if missing or not entries:
-            raise NotFoundError(
-                f"dataset {dataset_id} version {version} has no file or folder "
-                f"{', '.join(map(repr, missing or wanted))}", status=404, service=SERVICE)
+        entries = self._resolve_entries(dataset_id, version, wanted)
         root = Path(output_dir).expanduser().resolve()
         root.mkdir(parents=True, exist_ok=True)
         targets = [(e, safe_join(root, _entry_path(e))) for e in entries]
@@ -431,6 +417,26 @@ class PennsieveService(ServiceBase):
         if failures:
             raise DownloadError(summarize_failures(failures), failures=failures)
         return sorted(saved)
+
+    def _ids(self, dataset_id: Any, version: int | None) -> tuple[int, int]:
+        """The dataset id and a concrete version number (the latest when ``None``)."""
+        dataset_id = _dataset_id(dataset_id)
+        if version is None:
+            return dataset_id, int(self.get_dataset(dataset_id)["version"])
+        return dataset_id, _check_count("version", version, 1)
+
+    def _resolve_entries(self, dataset_id: int, version: int,
+                         paths: list[str]) -> list[dict[str, Any]]:
+        """Manifest entries for files and folders, raising :class:`NotFoundError` naming any
+        path that matches nothing."""
+        entries = self._manifest_entries(dataset_id, version, paths) if paths else []
+        found = [_entry_path(e) for e in entries]
+        missing = [p for p in paths if not any(f == p or f.startswith(p + "/") for f in found)]
+        if missing or not entries:
+            raise NotFoundError(
+                f"dataset {dataset_id} version {version} has no file or folder "
+                f"{', '.join(map(repr, missing or paths))}", status=404, service=SERVICE)
+        return entries
 
     def _manifest_entry(self, dataset_id: int, version: int | None, path: str) -> dict[str, Any]:
         """The download-manifest entry (fresh presigned URL) of one file."""

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import uuid
 import zipfile
+from email.message import Message
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -23,20 +23,27 @@ from sparc.client.errors import ArchiveError, DownloadError, UnsafePathError
 from sparc.client.progress import byte_bar
 
 ERROR_ATTACHMENT = "!ERROR.txt"
-_FILENAME = re.compile(r"""filename\*?=(?:UTF-8'')?"?([^";]+)"?""", re.IGNORECASE)
 
 
 def attachment_name(response: httpx.Response) -> str | None:
-    """The file name in ``Content-Disposition``, percent-decoded."""
-    match = _FILENAME.search(response.headers.get("content-disposition", ""))
-    return unquote(match.group(1)) if match else None
+    """The file name in ``Content-Disposition`` (``filename*`` or ``filename``), percent-decoded."""
+    header = response.headers.get("content-disposition")
+    if not header:
+        return None
+    message = Message()
+    message["content-disposition"] = header
+    name = message.get_filename()
+    return unquote(name) if name else None
 
 
 def raise_for_zipit_error(response: httpx.Response) -> None:
     """Raise :class:`ArchiveError` when zipit sent its ``!ERROR.txt`` instead of data."""
     if attachment_name(response) != ERROR_ATTACHMENT:
         return
-    text = response.read().decode("utf-8", "replace")
+    _raise_archive_error(response.read().decode("utf-8", "replace"), str(response.request.url))
+
+
+def _raise_archive_error(text: str, url: str, partial: bool = False) -> None:
     try:
         body: Any = json.loads(text)
     except ValueError:
@@ -45,16 +52,18 @@ def raise_for_zipit_error(response: httpx.Response) -> None:
     message = body.get("error", text) if isinstance(body, dict) else text
     info = body.get("info") if isinstance(body, dict) else None
     detail = f"{message} ({info})" if info else str(message)
-    raise ArchiveError(f"zipit could not build the archive: {detail}", status=status,
-                       method="POST", url=str(response.request.url), service="pennsieve",
-                       server_message=str(message), body=body)
+    what = "left files out of the archive" if partial else "could not build the archive"
+    raise ArchiveError(f"zipit {what}: {detail}", status=status, method="POST", url=url,
+                       service="pennsieve", server_message=str(message), body=body)
 
 
 def save_zipit_response(response: httpx.Response, output_name: str | os.PathLike[str] | None,
-                        *, progress: bool | None = None) -> Path:
+                        *, progress: bool | None = None,
+                        expected_entries: int | None = None) -> Path:
     """Stream a zipit answer to disk (temporary name, then rename) and return its path.
 
-    A ZIP is checked (every entry's CRC) before it is renamed into place.
+    A ZIP is checked before it is renamed into place: every entry's CRC, no ``!ERROR.txt``
+    entry (zipit's list of files it failed to add), and ``expected_entries`` entries.
     """
     raise_for_zipit_error(response)
     name = attachment_name(response) or "pennsieve-data.zip"
@@ -74,11 +83,11 @@ def save_zipit_response(response: httpx.Response, output_name: str | os.PathLike
         if total is not None and tmp.stat().st_size != int(total):
             raise DownloadError(f"{dest.name}: got {tmp.stat().st_size} of {total} bytes")
         if is_zip:
-            _check_zip(tmp, dest.name)
+            _check_zip(tmp, dest.name, expected_entries, str(response.request.url))
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
-    return dest
+    return dest.resolve()
 
 
 def _archive_target(output_name: str | os.PathLike[str] | None, name: str, is_zip: bool) -> Path:
@@ -92,11 +101,19 @@ def _archive_target(output_name: str | os.PathLike[str] | None, name: str, is_zi
     return path
 
 
-def _check_zip(path: Path, label: str) -> None:
+def _check_zip(path: Path, label: str, expected_entries: int | None, url: str) -> None:
     try:
         with zipfile.ZipFile(path) as archive:
             bad = archive.testzip()
+            names = archive.namelist()
+            errors = (archive.read(ERROR_ATTACHMENT).decode("utf-8", "replace")
+                      if ERROR_ATTACHMENT in names else None)
     except zipfile.BadZipFile as exc:
         raise DownloadError(f"{label}: the archive received is not a valid ZIP ({exc})") from exc
     if bad is not None:
         raise DownloadError(f"{label}: entry {bad!r} of the archive is corrupt (CRC mismatch)")
+    if errors is not None:
+        _raise_archive_error(errors, url, partial=True)
+    if expected_entries is not None and len(names) != expected_entries:
+        raise DownloadError(f"{label}: the archive holds {len(names)} files, "
+                            f"{expected_entries} were expected")
