@@ -193,3 +193,37 @@ def test_download_manifest(client: httpx.Client, sample, validate) -> None:
     assert bad.status_code == 400 and "root path" in bad.json()
     none = client.post("/discover/datasets/90/versions/1/files/download-manifest", json={"paths": ["x"]})
     assert none.json() == {"header": {"count": 0, "size": 0}, "data": []}
+
+
+def test_search_total_count_saturates(client: httpx.Client, validate) -> None:
+    assert client.get("/discover/datasets/318").json()["fileCount"] > 10_000
+    body = validate(client.get("/discover/search/files", params={"datasetId": 318, "limit": 1}))
+    assert body["totalCount"] == 10_000
+
+
+@pytest.mark.parametrize("path", ["/discover/search/datasets", "/discover/search/files",
+                                  "/discover/search/records"])
+def test_search_result_window(client: httpx.Client, path) -> None:
+    assert client.get(path, params={"offset": 9990, "limit": 10}).status_code == 200
+    assert client.get(path, params={"offset": 0, "limit": 10_000}).status_code == 200
+    for params in ({"offset": 9991, "limit": 10}, {"offset": 0, "limit": 10_001}, {"offset": 20_000}):
+        response = client.get(path, params=params)
+        assert response.status_code == 500 and response.headers["content-type"] == "application/json"
+        assert response.json().startswith(
+            "Result window is too large, from + size must be less than or equal to: [10000]")
+    assert client.get("/discover/datasets", params={"offset": 9991, "limit": 10}).status_code == 200
+
+
+def test_spec_check_allows_null_only_where_optional(client: httpx.Client, validate) -> None:
+    from openapi_core.validation.response.exceptions import InvalidData
+
+    response = client.get("/discover/datasets/90")
+    dto = validate(response)
+
+    def replay(**changes: object) -> httpx.Response:
+        return httpx.Response(200, json={**dto, **changes}, request=response.request)
+
+    validate(replay(sponsorship=None, revision=None, embargoReleaseDate=None))
+    for required in ({"name": None}, {"doi": None}, {"contributors": None}):
+        with pytest.raises(InvalidData):
+            validate(replay(**required))

@@ -34,9 +34,14 @@ def serve(**options: object) -> None:
     lines that point the client at it.
     """
     try:
+        from sparc.sandbox.server import StartupError
         from sparc.sandbox.server import serve as run
     except ImportError as exc:  # the sandbox extra is missing
         raise click.ClickException(
             f"the sandbox needs its extra: pip install 'sparc.client[sandbox]' ({exc})"
         ) from exc
-    raise SystemExit(run(**options))
+    try:
+        code = run(**options)
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    raise SystemExit(code)

@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CONTROL_PREFIX = "/_sandbox"
 _CONVERTOR = re.compile(r"\{(\w+):\w+\}")
+UNMATCHED = "<unmatched>"
 
 
 class Stats:
@@ -42,12 +43,15 @@ class Stats:
 
 
 def route_template(scope: Scope) -> str:
-    """The matched route's path pattern including mount prefixes (``<unmatched>`` when none)."""
+    """The path pattern (mount prefixes included) of the endpoint that handled the request.
+
+    ``<unmatched>`` when no endpoint did: no route, only a ``Mount`` matched (``/discover/nope``),
+    or the method is not allowed.
+    """
     route = scope.get("route")
-    path = getattr(route, "path", None)
-    if path is None:
-        return "<unmatched>"
-    return scope.get("root_path", "") + _CONVERTOR.sub(r"{\1}", path)
+    if not isinstance(route, Route) or (route.methods is not None and scope["method"] not in route.methods):
+        return UNMATCHED
+    return scope.get("root_path", "") + _CONVERTOR.sub(r"{\1}", route.path)
 
 
 class StatsMiddleware:

@@ -46,6 +46,12 @@ class SandboxSettings:
     archive_size_cap: int = 5 * 10**9
 
 
+def credentials_line(settings: SandboxSettings) -> str:
+    """The sandbox user's credentials for the log: the key, and the secret only if it is the default."""
+    secret = repr(settings.api_secret) if settings.api_secret == DEFAULT_API_SECRET else "(as given)"
+    return f"api key {settings.api_key!r}, api secret {secret}"
+
+
 def create_app(settings: SandboxSettings) -> Starlette:
     """The sandbox ASGI app; state lives on ``app.state``. ``settings.data_dir`` must be set."""
     if settings.data_dir is None:
@@ -70,15 +76,24 @@ def create_app(settings: SandboxSettings) -> Starlette:
     return app
 
 
+class StartupError(Exception):
+    """The server cannot start (one line for the user, no traceback)."""
+
+
 def bind(host: str, port: int) -> socket.socket:
-    """A listening TCP socket (port 0 → a free port)."""
+    """A listening TCP socket (port 0 → a free port); :class:`StartupError` when that fails."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY on accepted connections only when the
     # listening socket says it is TCP; without it keep-alive responses wait ~40 ms (Nagle).
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        raise StartupError(f"cannot listen on {where}: {(exc.strerror or str(exc)).lower()}") from exc
     sock.set_inheritable(True)
     return sock
 
@@ -131,10 +146,9 @@ def serve(host: str = "127.0.0.1", port: int = 8000, data_dir: Path | None = Non
                                    api_key=api_key or DEFAULT_API_KEY,
                                    api_secret=api_secret or DEFAULT_API_SECRET, url_expiry=url_expiry,
                                    download_size_cap=download_size_cap, time_scale=time_scale)
-        app = create_app(settings)
         sock = stack.enter_context(bind(host, port))
-        print(f"sandbox user: api key {settings.api_key!r}, api secret {settings.api_secret!r}",
-              file=sys.stderr, flush=True)
+        app = create_app(settings)
+        print(f"sandbox user: {credentials_line(settings)}", file=sys.stderr, flush=True)
         _Server(_config(app), announce=base_url(sock)).run(sockets=[sock])
         app.state.db.close()
     return 0
@@ -155,8 +169,12 @@ class SandboxServer:
         if settings.data_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="sparc-sandbox-")
             settings = SandboxSettings(**{**settings.__dict__, "data_dir": Path(self._tmp.name)})
-        self.app = create_app(settings)
         sock = bind(settings.host, settings.port)
+        try:
+            self.app = create_app(settings)
+        except BaseException:
+            sock.close()
+            raise
         self.url = base_url(sock)
         self._server = _Server(_config(self.app))
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)

@@ -12,7 +12,7 @@ from typing import Any
 from sparc.sandbox.http import Page
 from sparc.sandbox.pennsieve import errors
 
-SEARCH_TOTAL_CAP = 10_000
+SEARCH_TOTAL_CAP = 10_000  # Elasticsearch's index.max_result_window: totalCount and offset + limit
 ORDER_BY = ("relevance", "date", "name", "size")
 DIRECTIONS = ("asc", "desc")
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -49,6 +49,16 @@ class Sort:
         if way not in DIRECTIONS:
             raise errors.bad_request(f"invalid orderDirection: {direction}; must be one of asc, desc")
         return cls(by, way)
+
+
+def check_search_window(page: Page) -> None:
+    """Elasticsearch refuses ``offset + limit`` beyond ``index.max_result_window``; Discover answers 500."""
+    end = page.offset + page.limit
+    if end > SEARCH_TOTAL_CAP:
+        raise errors.DiscoverError(500, (
+            f"Result window is too large, from + size must be less than or equal to: [{SEARCH_TOTAL_CAP}] "
+            f"but was [{end}]. See the scroll api for a more efficient way to request large data sets. "
+            "This limit can be set by changing the [index.max_result_window] index level setting."))
 
 
 def file_node(row: sqlite3.Row) -> dict[str, Any]:
@@ -154,6 +164,7 @@ class Discover:
     def search_datasets(self, page: Page, sort: Sort, query: str | None, organization: str | None,
                         organization_id: int | None, tags: list[str], embargo: bool | None) -> dict[str, Any]:
         """``GET /search/datasets``: FTS5 relevance over name, description, tags, contributors, readme."""
+        check_search_window(page)
         scores: dict[int, float] = {}
         match = fts_query(query or "")
         if match:
@@ -311,6 +322,7 @@ class Discover:
 
     def _search_page(self, page: Page, key: str, sql: str, args: list[Any], order: str,
                      render: Callable[[sqlite3.Row], dict[str, Any]]) -> dict[str, Any]:
+        check_search_window(page)
         total = self.conn.execute(f"SELECT count(*) FROM ({sql})", args).fetchone()[0]
         rows = self.conn.execute(f"{sql} ORDER BY {order} LIMIT ? OFFSET ?", [*args, page.limit, page.offset])
         return page.body(key, [render(r) for r in rows], min(total, SEARCH_TOTAL_CAP))

@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import json
 import sqlite3
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -48,20 +49,16 @@ def catalogue_version(path: Path = CATALOGUE_PATH) -> str:
 
 
 def open_database(data_dir: Path, catalogue: Path = CATALOGUE_PATH) -> sqlite3.Connection:
-    """Open ``data_dir/sandbox.sqlite3``, (re)building it when absent or from another catalogue."""
+    """Open ``data_dir/sandbox.sqlite3``, (re)building it when absent, corrupt or from another catalogue."""
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / DB_NAME
     version = catalogue_version(catalogue)
     if path.exists():
-        conn = _connect(path)
-        try:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'catalogue'").fetchone()
-        except sqlite3.DatabaseError:
-            row = None
-        if row and row[0] == version:
+        conn = _reuse(path, version)
+        if conn is not None:
             return conn
-        conn.close()
-        path.unlink()
+        for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            stale.unlink(missing_ok=True)
     conn = _connect(path)
     with conn:
         conn.executescript(SCHEMA)
@@ -70,10 +67,36 @@ def open_database(data_dir: Path, catalogue: Path = CATALOGUE_PATH) -> sqlite3.C
     return conn
 
 
+def _reuse(path: Path, version: str) -> sqlite3.Connection | None:
+    """The existing database if it is sound and built from catalogue ``version``, else ``None``.
+
+    Another catalogue is replaced silently; a corrupt file is reported on stderr.
+    """
+    conn: sqlite3.Connection | None = None
+    try:
+        conn = _connect(path)
+        row = conn.execute("SELECT value FROM meta WHERE key = 'catalogue'").fetchone()
+        if row is not None and row[0] == version:
+            check = conn.execute("PRAGMA quick_check").fetchone()[0]
+            if check == "ok":
+                return conn
+            raise sqlite3.DatabaseError(check)
+    except sqlite3.DatabaseError as exc:
+        print(f"sandbox: {path} is corrupt ({exc}); rebuilding it from the catalogue",
+              file=sys.stderr, flush=True)
+    if conn is not None:
+        conn.close()
+    return None
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode = WAL")
+    try:
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode = WAL")
+    except sqlite3.Error:
+        conn.close()
+        raise
     return conn
 
 
