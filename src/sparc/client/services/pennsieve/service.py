@@ -153,9 +153,11 @@ class PennsieveService(ServiceBase):
     ) -> dict[str, Any]:
         """Search published datasets: the ``/discover/search/datasets`` page
         ``{limit, offset, totalCount, datasets: [...]}``."""
-        return self._discover("/search/datasets", params=self._dataset_params(
-            limit, offset, query, organization, organization_id, tags, embargo, order_by,
-            order_direction))
+        return self._discover("/search/datasets", params=_page_params(
+            limit, offset, query=query, organization=organization,
+            organizationId=_check_id("organization_id", organization_id),
+            tags=[tags] if isinstance(tags, str) else (list(tags) if tags else None),
+            embargo=embargo, orderBy=order_by, orderDirection=order_direction))
 
     def list_files(
         self,
@@ -168,23 +170,23 @@ class PennsieveService(ServiceBase):
         dataset_id: int | None = None,
     ) -> list[dict[str, Any]]:
         """Search files: the list of file dicts of ``/discover/search/files``."""
-        page = self._discover("/search/files", params=self._file_params(
-            limit, offset, file_type, query, organization, organization_id, dataset_id))
+        page = self._files_page(limit, offset, file_type, query, organization, organization_id,
+                                dataset_id)
         return list(page.get("files", []))
 
-    def list_filenames(
-        self,
-        limit: int = 10,
-        offset: int = 0,
-        file_type: str | None = None,
-        query: str | None = None,
-        organization: str | None = None,
-        organization_id: int | None = None,
-        dataset_id: int | None = None,
-    ) -> list[str]:
-        """Like :meth:`list_files`, but each file's path within its dataset version."""
-        return [relative_path(f) for f in self.list_files(
-            limit, offset, file_type, query, organization, organization_id, dataset_id)]
+    def _files_page(self, limit: int = 10, offset: int = 0, file_type: str | None = None,
+                    query: str | None = None, organization: str | None = None,
+                    organization_id: int | None = None,
+                    dataset_id: int | None = None) -> dict[str, Any]:
+        return self._discover("/search/files", params=_page_params(
+            limit, offset, fileType=file_type, query=query, organization=organization,
+            organizationId=_check_id("organization_id", organization_id),
+            datasetId=_check_id("dataset_id", dataset_id)))
+
+    def list_filenames(self, *args: Any, **kwargs: Any) -> list[str]:
+        """Like :meth:`list_files` (same arguments), but each file's path within its dataset
+        version, for both URI layouts: ``['files/primary/a.csv', 'manifest.json']``."""
+        return [relative_path(f) for f in self.list_files(*args, **kwargs)]
 
     def list_records(
         self,
@@ -196,43 +198,28 @@ class PennsieveService(ServiceBase):
     ) -> dict[str, Any]:
         """Search metadata records: the ``/discover/search/records`` page
         ``{limit, offset, totalCount, records: [...]}``."""
-        return self._discover("/search/records", params=self._record_params(
-            limit, offset, model, organization, dataset_id))
+        return self._discover("/search/records", params=_page_params(
+            limit, offset, model=model, organization=organization,
+            datasetId=_check_id("dataset_id", dataset_id)))
 
     # -- iterators over every result ----------------------------------------------------------
     def iter_datasets(self, query: str | None = None, *, page_size: int = 100,
                       **filters: Any) -> Iterator[dict[str, Any]]:
         """Every dataset matching a search, across pages (filters as :meth:`list_datasets`)."""
-        params = self._dataset_params(page_size, 0, query, **filters)
-        return self._paginate("/search/datasets", "datasets", params, SEARCH_WINDOW)
+        return _paginate(lambda offset, limit: self.list_datasets(
+            limit, offset, query, **filters), "datasets", page_size, SEARCH_WINDOW)
 
     def iter_files(self, query: str | None = None, *, page_size: int = 100,
                    **filters: Any) -> Iterator[dict[str, Any]]:
         """Every file search hit, across pages (filters as :meth:`list_files`)."""
-        params = self._file_params(page_size, 0, query=query, **filters)
-        return self._paginate("/search/files", "files", params, SEARCH_WINDOW)
+        return _paginate(lambda offset, limit: self._files_page(
+            limit, offset, query=query, **filters), "files", page_size, SEARCH_WINDOW)
 
     def iter_records(self, model: str | None = None, *, page_size: int = 100,
                      **filters: Any) -> Iterator[dict[str, Any]]:
         """Every metadata record, across pages (filters as :meth:`list_records`)."""
-        params = self._record_params(page_size, 0, model, **filters)
-        return self._paginate("/search/records", "records", params, SEARCH_WINDOW)
-
-    def _paginate(self, path: str, key: str, params: dict[str, Any],
-                  window: int | None = None) -> Iterator[dict[str, Any]]:
-        offset, page_size = params["offset"], _check_count("page_size", params["limit"], 1)
-        while window is None or offset < window:
-            limit = page_size if window is None else min(page_size, window - offset)
-            page = self._discover(path, params={**params, "offset": offset, "limit": limit})
-            items = page.get(key, [])
-            yield from items
-            offset += len(items)
-            if not items or offset >= int(page.get("totalCount", 0)):
-                if window is None or offset < window:
-                    return
-        log.warning("search results stop at %d (the search index's window; its totalCount "
-                    "saturates there): narrow the search, or list a dataset's files with walk()",
-                    window)
+        return _paginate(lambda offset, limit: self.list_records(
+            limit, offset, model, **filters), "records", page_size, SEARCH_WINDOW)
 
     # -- datasets and versions ----------------------------------------------------------------
     def get_dataset(self, dataset_id: int, version: int | None = None) -> dict[str, Any]:
@@ -244,7 +231,7 @@ class PennsieveService(ServiceBase):
         dataset_id = _dataset_id(dataset_id)
         if version is None:
             return self._discover(f"/datasets/{dataset_id}")
-        return self._discover(f"/datasets/{dataset_id}/versions/{_check_count('version', version, 1)}")
+        return self._discover(_version_route(dataset_id, _check_count("version", version, 1)))
 
     def list_versions(self, dataset_id: int) -> list[dict[str, Any]]:
         """Every published version of a dataset."""
@@ -256,55 +243,53 @@ class PennsieveService(ServiceBase):
 
     def get_metadata(self, dataset_id: int, version: int | None = None) -> dict[str, Any]:
         """The dataset version's ``manifest.json`` (name, contributors, every file...)."""
-        base = self._version_path(dataset_id, version)
-        return self._discover(f"{base}/metadata")
+        return self._discover(f"{self._version_path(dataset_id, version)}/metadata")
 
     def _version_path(self, dataset_id: int, version: int | None) -> str:
-        dataset_id, version = self._ids(dataset_id, version)
-        return f"/datasets/{dataset_id}/versions/{version}"
+        """``/datasets/<id>/versions/<v>``, the latest version when ``version`` is None."""
+        return _version_route(*self._ids(dataset_id, version))
 
     # -- file tree ----------------------------------------------------------------------------
     def browse(self, dataset_id: int, version: int | None = None, path: str | None = None,
                *, page_size: int = 500) -> list[dict[str, Any]]:
         """One level of a dataset version's file tree (all pages): directories first, then
         files. Each node gains ``datasetId`` and ``datasetVersion`` so it can be downloaded."""
-        base = self._version_path(dataset_id, version)
-        return list(self._browse(base, path, page_size))
+        return list(self._browse(*self._ids(dataset_id, version), path, page_size))
 
-    def _browse(self, base: str, path: str | None, page_size: int) -> Iterator[dict[str, Any]]:
-        dataset_id, version = (int(p) for p in base.split("/")[2::2])
-        params = {"path": path.strip("/") if path else None, "limit": page_size, "offset": 0}
-        for node in self._paginate(f"{base}/files/browse", "files", params):
+    def _browse(self, dataset_id: int, version: int, path: str | None,
+                page_size: int = 500) -> Iterator[dict[str, Any]]:
+        route = f"{_version_route(dataset_id, version)}/files/browse"
+        folder = path.strip("/") if path else None
+        pages = _paginate(lambda offset, limit: self._discover(
+            route, params={"path": folder, "limit": limit, "offset": offset}), "files", page_size)
+        for node in pages:
             yield {**node, "datasetId": dataset_id, "datasetVersion": version}
 
     def walk(self, dataset_id: int, version: int | None = None, path: str | None = None,
              *, page_size: int = 500) -> Iterator[dict[str, Any]]:
         """Every file below ``path`` (the whole version by default), depth first, by name."""
-        base = self._version_path(dataset_id, version)
-        if path:
-            self._check_directory(base, path)
-        stack = [path.strip("/") if path else None]
+        dataset_id, version = self._ids(dataset_id, version)
+        folder = path.strip("/") if path else None
+        if folder:
+            parent, _, name = folder.rpartition("/")
+            if not any(n["name"] == name and n["type"] == "Directory"
+                       for n in self._browse(dataset_id, version, parent or None)):
+                raise NotFoundError(f"{path!r} is not a folder of dataset {dataset_id} "
+                                    f"version {version}", status=404, service=SERVICE)
+        stack = [folder]
         while stack:
             directories = []
-            for node in self._browse(base, stack.pop(), page_size):
+            for node in self._browse(dataset_id, version, stack.pop(), page_size):
                 if node.get("type") == "Directory":
                     directories.append(node["path"])
                 else:
                     yield node
             stack.extend(reversed(directories))
 
-    def _check_directory(self, base: str, path: str) -> None:
-        parent, _, name = path.strip("/").rpartition("/")
-        if not any(n["name"] == name and n["type"] == "Directory"
-                   for n in self._browse(base, parent or None, 500)):
-            raise NotFoundError(
-                f"{path!r} is not a folder of dataset version {base.split('/', 2)[2]}",
-                status=404, service=SERVICE)
-
     def get_file(self, dataset_id: int, path: str, version: int | None = None) -> dict[str, Any]:
         """One file's node, by its path within the version (or its full ``s3://`` uri)."""
-        base = self._version_path(dataset_id, version)
-        return self._discover(f"{base}/files", params={"path": path})
+        return self._discover(f"{self._version_path(dataset_id, version)}/files",
+                              params={"path": path})
 
     # -- downloads ----------------------------------------------------------------------------
     def download_manifest(self, dataset_id: int, paths: Sequence[str],
@@ -376,8 +361,7 @@ class PennsieveService(ServiceBase):
         max_workers = _check_count("max_workers", max_workers, 1)
         dataset_id, version = self._ids(dataset_id, version)
         if paths is None:  # the whole version: every top-level file and folder
-            wanted = [n["path"] for n in self._browse(
-                f"/datasets/{dataset_id}/versions/{version}", None, 500)]
+            wanted = [n["path"] for n in self._browse(dataset_id, version, None)]
         else:
             wanted = [p.strip("/") for p in ([paths] if isinstance(paths, str) else paths)]
         entries = self._resolve_entries(dataset_id, version, wanted)
@@ -464,44 +448,42 @@ class PennsieveService(ServiceBase):
             return list(manifest.get("data", []))
         except PermissionDeniedError:
             if len(paths) == 1:
-                children = [n["path"] for n in self._browse(
-                    f"/datasets/{dataset_id}/versions/{version}", paths[0], 500)]
+                children = [n["path"] for n in self._browse(dataset_id, version, paths[0])]
                 if not children or children == paths:
                     raise
                 paths = children
             log.info("download manifest too large; asking for %d parts", len(paths))
             return [e for p in paths for e in self._manifest_entries(dataset_id, version, [p])]
 
-    # -- parameter building -------------------------------------------------------------------
-    @staticmethod
-    def _dataset_params(limit: int = 10, offset: int = 0, query: str | None = None,
-                        organization: str | None = None, organization_id: int | None = None,
-                        tags: Sequence[str] | None = None, embargo: bool | None = None,
-                        order_by: str | None = None,
-                        order_direction: str | None = None) -> dict[str, Any]:
-        return {"limit": _check_count("limit", limit), "offset": _check_count("offset", offset),
-                "query": query, "organization": organization,
-                "organizationId": _check_id("organization_id", organization_id),
-                "tags": [tags] if isinstance(tags, str) else (list(tags) if tags else None),
-                "embargo": embargo, "orderBy": order_by, "orderDirection": order_direction}
 
-    @staticmethod
-    def _file_params(limit: int = 10, offset: int = 0, file_type: str | None = None,
-                     query: str | None = None, organization: str | None = None,
-                     organization_id: int | None = None,
-                     dataset_id: int | None = None) -> dict[str, Any]:
-        return {"limit": _check_count("limit", limit), "offset": _check_count("offset", offset),
-                "fileType": file_type, "query": query, "organization": organization,
-                "organizationId": _check_id("organization_id", organization_id),
-                "datasetId": _check_id("dataset_id", dataset_id)}
+def _page_params(limit: int, offset: int, **filters: Any) -> dict[str, Any]:
+    """Query parameters of a paged call: checked ``limit``/``offset`` and the given filters
+    (``None`` ones are dropped by the HTTP core)."""
+    return {"limit": _check_count("limit", limit), "offset": _check_count("offset", offset),
+            **filters}
 
-    @staticmethod
-    def _record_params(limit: int = 10, offset: int = 0, model: str | None = None,
-                       organization: str | None = None,
-                       dataset_id: int | None = None) -> dict[str, Any]:
-        return {"limit": _check_count("limit", limit), "offset": _check_count("offset", offset),
-                "model": model, "organization": organization,
-                "datasetId": _check_id("dataset_id", dataset_id)}
+
+def _paginate(fetch: Callable[[int, int], dict[str, Any]], key: str, page_size: int,
+              window: int | None = None) -> Iterator[dict[str, Any]]:
+    """Every item of a paged listing: ``fetch(offset, limit)`` returns one page, whose items
+    are under ``key``; search listings stop at the search index's ``window``."""
+    page_size = _check_count("page_size", page_size, 1)
+    offset = 0
+    while window is None or offset < window:
+        page = fetch(offset, page_size if window is None else min(page_size, window - offset))
+        items = page.get(key, [])
+        yield from items
+        offset += len(items)
+        if not items or offset >= int(page.get("totalCount", 0)):
+            if window is None or offset < window:
+                return
+    log.warning("search results stop at %d (the search index's window; its totalCount "
+                "saturates there): narrow the search, or list a dataset's files with walk()",
+                window)
+
+
+def _version_route(dataset_id: int, version: int) -> str:
+    return f"/datasets/{dataset_id}/versions/{version}"
 
 
 def _entry_path(entry: Mapping[str, Any]) -> str:
