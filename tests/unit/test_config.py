@@ -117,7 +117,9 @@ def test_set_profile_without_file_is_clear() -> None:
         client.pennsieve.set_profile("lab")
 
 
-def test_add_module_third_party(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def labext(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A third-party service module on sys.path; its name."""
     (tmp_path / "labext.py").write_text(
         "from sparc.client.services import ServiceBase\n"
         "class LabService(ServiceBase):\n"
@@ -126,8 +128,12 @@ def test_add_module_third_party(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         "    def get_profile(self): return self.config.get('token')\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
+    return "labext"
+
+
+def test_add_module_third_party(labext: str) -> None:
     with SparcClient(connect=False) as client:
-        client.add_module("labext", config={"token": "t-1"}, connect=True)
+        client.add_module(labext, config={"token": "t-1"}, connect=True)
         assert "labext" in client.module_names
         assert client.labext.connected and client.labext.get_profile() == "t-1"
         with pytest.raises(ConfigError, match="no concrete ServiceBase"):
@@ -156,15 +162,7 @@ def test_a_folder_is_not_a_config_file(tmp_path: Path) -> None:
         Config.load(tmp_path, environ={})
 
 
-def test_add_module_shares_the_pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "poolext.py").write_text(
-        "from sparc.client.services import ServiceBase\n"
-        "class PoolService(ServiceBase):\n"
-        "    def connect(self): return self\n"
-        "    def info(self): return 'pool'\n"
-        "    def get_profile(self): return None\n"
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
+def test_add_module_shares_the_pool(labext: str) -> None:
     with SparcClient() as client:
-        client.add_module("poolext", connect=False)
-        assert client.poolext.http is client.http is client.pennsieve.http
+        client.add_module(labext, connect=False)
+        assert client.labext.http is client.http is client.pennsieve.http
