@@ -388,16 +388,20 @@ class PennsieveService(ServiceBase):
                     moved += n
                     count(n)
 
-                saved = self._fetch_entry(dataset_id, version, entry, dest, False, on_bytes)
+                path = self._fetch_entry(dataset_id, version, entry, dest, False, on_bytes)
                 count(max(0, int(entry["size"]) - moved))  # bytes skipped or resumed
-                return saved
+                return path
 
             futures = {pool.submit(fetch, entry, dest): dest for entry, dest in targets}
-            for future in as_completed(futures):
-                try:
-                    saved.append(future.result())
-                except SparcError as exc:
-                    failures[str(futures[future])] = exc
+            try:
+                for future in as_completed(futures):
+                    try:
+                        saved.append(future.result())
+                    except SparcError as exc:
+                        failures[str(futures[future])] = exc
+            except BaseException:  # Ctrl-C: start nothing new; partial files stay for a resume
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
         if failures:
             raise DownloadError(summarize_failures(failures), failures=failures)
         return sorted(saved)
