@@ -1,6 +1,7 @@
 """Progress bars (tqdm, on stderr), which callers can switch off or force on.
 
-``progress=None`` means: show bars when stderr is a terminal. Example::
+``progress=None`` means: show bars when stderr is a terminal or in a Jupyter kernel (where
+``tqdm.auto`` draws a widget). Example::
 
     with byte_bar(total=1024, desc="file.csv", progress=True) as bar:
         bar.update(512)
@@ -13,9 +14,9 @@ from typing import Any
 
 
 def bars_enabled(progress: bool | None) -> bool:
-    """Resolve the ``progress`` argument: ``None`` -> only when stderr is a TTY."""
+    """Resolve the ``progress`` argument: ``None`` -> when stderr is a TTY or in Jupyter."""
     if progress is None:
-        return bool(getattr(sys.stderr, "isatty", lambda: False)())
+        return "ipykernel" in sys.modules or bool(getattr(sys.stderr, "isatty", lambda: False)())
     return progress
 
 
