@@ -193,43 +193,20 @@ class HttpCore:
         self.close()
 
     # -- requests -----------------------------------------------------------------------------
-    def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        service: str = "",
-        params: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
-        idempotent: bool | None = None,
-        timeout: float | None = None,
-        **body: Any,
-    ) -> httpx.Response:
+    def request(self, method: str, url: str, **options: Any) -> httpx.Response:
         """Send one request (with retries) and return the successful, fully read response.
 
-        ``body`` takes httpx's ``json=``, ``data=``, ``content=`` or ``files=``. ``None`` values in
-        ``params`` are dropped; lists become repeated keys (``tags=a&tags=b``). Raises the
+        Options: ``service`` (named in errors), ``params`` (``None`` values dropped, lists
+        repeated: ``tags=a&tags=b``), ``headers``, ``idempotent`` (retry a POST that only
+        reads), ``timeout``, and httpx's ``json=``/``data=``/``content=``/``files=``. Raises the
         matching :class:`~sparc.client.errors.ApiError` for 4xx/5xx and
         :class:`~sparc.client.errors.TransportError` when no (whole) answer came.
         """
-        response = self._send(method, url, service=service, params=params, headers=headers,
-                              idempotent=idempotent, timeout=timeout, read=True, body=body)
-        return response
+        return self._send(method, url, read=True, **options)
 
     @contextlib.contextmanager
-    def stream(
-        self,
-        method: str,
-        url: str,
-        *,
-        service: str = "",
-        params: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
-        idempotent: bool | None = None,
-        timeout: float | None = None,
-        **body: Any,
-    ) -> Iterator[httpx.Response]:
-        """Like :meth:`request`, but the successful body is left unread for streaming::
+    def stream(self, method: str, url: str, **options: Any) -> Iterator[httpx.Response]:
+        """Like :meth:`request` (same options), but the successful body is left unread::
 
             with http.stream("GET", url) as resp:
                 for chunk in resp.iter_bytes(): ...
@@ -237,8 +214,7 @@ class HttpCore:
         Failures while reading the stream raise :class:`TransportError`; resuming is the
         caller's job (see :mod:`sparc.client._download`).
         """
-        response = self._send(method, url, service=service, params=params, headers=headers,
-                              idempotent=idempotent, timeout=timeout, read=False, body=body)
+        response = self._send(method, url, read=False, **options)
         try:
             yield response
         except httpx.HTTPError as exc:
@@ -253,13 +229,13 @@ class HttpCore:
         method: str,
         url: str,
         *,
-        service: str,
-        params: Mapping[str, Any] | None,
-        headers: Mapping[str, str] | None,
-        idempotent: bool | None,
-        timeout: float | None,
         read: bool,
-        body: Mapping[str, Any],
+        service: str = "",
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+        timeout: float | None = None,
+        **body: Any,
     ) -> httpx.Response:
         method = method.upper()
         clean = {k: v for k, v in (params or {}).items() if v is not None}
@@ -272,8 +248,8 @@ class HttpCore:
         attempt = 0
         while True:
             pool = self.pool
-            request = pool.build_request(method, url, params=clean or None,
-                                                 headers=headers, **extra)
+            request = pool.build_request(method, url, params=clean or None, headers=headers,
+                                         **extra)
             shown = redact_url(request.url)
             response: httpx.Response | None = None
             try:

@@ -34,6 +34,17 @@ def fts_query(text: str, operator: str = "AND", prefix: bool = False) -> str | N
     return f" {operator} ".join(tokens) or None
 
 
+def where(*conditions: tuple[str, Any]) -> tuple[str, list[Any]]:
+    """``" AND <sql>"`` for each condition whose value is not None, and the matching arguments
+    (the value once per ``?``)."""
+    sql, args = "", list[Any]()
+    for clause, value in conditions:
+        if value is not None:
+            sql += f" AND {clause}"
+            args += [value] * clause.count("?")
+    return sql, args
+
+
 @dataclass(frozen=True)
 class Sort:
     """``orderBy``/``orderDirection`` of a dataset listing."""
@@ -282,40 +293,27 @@ class Discover:
         """``GET /search/files``: published, non-embargoed files of latest versions."""
         sql = ("SELECT f.* FROM files f JOIN datasets d ON d.pk = f.dataset_pk"
                " WHERE f.searchable = 1 AND d.latest = 1")
-        args: list[Any] = []
         order = "f.pk"
         match = fts_query(query or "", "OR", prefix=True)
         if match:
             sql = sql.replace("FROM files f", "FROM files_fts JOIN files f ON f.pk = files_fts.rowid")
-            sql += " AND files_fts MATCH ?"
-            args.append(match)
             order = "bm25(files_fts, 10.0, 1.0), f.pk"
-        if file_type:
-            sql += " AND (lower(f.file_type) = lower(?) OR lower(f.file_type) LIKE lower(?) || '%')"
-            args += [file_type, file_type]
-        if organization:
-            sql += " AND org_match(?, d.organization_name)"
-            args.append(organization)
-        if organization_id is not None:
-            sql += " AND d.organization_id = ?"
-            args.append(organization_id)
-        if dataset_id is not None:
-            sql += " AND f.dataset_id = ?"
-            args.append(dataset_id)
+        conditions, args = where(
+            ("files_fts MATCH ?", match or None),
+            ("(lower(f.file_type) = lower(?) OR lower(f.file_type) LIKE lower(?) || '%')",
+             file_type or None),
+            ("org_match(?, d.organization_name)", organization or None),
+            ("d.organization_id = ?", organization_id),
+            ("f.dataset_id = ?", dataset_id))
+        sql += conditions
         return self._search_page(page, "files", sql, args, order, search_hit)
 
     def search_records(self, page: Page, model: str | None, organization: str | None,
                        dataset_id: int | None) -> dict[str, Any]:
-        sql, args = "SELECT * FROM records r WHERE 1 = 1", list[Any]()
-        if model:
-            sql += " AND r.model = ?"
-            args.append(model)
-        if organization:
-            sql += " AND org_match(?, r.organization_name)"
-            args.append(organization)
-        if dataset_id is not None:
-            sql += " AND r.dataset_id = ?"
-            args.append(dataset_id)
+        conditions, args = where(("r.model = ?", model or None),
+                                 ("org_match(?, r.organization_name)", organization or None),
+                                 ("r.dataset_id = ?", dataset_id))
+        sql = "SELECT * FROM records r WHERE 1 = 1" + conditions
         return self._search_page(page, "records", sql, args, "r.pk", lambda r: {
             "datasetId": r["dataset_id"], "version": r["version"], "model": r["model"],
             "properties": json.loads(r["properties"])})
