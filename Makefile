@@ -33,6 +33,7 @@ bench: env
 	$(BIN)/python bench/import_time.py
 	$(BIN)/python bench/download.py
 	$(BIN)/python bench/sandbox.py
+	$(BIN)/python bench/walk.py --delay 20
 
 lint: env
 	$(BIN)/python -m pip install -q -e '.[dev]'

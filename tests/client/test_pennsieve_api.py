@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 import zipfile
 from pathlib import Path
 
@@ -218,3 +219,15 @@ def test_publishing_50_layout_end_to_end(client: SparcClient, tmp_path: Path) ->
     assert hashlib.sha256(saved.read_bytes()).hexdigest() == node["sha256"]
     archive = client.pennsieve.download_file(hits[:2], output_name=tmp_path / "two")
     assert sorted(zipfile.ZipFile(archive).namelist()) == sorted(paths[:2])
+
+
+def test_parallel_walk_keeps_the_sequential_order(client: SparcClient,
+                                                  sandbox: SandboxProcess) -> None:
+    sequential = [f["path"] for f in client.pennsieve.walk(318, max_workers=1)]
+    parallel = [f["path"] for f in client.pennsieve.walk(318, max_workers=8)]
+    assert parallel == sequential and len(parallel) >= 10_000
+    sandbox.reset_stats()
+    first = next(iter(client.pennsieve.walk(318)))
+    assert first["type"] == "File"
+    time.sleep(0.3)  # an abandoned walk stops fetching
+    assert sandbox.stats()["requests_total"] < 100

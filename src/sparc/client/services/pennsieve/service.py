@@ -266,9 +266,14 @@ class PennsieveService(ServiceBase):
             yield {**node, "datasetId": dataset_id, "datasetVersion": version}
 
     def walk(self, dataset_id: int, version: int | None = None, path: str | None = None,
-             *, page_size: int = 500) -> Iterator[dict[str, Any]]:
-        """Every file below ``path`` (the whole version by default), depth first, by name."""
+             *, page_size: int = 500, max_workers: int = 8) -> Iterator[dict[str, Any]]:
+        """Every file below ``path`` (the whole version by default), depth first, by name.
+
+        Folder listings are fetched ``max_workers`` at a time ahead of the traversal, so deep
+        trees cost round trips in parallel; the order is the same as a sequential walk.
+        """
         dataset_id, version = self._ids(dataset_id, version)
+        max_workers = _check_count("max_workers", max_workers, 1)
         folder = path.strip("/") if path else None
         if folder:
             parent, _, name = folder.rpartition("/")
@@ -276,15 +281,21 @@ class PennsieveService(ServiceBase):
                        for n in self._browse(dataset_id, version, parent or None)):
                 raise NotFoundError(f"{path!r} is not a folder of dataset {dataset_id} "
                                     f"version {version}", status=404, service=SERVICE)
-        stack = [folder]
-        while stack:
-            directories = []
-            for node in self._browse(dataset_id, version, stack.pop(), page_size):
-                if node.get("type") == "Directory":
-                    directories.append(node["path"])
-                else:
-                    yield node
-            stack.extend(reversed(directories))
+
+        def listing(folder: str | None) -> list[dict[str, Any]]:
+            return list(self._browse(dataset_id, version, folder, page_size))
+
+        pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="sparc-walk")
+        try:
+            stack = [pool.submit(listing, folder)]
+            while stack:
+                nodes = stack.pop().result()
+                subfolders = [pool.submit(listing, n["path"]) for n in nodes
+                              if n.get("type") == "Directory"]
+                yield from (n for n in nodes if n.get("type") != "Directory")
+                stack.extend(reversed(subfolders))
+        finally:  # also when the caller stops early: fetch nothing more
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def get_file(self, dataset_id: int, path: str, version: int | None = None) -> dict[str, Any]:
         """One file's node, by its path within the version (or its full ``s3://`` uri)."""
