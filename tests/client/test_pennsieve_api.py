@@ -231,3 +231,22 @@ def test_parallel_walk_keeps_the_sequential_order(client: SparcClient,
     assert first["type"] == "File"
     time.sleep(0.3)  # an abandoned walk stops fetching
     assert sandbox.stats()["requests_total"] < 100
+
+
+def test_publishing_50_versions_share_keys(client: SparcClient, tmp_path: Path) -> None:
+    """Older 5.0 versions are served by S3 object version under the same key."""
+    p = client.pennsieve
+    assert [v["version"] for v in p.list_versions(396)] == [1, 2, 3]
+    by_version = {v: {n["path"]: n for n in p.walk(396, v)} for v in (1, 2, 3)}
+    changed = [path for path, node in by_version[2].items()
+               if path in by_version[3] and node["sha256"] != by_version[3][path]["sha256"]
+               and path != "manifest.json"]
+    assert changed, "396 v2 should rewrite a file that v3 also has"
+    path = changed[0]
+    saved = {v: p.download(396, path, tmp_path / f"v{v}", version=v)[0] for v in (2, 3)}
+    for v, file in saved.items():
+        assert hashlib.sha256(file.read_bytes()).hexdigest() == by_version[v][path]["sha256"]
+    assert saved[2].read_bytes() != saved[3].read_bytes()
+    same = next(k for k, n in by_version[1].items() if k != "manifest.json"
+                and by_version[3].get(k, {}).get("s3Version") == n["s3Version"])
+    assert by_version[1][same]["sha256"] == by_version[3][same]["sha256"]

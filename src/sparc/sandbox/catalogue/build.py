@@ -117,6 +117,7 @@ class Builder:
     def __init__(self, seed: int = SEED) -> None:
         self.rng = random.Random(seed)
         self.versions: list[Version] = []
+        self.identities: dict[int, dict[str, Any]] = {}
         self.tombstones: list[dict[str, Any]] = []
         self.records: list[dict[str, Any]] = []
 
@@ -153,17 +154,29 @@ class Builder:
         return int.from_bytes(digest[:8], "little") >> 1  # fits SQLite INTEGER
 
     # ---- datasets ---------------------------------------------------------------------------
+    def identity(self, dataset_id: int) -> dict[str, Any]:
+        """What stays the same across a dataset's versions: owner, contributors, ids, first
+        publication (drawn once per dataset)."""
+        if dataset_id not in self.identities:
+            contributors = [self.person() for _ in range(self.rng.randrange(2, 6))]
+            first = datetime(2019, 6, 1, tzinfo=UTC) + timedelta(
+                days=self.rng.randrange(1500), seconds=self.rng.randrange(86400))
+            self.identities[dataset_id] = {
+                "contributors": contributors, "first": first,
+                "sourceDatasetId": self.rng.randrange(100, 5000),
+                "ownerId": self.rng.randrange(10, 3000)}
+        return self.identities[dataset_id]
+
     def dto(self, dataset_id: int, version: int, name: str, description: str, tags: list[str],
             org: tuple[str, int], bucket: str, schema: str = "4.0", **extra: Any) -> dict[str, Any]:
-        owner = self.person()
-        first = datetime(2019, 6, 1, tzinfo=UTC) + timedelta(days=self.rng.randrange(1500),
-                                                                     seconds=self.rng.randrange(86400))
+        who = self.identity(dataset_id)
+        owner, first = who["contributors"][0], who["first"]
         published = first + timedelta(days=120 * (version - 1))
         prefix = f"{dataset_id}/" if schema == "5.0" else f"{dataset_id}/{version}/"
         created = self.stamp(published)
         dto: dict[str, Any] = {
-            "id": dataset_id, "sourceDatasetId": self.rng.randrange(100, 5000), "name": name,
-            "description": description, "ownerId": self.rng.randrange(10, 3000),
+            "id": dataset_id, "sourceDatasetId": who["sourceDatasetId"], "name": name,
+            "description": description, "ownerId": who["ownerId"],
             "ownerFirstName": owner["firstName"], "ownerLastName": owner["lastName"],
             "ownerOrcid": owner["orcid"], "organizationName": org[0], "organizationId": org[1],
             "license": CCBY, "tags": tags, "version": version, "revision": None, "size": 0,
@@ -172,7 +185,7 @@ class Builder:
             "status": "PUBLISH_SUCCEEDED", "doi": self.doi(),
             "banner": f"{ASSETS}/{dataset_id}/{version}/banner.jpg",
             "readme": f"{ASSETS}/{dataset_id}/{version}/readme.md", "changelog": None,
-            "contributors": [owner] + [self.person() for _ in range(self.rng.randrange(1, 5))],
+            "contributors": [dict(c) for c in who["contributors"]],
             "collections": [], "externalPublications": [],
             "sponsorship": SPONSOR if org == SPARC else None, "pennsieveSchemaVersion": schema,
             "createdAt": created, "updatedAt": created, "firstPublishedAt": self.stamp(first),
@@ -415,15 +428,18 @@ class Builder:
             self.add(dto, files)
 
     def layout50(self) -> None:
-        """396 and 426: publishing 5.0 layout (no version in keys, S3-versioned objects)."""
+        """396 and 426: publishing 5.0 layout (no version in keys, S3-versioned objects).
+
+        396 has three versions sharing keys: v1 holds the first captured files, v2 adds more and
+        rewrites one (a new S3 object version under the same key), v3 is the captured listing.
+        Unchanged files keep their object version from one dataset version to the next.
+        """
         captured = json.loads((SAMPLES / "discover-search-files_items_sparc-datasets-11-292-396-426.json")
                               .read_text())
         names = {396: ("Scaffold-based registration of the mouse colon", ["colon", "scaffold", "mouse"]),
                  426: ("Stitched vagus nerve segmentations of human cadavers", ["vagus nerve", "human",
                                                                               "segmentation"])}
         for dataset_id, (name, tags) in names.items():
-            dto = self.dto(dataset_id, 3, name, f"{name}: curated SDS 3.0 dataset.", tags, SPARC, SPARC5,
-                           schema="5.0")
             prefix = f"s3://{SPARC5}/{dataset_id}/"
             files = [FileSpec(item["uri"][len(prefix):], item["size"],
                               source_package_id=item["sourcePackageId"], created_at=item["createdAt"],
@@ -431,6 +447,18 @@ class Builder:
                      for item in captured[f"mock_response_project_files_{dataset_id}"]]
             files.append(FileSpec("files/dataset_description.xlsx", 21_330,
                                   source_package_id=self.package_id()))
+            if dataset_id == 396:
+                first = files[:3]
+                rewritten = FileSpec(files[0].path, files[0].size - 17, types=files[0].types,
+                                     source_package_id=files[0].source_package_id)
+                releases = {1: first + [files[-1]], 2: [rewritten, *first[1:], *files[3:6], files[-1]]}
+                for version, subset in releases.items():
+                    dto = self.dto(dataset_id, version, name,
+                                   f"{name}: curated SDS 3.0 dataset (v{version}).", tags, SPARC,
+                                   SPARC5, schema="5.0")
+                    self.add(dto, list(subset), {"researcher": 3, "award": 1})
+            dto = self.dto(dataset_id, 3, name, f"{name}: curated SDS 3.0 dataset.", tags, SPARC, SPARC5,
+                           schema="5.0")
             self.add(dto, files, {"researcher": 3, "award": 1})
 
     def deep_318(self) -> None:
