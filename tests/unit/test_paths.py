@@ -75,3 +75,16 @@ def test_safe_join_rejects_links_out(tmp_path: Path) -> None:
     with pytest.raises(UnsafePathError, match="link"):
         safe_join(root, "link/file.txt")
     assert safe_join(root, "a/./b.txt") == root / "a" / "b.txt"
+
+
+def test_save_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sparc.client._download import save_target
+
+    monkeypatch.chdir(tmp_path)
+    assert save_target(None, "a.csv") == tmp_path / "a.csv"
+    assert save_target(tmp_path, "a.csv") == tmp_path / "a.csv"       # an existing folder
+    assert save_target(tmp_path / "out", "x.zip", ".zip") == tmp_path / "out.zip"
+    assert save_target(tmp_path / "out.ZIP", "x.zip", ".zip") == tmp_path / "out.ZIP"
+    for bad in ("../a", "a/b", "..", ""):
+        with pytest.raises(UnsafePathError):
+            save_target(None, bad)

@@ -28,7 +28,7 @@ from sparc.client.errors import (
 )
 from sparc.client.progress import byte_bar
 
-__all__ = ["RemoteFile", "fetch_to_file", "safe_join", "partial_path", "sha256_of"]
+__all__ = ["RemoteFile", "fetch_to_file", "safe_join", "save_target", "partial_path", "sha256_of"]
 
 log = logging.getLogger("sparc.client")
 
@@ -65,6 +65,23 @@ def safe_join(root: Path, relative: str) -> Path:
     if not target.resolve().is_relative_to(resolved_root):
         raise UnsafePathError(relative, "it resolves outside the output folder (a link?)")
     return target
+
+
+def save_target(output_name: str | os.PathLike[str] | None, server_name: str,
+                suffix: str | None = None) -> Path:
+    """Where to save a download the server named ``server_name``: ``output_name`` (a file, or an
+    existing folder to put it in) or ``./server_name``; ``suffix`` is added to an
+    ``output_name`` lacking it. A server name holding a folder part is refused."""
+    if "/" in server_name or "\\" in server_name or server_name in ("", ".", ".."):
+        raise UnsafePathError(server_name, "a server-given file name must not name a folder")
+    if output_name is None:
+        return Path.cwd() / server_name
+    path = Path(output_name).expanduser()
+    if path.is_dir():
+        return path / server_name
+    if suffix and path.suffix.lower() != suffix:
+        path = path.with_name(path.name + suffix)
+    return path
 
 
 def partial_path(dest: Path, remote: RemoteFile) -> Path:

@@ -20,9 +20,6 @@ class ServiceBase(abc.ABC):
     ``connect``, and receive the profile as a mapping.
     """
 
-    #: The attribute name under ``SparcClient``.
-    name: str = ""
-
     def __init__(
         self,
         config: Config | Mapping[str, Any] | None = None,

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from sparc.client._download import RemoteFile, fetch_to_file, safe_join
+from sparc.client._download import RemoteFile, fetch_to_file, safe_join, save_target
 from sparc.client.config import DEFAULT_PENNSIEVE_API_HOST
 from sparc.client.errors import (
     ArgumentError,
@@ -77,8 +77,6 @@ class PennsieveService(ServiceBase):
     Every call goes to ``pennsieve_api_host`` (default ``https://api.pennsieve.io``); point it
     at the SPARC sandbox with ``PENNSIEVE_API_HOST=http://127.0.0.1:<port>``.
     """
-
-    name = SERVICE
 
     @property
     def host(self) -> str:
@@ -306,11 +304,8 @@ class PennsieveService(ServiceBase):
     def download_manifest(self, dataset_id: int, paths: Sequence[str],
                           version: int | None = None) -> dict[str, Any]:
         """Presigned download links for files and folders: ``{header: {count, size}, data}``."""
-        base = self._version_path(dataset_id, version)
-        response = self.http.request(
-            "POST", self.resolve_url(f"/discover{base}/files/download-manifest"),
-            json={"paths": list(paths)}, service=SERVICE, idempotent=True)
-        return response.json()
+        return self.post(f"/discover{self._version_path(dataset_id, version)}"
+                         "/files/download-manifest", json={"paths": list(paths)}, idempotent=True)
 
     def download_file(
         self,
@@ -344,7 +339,7 @@ class PennsieveService(ServiceBase):
         entries = self._resolve_entries(dataset_id, version, [r.path for r in refs])
         if len(entries) == 1:  # one file (or a folder holding one file): verified download
             entry = entries[0]
-            dest = _target(output_name, entry["fileName"])
+            dest = save_target(output_name, entry["fileName"])
             return self._fetch_entry(dataset_id, version, entry, dest, progress)
         body = {"data": {"datasetId": dataset_id, "version": version,
                          "paths": [r.path for r in refs]}}
@@ -437,7 +432,7 @@ class PennsieveService(ServiceBase):
                 f"{', '.join(map(repr, missing or paths))}", status=404, service=SERVICE)
         return entries
 
-    def _manifest_entry(self, dataset_id: int, version: int | None, path: str) -> dict[str, Any]:
+    def _manifest_entry(self, dataset_id: int, version: int, path: str) -> dict[str, Any]:
         """The download-manifest entry (fresh presigned URL) of one file."""
         for entry in self.download_manifest(dataset_id, [path], version).get("data", []):
             if _entry_path(entry) == path:
@@ -445,7 +440,7 @@ class PennsieveService(ServiceBase):
         raise NotFoundError(f"dataset {dataset_id} has no file {path!r}", status=404,
                             service=SERVICE)
 
-    def _fetch_entry(self, dataset_id: int, version: int | None, entry: Mapping[str, Any],
+    def _fetch_entry(self, dataset_id: int, version: int, entry: Mapping[str, Any],
                      dest: Path, progress: bool | None,
                      on_bytes: Callable[[int], None] | None = None) -> Path:
         """Save one manifest entry to ``dest``, verified; an expired link is renewed once."""
@@ -508,16 +503,6 @@ def _entry_path(entry: Mapping[str, Any]) -> str:
 
 def _remote(entry: Mapping[str, Any]) -> RemoteFile:
     return RemoteFile(entry["url"], int(entry["size"]), entry.get("sha256"))
-
-
-def _target(output_name: str | os.PathLike[str] | None, default_name: str) -> Path:
-    """Where to save: ``output_name`` (a file, or an existing folder) or ``./default_name``."""
-    if "/" in default_name or "\\" in default_name or default_name in ("", ".", ".."):
-        raise DownloadError(f"refusing server-given file name {default_name!r}")
-    if output_name is None:
-        return Path.cwd() / default_name
-    path = Path(output_name).expanduser()
-    return path / default_name if path.is_dir() else path
 
 
 def _decode(response: httpx.Response) -> Any:

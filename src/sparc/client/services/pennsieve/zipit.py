@@ -18,8 +18,8 @@ from urllib.parse import unquote
 
 import httpx
 
-from sparc.client._download import CHUNK_SIZE
-from sparc.client.errors import ArchiveError, DownloadError, UnsafePathError
+from sparc.client._download import CHUNK_SIZE, save_target
+from sparc.client.errors import ArchiveError, DownloadError
 from sparc.client.progress import byte_bar
 
 ERROR_ATTACHMENT = "!ERROR.txt"
@@ -67,10 +67,8 @@ def save_zipit_response(response: httpx.Response, output_name: str | os.PathLike
     """
     raise_for_zipit_error(response)
     name = attachment_name(response) or "pennsieve-data.zip"
-    if "/" in name or "\\" in name or name in (".", ".."):
-        raise UnsafePathError(name, "zipit gave a file name with a folder in it")
     is_zip = "zip" in response.headers.get("content-type", "") or name.endswith(".zip")
-    dest = _archive_target(output_name, name, is_zip)
+    dest = save_target(output_name, name, ".zip" if is_zip else None)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f"{dest.name}.{uuid.uuid4().hex[:8]}.incomplete")
     total = response.headers.get("content-length")
@@ -88,17 +86,6 @@ def save_zipit_response(response: httpx.Response, output_name: str | os.PathLike
     finally:
         tmp.unlink(missing_ok=True)
     return dest.resolve()
-
-
-def _archive_target(output_name: str | os.PathLike[str] | None, name: str, is_zip: bool) -> Path:
-    if output_name is None:
-        return Path.cwd() / name
-    path = Path(output_name).expanduser()
-    if path.is_dir():
-        return path / name
-    if is_zip and path.suffix.lower() != ".zip":
-        path = path.with_name(path.name + ".zip")
-    return path
 
 
 def _check_zip(path: Path, label: str, expected_entries: int | None, url: str) -> None:
