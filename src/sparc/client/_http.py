@@ -63,11 +63,16 @@ class RetryPolicy:
     max_total: float = 120.0
     statuses: frozenset[int] = field(default_factory=lambda: frozenset({408, 429, 500, 502, 503, 504}))
 
+    def ceiling(self, attempt: int) -> float:
+        """The longest backoff before retry number ``attempt`` (0-based)."""
+        return min(self.max_backoff, self.backoff * (2**attempt))
+
     def delay(self, attempt: int, retry_after: float | None) -> float:
-        """Seconds to wait before retry number ``attempt`` (0-based)."""
+        """Seconds to wait before retry number ``attempt``: ``Retry-After`` when given, else
+        a jittered backoff between half the ceiling and the ceiling."""
         if retry_after is not None:
             return max(0.0, retry_after)
-        ceiling = min(self.max_backoff, self.backoff * (2**attempt))
+        ceiling = self.ceiling(attempt)
         return random.uniform(ceiling / 2, ceiling) if ceiling > 0 else 0.0
 
 
@@ -293,7 +298,7 @@ class HttpCore:
         policy = self.retry
         if attempt >= policy.max_retries:
             return False
-        projected = wait if wait is not None else min(policy.max_backoff, policy.backoff * 2**attempt)
+        projected = wait if wait is not None else policy.ceiling(attempt)
         return time.monotonic() - started + projected <= policy.max_total
 
     def _wait(self, attempt: int, retry_after: float | None, why: str) -> None:

@@ -54,26 +54,20 @@ class SandboxProcess:
             self.stop()
             raise RuntimeError(f"sandbox did not start: first line {first_line!r}")
         self.url = first_line[0].strip()
-        self._drain_exports()
-        return self
+        pointed = threading.Event()
 
-    def _drain_exports(self) -> None:
-        """Read the ``export NAME=value`` lines that follow the URL (until the pipe goes quiet)."""
-        assert self._proc and self._proc.stdout
-        lines: list[str] = []
-
-        def read() -> None:
-            for line in self._proc.stdout:  # type: ignore[union-attr]
+        def read_exports() -> None:
+            """Collect the ``export NAME=value`` lines that follow the URL (the pipe stays open)."""
+            for line in stdout:
                 if line.startswith("export "):
                     name, _, value = line[len("export "):].strip().partition("=")
                     self.env[name] = value
-                lines.append(line)
+                    if name == "PENNSIEVE_API_HOST":
+                        pointed.set()
 
-        threading.Thread(target=read, daemon=True).start()
-        deadline = 50
-        while "PENNSIEVE_API_HOST" not in self.env and deadline:
-            threading.Event().wait(0.02)
-            deadline -= 1
+        threading.Thread(target=read_exports, daemon=True).start()
+        pointed.wait(self.startup_timeout)
+        return self
 
     def get_json(self, path: str, method: str = "GET") -> dict:
         req = urllib.request.Request(self.url + path, method=method)
