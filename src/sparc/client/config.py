@@ -21,7 +21,7 @@ import configparser
 import logging
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -122,13 +122,6 @@ class Config(Mapping[str, Any]):
             elif key in given:
                 del given[key]
         return cls(profile=profile, source=source, extra=extra, **given)
-
-    def with_overrides(self, **changes: Any) -> Config:
-        """A copy with some keys changed, e.g. ``config.with_overrides(pennsieve_api_host=url)``."""
-        for key in _HOST_KEYS:
-            if key in changes:
-                changes[key] = _check_host(key, changes[key], self.source)
-        return replace(self, **changes)
 
     # -- mapping view -------------------------------------------------------------------------
     def as_dict(self) -> dict[str, Any]:

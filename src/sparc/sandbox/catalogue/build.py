@@ -34,7 +34,6 @@ ASSETS = "https://assets.discover.pennsieve.io/dataset-assets"
 PUBLISH = "pennsieve-prod-discover-publish-use1"
 SPARC4 = "prd-sparc-discover-use1"
 SPARC5 = "prd-sparc-discover50-use1"
-EMBARGO = "pennsieve-prod-discover-embargo-use1"
 SPONSOR = {
     "title": "NIH SPARC Program",
     "imageUrl": f"{ASSETS}/sponsorships/sparc_logo.svg",
