@@ -10,8 +10,7 @@ import pytest
 
 from sparc.client import SparcClient
 
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "specs" / "samples"
-needs_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason="shared/ not beside the repo")
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "specs" / "samples"  # see SOURCES.md
 
 
 def sample(name: str) -> object:
@@ -25,7 +24,6 @@ def test_list_datasets_cancer(client: SparcClient) -> None:
     assert {d["id"] for d in response["datasets"]} == {93, 33}
 
 
-@needs_samples
 def test_list_datasets_returns_the_real_shape(client: SparcClient) -> None:
     real = sample("discover-search-datasets_query-cancer_limit-2.json")["datasets"]  # type: ignore[index]
     got = {d["id"]: d for d in client.pennsieve.list_datasets(query='cancer', limit=2)["datasets"]}
@@ -43,7 +41,6 @@ def test_list_records_researcher_sparc(client: SparcClient) -> None:
         assert all(isinstance(v, str) for v in record["properties"].values())
 
 
-@needs_samples
 def test_list_files_manifest_json(client: SparcClient) -> None:
     response = client.pennsieve.list_files(dataset_id=90, query='manifest', file_type='json')
     assert isinstance(response, list)
@@ -63,7 +60,6 @@ def test_download_file_single(client: SparcClient) -> None:
     assert not list(Path.cwd().glob("*.incomplete"))
 
 
-@needs_samples
 def test_generic_get_on_production_url(client: SparcClient) -> None:
     result = client.pennsieve.get(
         'https://api.pennsieve.io/discover/datasets/90/versions/1/files/browse',

@@ -12,11 +12,10 @@ import httpx
 import pytest
 import yaml
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
-DISCOVER_SPEC = SHARED / "specs" / "pennsieve-discover.yml"
-ZIPIT_SPEC = SHARED / "specs" / "pennsieve-zipit.yml"
+SPECS = Path(__file__).resolve().parents[1] / "data" / "specs"  # copies; sources in SOURCES.md
+DISCOVER_SPEC = SPECS / "pennsieve-discover.yml"
+ZIPIT_SPEC = SPECS / "pennsieve-zipit.yml"
 SPEC_HOST = "https://api.pennsieve.io"
-PACKAGED_SAMPLES = Path(__file__).resolve().parents[2] / "src" / "sparc" / "sandbox" / "catalogue" / "samples"
 
 
 _NULL = {"type": "object", "nullable": True, "enum": [None]}
@@ -78,8 +77,6 @@ class _Response:
 def openapi() -> Any:
     from openapi_core import OpenAPI
 
-    if not DISCOVER_SPEC.exists():
-        pytest.skip(f"{DISCOVER_SPEC} not found")
     spec = yaml.safe_load(DISCOVER_SPEC.read_text())
     _nullable(spec.get("components", {}))
     return OpenAPI.from_dict(spec)
@@ -94,8 +91,6 @@ def validate_zipit_request() -> Callable[[httpx.Request], None]:
     """
     from openapi_core import OpenAPI
 
-    if not ZIPIT_SPEC.exists():
-        pytest.skip(f"{ZIPIT_SPEC} not found")
     spec = yaml.safe_load(ZIPIT_SPEC.read_text())
     body = spec["components"]["schemas"]["DiscoverBodySchema"]
     body["required"] = ["datasetId" if r == "datasetid" else r for r in body["required"]]
@@ -126,14 +121,9 @@ def client(sandbox_url: str) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="session")
 def sample() -> Callable[[str], Any]:
-    """Load a captured real response (``shared/specs/samples``, else the copy shipped with the sandbox)."""
+    """Load a captured real response (``tests/data/specs/samples``); a missing one fails loudly."""
 
     def load(name: str) -> Any:
-        path = SHARED / "specs" / "samples" / name
-        if not path.exists():
-            path = PACKAGED_SAMPLES / name
-            if not path.exists():
-                pytest.skip(f"sample {name} not available")
-        return json.loads(path.read_text())
+        return json.loads((SPECS / "samples" / name).read_text())
 
     return load

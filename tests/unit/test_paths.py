@@ -11,7 +11,7 @@ from sparc.client._download import safe_join
 from sparc.client.errors import UnsafePathError
 from sparc.client.services.pennsieve import file_ref, relative_path
 
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "specs" / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "specs" / "samples"  # see SOURCES.md
 
 
 def test_pre50_layout_strips_id_and_version() -> None:
@@ -34,7 +34,6 @@ def test_50_layout_folder_named_like_version_is_kept() -> None:
     assert relative_path(hit) == "3"
 
 
-@pytest.mark.skipif(not SAMPLES.is_dir(), reason="shared/ samples not beside the repo")
 def test_real_samples_all_give_paths_under_files() -> None:
     data = json.loads((SAMPLES / "discover-search-files_items_sparc-datasets-11-292-396-426.json")
                       .read_text())
