@@ -38,7 +38,7 @@ bench: env
 lint: env
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	$(BIN)/ruff check src tests bench examples
-	$(BIN)/mypy src
+	$(BIN)/mypy
 
 catalogue: env
 	$(BIN)/python -m sparc.sandbox.catalogue.build

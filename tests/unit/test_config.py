@@ -9,7 +9,7 @@ import pytest
 
 from sparc.client import SparcClient
 from sparc.client.config import DEFAULT_PENNSIEVE_API_HOST, Config
-from sparc.client.errors import ConfigError
+from sparc.client.errors import ArgumentError, ConfigError
 
 INI = """\
 [global]
@@ -44,7 +44,8 @@ def test_defaults_without_file(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_missing_file_warns_and_uses_defaults(tmp_path: Path,
                                               caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="sparc.client"):
+    with caplog.at_level(logging.WARNING, logger="sparc.client"), \
+            pytest.warns(UserWarning, match="nope.ini.*not found"):
         config = Config.load(tmp_path / "nope.ini", environ={})
     assert config.pennsieve_api_host == DEFAULT_PENNSIEVE_API_HOST
     assert "nope.ini" in caplog.text and "not found" in caplog.text
@@ -166,3 +167,49 @@ def test_add_module_shares_the_pool(labext: str) -> None:
     with SparcClient() as client:
         client.add_module(labext, connect=False)
         assert client.labext.http is client.http is client.pennsieve.http
+
+
+@pytest.mark.parametrize("bad", [123, 4.5, ["config.ini"], b"config.ini"])
+def test_config_file_of_the_wrong_type_is_an_argument_error(bad: object) -> None:
+    with pytest.raises(ArgumentError, match="config_file must be a path"):
+        SparcClient(config_file=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("host", ["http://[::1", "http://a b", "http://x:99999", "ftp://x", "x"])
+def test_malformed_host_from_the_environment_is_a_config_error(host: str) -> None:
+    with pytest.raises(ConfigError, match="PENNSIEVE_API_HOST"):
+        Config.load(None, environ={"PENNSIEVE_API_HOST": host})
+
+
+def test_config_and_http_can_be_injected(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sparc.client._http import HttpCore
+
+    http = HttpCore()
+    config = Config.from_mapping({"pennsieve_api_host": "http://127.0.0.1:1"}, environ={})
+    client = SparcClient(config=config, http=http)
+    assert client.config is config and client.http is http
+    assert client.pennsieve.http is http and client.pennsieve.host == "http://127.0.0.1:1"
+    monkeypatch.delenv("PENNSIEVE_API_HOST", raising=False)
+    mapped = SparcClient(config={"pennsieve_api_host": "http://127.0.0.1:2"})
+    assert mapped.config.pennsieve_api_host == "http://127.0.0.1:2"
+    with pytest.raises(ArgumentError):
+        SparcClient(config_file="a.ini", config=config)
+    with pytest.raises(ArgumentError):
+        SparcClient(config=42)  # type: ignore[arg-type]
+
+
+def test_add_module_finds_a_re_exported_service() -> None:
+    """The tutorial's call: the package re-exports PennsieveService from its .service module."""
+    client = SparcClient(connect=False)
+    client.add_module(config={"pennsieve_profile_name": "ci"},
+                      paths="sparc.client.services.pennsieve", connect=False)
+    assert type(client.pennsieve).__name__ == "PennsieveService"
+    assert client.pennsieve.get_profile() == "ci"
+    assert client.pennsieve.http is client.http
+
+
+def test_add_module_with_a_bad_path_is_clear() -> None:
+    with pytest.raises(ConfigError, match="cannot import module"):
+        SparcClient().add_module("no.such.module_here", connect=False)
+    with pytest.raises(ArgumentError):
+        SparcClient().add_module([42], connect=False)  # type: ignore[list-item]

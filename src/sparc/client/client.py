@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from sparc.client.config import Config
-from sparc.client.errors import ConfigError
+from sparc.client.errors import ArgumentError, ConfigError
 
 if TYPE_CHECKING:
     from sparc.client._http import HttpCore
@@ -43,6 +43,10 @@ class SparcClient:
             variables (``PENNSIEVE_API_HOST``, ``O2SPARC_HOST``, ...) override it.
         connect: call ``connect()`` on every service now (sign in where credentials are set).
         profile: the profile to use instead of ``default_profile``.
+        config: a ready :class:`~sparc.client.Config` (or a mapping of settings) instead of a
+            file; environment variables still apply to a mapping.
+        http: a shared :class:`~sparc.client._http.HttpCore` to use (e.g. one with custom
+            timeouts or retries); by default the client makes its own.
 
     Services are attributes, built on first use: ``client.pennsieve``.
     """
@@ -52,9 +56,22 @@ class SparcClient:
         config_file: str | os.PathLike[str] | None = None,
         connect: bool = False,
         profile: str | None = None,
+        *,
+        config: Config | Mapping[str, Any] | None = None,
+        http: HttpCore | None = None,
     ) -> None:
-        self.config = Config.load(config_file, profile=profile)
-        self._http: HttpCore | None = None
+        if config is not None and config_file is not None:
+            raise ArgumentError("pass config_file= or config=, not both")
+        if config is None:
+            self.config = Config.load(config_file, profile=profile)
+        elif isinstance(config, Config):
+            self.config = config
+        elif isinstance(config, Mapping):
+            self.config = Config.from_mapping(config, profile=profile)
+        else:
+            raise ArgumentError(f"config must be a sparc.client.Config or a mapping of settings, "
+                                f"got {type(config).__name__}")
+        self._http: HttpCore | None = http
         self._services: dict[str, ServiceBase | Any] = {}
         self._factories: dict[str, str] = dict(BUILTIN_SERVICES)
         self.module_names: list[str] = list(self._factories)
@@ -105,16 +122,17 @@ class SparcClient:
         """
         import inspect
 
-        from sparc.client.services._base import ServiceBase
 
         for path in [paths] if isinstance(paths, str) else paths:
-            module = importlib.import_module(path)
+            if not isinstance(path, str) or not path:
+                raise ArgumentError(f"paths must be module paths such as "
+                                    f"'sparc.client.services.pennsieve', got {path!r}")
+            try:
+                module = importlib.import_module(path)
+            except ImportError as exc:
+                raise ConfigError(f"cannot import module {path!r}: {exc}") from exc
             attribute_name = path.rsplit(".", 1)[-1]
-            classes: list[type[ServiceBase]] = [
-                obj for obj in vars(module).values()
-                if inspect.isclass(obj) and issubclass(obj, ServiceBase)
-                and not inspect.isabstract(obj) and obj.__module__ == module.__name__
-            ]
+            classes = _service_classes(module)
             if not classes:
                 raise ConfigError(f"module {path!r} defines no concrete ServiceBase subclass")
             service_config = config if config is not None else self.config
@@ -166,3 +184,18 @@ class SparcClient:
     def __repr__(self) -> str:
         profile = f" profile={self.config.profile!r}" if self.config.profile else ""
         return f"<SparcClient{profile} services={self.module_names}>"
+
+
+def _service_classes(module: Any) -> list[type[ServiceBase]]:
+    """The concrete ``ServiceBase`` subclasses a module defines or re-exports from its own package
+    (``sparc.client.services.pennsieve`` re-exports ``PennsieveService`` from ``.service``),
+    those it defines itself first; classes merely imported from elsewhere are left out."""
+    import inspect
+
+    from sparc.client.services._base import ServiceBase
+
+    own, package = module.__name__, module.__name__ + "."
+    found = [obj for obj in vars(module).values()
+             if inspect.isclass(obj) and issubclass(obj, ServiceBase) and not inspect.isabstract(obj)
+             and (obj.__module__ == own or obj.__module__.startswith(package))]
+    return sorted(found, key=lambda cls: cls.__module__ != own)

@@ -20,13 +20,14 @@ from __future__ import annotations
 import configparser
 import logging
 import os
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from sparc.client.errors import ConfigError
+from sparc.client.errors import ArgumentError, ConfigError
 
 __all__ = ["Config", "DEFAULT_PENNSIEVE_API_HOST", "DEFAULT_O2SPARC_HOST", "SECRET_KEYS"]
 
@@ -77,18 +78,27 @@ class Config(Mapping[str, Any]):
         """Read ``config_file`` (optional) for ``profile`` (default: ``[global] default_profile``),
         then apply environment overrides.
 
-        A ``config_file`` that does not exist gives the defaults, with a warning; one that exists
-        but cannot be parsed, or names a missing profile, raises :class:`ConfigError`.
+        A ``config_file`` that does not exist gives the defaults, with a warning (``warnings``,
+        so a notebook shows it, and the log); one that exists but cannot be parsed, or names a
+        missing profile, raises :class:`ConfigError`.
         """
         values: dict[str, str] = {}
         source: Path | None = None
         if config_file is not None:
+            if not isinstance(config_file, (str, os.PathLike)):
+                raise ArgumentError(f"config_file must be a path (str or pathlib.Path), "
+                                    f"got {type(config_file).__name__} {config_file!r}")
+            if isinstance(config_file, str) and "\x00" in config_file:
+                raise ArgumentError(f"config_file contains a NUL character: {config_file!r}")
             path = Path(config_file).expanduser()
             if path.exists():
                 source = path
                 profile, values = _read_profile(path, profile)
             else:
-                log.warning("config file %s not found; using defaults and environment", path)
+                message = (f"config file {str(path)!r} not found; using the defaults and the "
+                           "environment (public data works without one)")
+                log.warning("%s", message)
+                warnings.warn(message, UserWarning, stacklevel=3)
                 if profile is not None:
                     raise ConfigError(
                         f"profile {profile!r} asked for, but config file {str(path)!r} does not exist"
@@ -178,11 +188,24 @@ def _read_profile(path: Path, profile: str | None) -> tuple[str | None, dict[str
 
 def _check_host(key: str, value: str, source: Path | None) -> str:
     url = value.strip().rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        where = f" in {str(source)!r}" if source else ""
+    where = f" in {str(source)!r}" if source else ""
+    problem = None
+    try:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            problem = "it is not an http(s) URL"
+        elif not parts.hostname:
+            problem = "it names no host"
+        elif any(c.isspace() or c in "<>\"{}|\\^`" for c in parts.netloc):
+            problem = "its host part holds a space or a character URLs do not allow"
+        else:
+            parts.port  # noqa: B018 - raises ValueError for a bad port
+            parts.hostname.encode("idna")
+    except (ValueError, UnicodeError) as exc:
+        problem = f"it is not a valid URL ({exc})"
+    if problem:
         raise ConfigError(
             f"{key}{where} (or ${key.upper()}) must be an http(s) URL such as "
-            f"https://api.example.org, got {value!r}"
+            f"https://api.example.org, got {value!r}: {problem}"
         )
     return url
