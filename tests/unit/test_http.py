@@ -165,3 +165,139 @@ def test_closed_core_reopens_its_pool() -> None:
     http.close()
     assert http.closed
     assert http.request("GET", "https://x.org/a").status_code == 200
+
+
+# -- error classes chosen in one place; every error pickles -------------------------------------
+S3_EXPIRED = ('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+              '<Message>Request has expired</Message><Expires>2024-01-01T00:00:00Z</Expires>'
+              '</Error>')
+
+
+@pytest.mark.parametrize(("status", "body", "xml", "cls_name", "code"), [
+    (403, S3_EXPIRED, True, "LinkExpiredError", "AccessDenied"),
+    (400, "<Error><Code>ExpiredToken</Code><Message>The provided token has expired."
+          "</Message></Error>", True, "LinkExpiredError", "ExpiredToken"),
+    (403, "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>", True,
+     "PermissionDeniedError", "AccessDenied"),
+    (403, "requested files are too large to download", False, "DownloadTooLargeError", None),
+    (403, "Dataset is too large to download directly.", False, "DownloadTooLargeError", None),
+    (403, "no permission", False, "PermissionDeniedError", None),
+    (405, "HTTP method not allowed", False, "ClientError", None),
+    (412, "<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions "
+          "you specified did not hold</Message></Error>", True, "ClientError",
+     "PreconditionFailed"),
+])
+def test_error_class_from_status_code_and_message(status: int, body: str, xml: bool,
+                                                  cls_name: str, code: str | None) -> None:
+    import sparc.client.errors as errors
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if xml:
+            return httpx.Response(status, text=body, headers={"content-type": "application/xml"})
+        return httpx.Response(status, json=body)
+
+    http, _ = core(handler, max_retries=0)
+    with pytest.raises(errors.ApiError) as info:
+        http.request("GET", "https://x.org/a?X-Amz-Signature=s")
+    err = info.value
+    assert type(err).__name__ == cls_name and err.code == code and err.status == status
+    assert not isinstance(err, InvalidRequestError)  # none of these is "fix your arguments"
+    if cls_name != "ClientError":
+        assert isinstance(err, errors.PermissionDeniedError) or status == 400
+
+
+def test_every_error_class_pickles() -> None:
+    import pickle
+
+    import sparc.client.errors as errors
+
+    for name in errors.__all__:
+        cls = getattr(errors, name)
+        if not isinstance(cls, type):
+            continue
+        if issubclass(cls, errors.ApiError):
+            err = cls("GET u -> 4xx", status=403, method="GET", url="u", service="pennsieve",
+                      server_message="m", body={"a": 1}, code="C")
+        elif cls is errors.UnsafePathError:
+            err = cls("../x", "'..' segments are not allowed")
+        elif cls is errors.TransportError:
+            err = cls("refused", method="GET", url="u")
+        elif issubclass(cls, errors.DownloadError):
+            err = cls("1 files failed", failures={"a": ValueError("x")}, result=[1, 2])
+        else:
+            err = cls("message")
+        back = pickle.loads(pickle.dumps(err))
+        assert type(back) is cls and str(back) == str(err) and back.args == err.args
+        assert {k: v for k, v in vars(back).items() if k != "failures"} == \
+            {k: v for k, v in vars(err).items() if k != "failures"}, name
+    limited = pickle.loads(pickle.dumps(errors.RateLimitedError("x", status=429, retry_after=2)))
+    assert limited.retry_after == 2
+
+
+# -- one retry layer: per-request retries, and answers never worth retrying ---------------------
+def test_per_request_retries_override() -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        raise httpx.ConnectError("refused", request=request)
+
+    http, slept = core(handler)
+    with pytest.raises(TransportError, match="after 1 attempt"):
+        http.request("GET", "https://x.org/a", retries=0)
+    assert len(calls) == 1 and slept == []
+
+
+def test_retry_if_skips_deterministic_crashes() -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        return httpx.Response(500, text="There was an internal server error.")
+
+    http, slept = core(handler)
+    with pytest.raises(ServerError):
+        http.request("GET", "https://x.org/a", retry_if=lambda r: "internal server" not in r.text)
+    assert len(calls) == 1 and slept == []
+
+
+def test_unbuildable_urls_are_argument_errors() -> None:
+    from sparc.client.errors import ArgumentError
+
+    http, _ = core(lambda r: httpx.Response(200, json={}))
+    with pytest.raises(ArgumentError, match="too long"):
+        http.request("GET", "https://x.org/search", params={"query": "x" * 100_000})
+    with pytest.raises(ArgumentError):
+        http.request("GET", "http://[::1/a")
+
+
+# -- credentials are bound to their hosts -------------------------------------------------------
+def test_auth_goes_only_to_its_hosts() -> None:
+    seen: dict[str, str | None] = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen[request.url.host] = request.headers.get("authorization")
+        return httpx.Response(200, json={})
+
+    http = HttpCore(transport=httpx.MockTransport(handler), auth=httpx.BasicAuth("k", "s"),
+                    auth_hosts={"api.example.org"})
+    http.request("GET", "https://api.example.org/a")
+    http.request("GET", "https://bucket.s3.amazonaws.com/key?X-Amz-Signature=x")
+    http.request("GET", "https://api.example.org/b", auth=False)
+    assert seen["api.example.org"] is None  # the last call asked for no credentials
+    assert seen["bucket.s3.amazonaws.com"] is None
+    http.request("GET", "https://api.example.org/a")
+    assert seen["api.example.org"].startswith("Basic ")
+    with pytest.raises(InsecureTransportError):
+        HttpCore(transport=httpx.MockTransport(handler), auth=httpx.BasicAuth("k", "s"),
+                 auth_hosts={"plain.example.org"}).request("GET", "http://plain.example.org/a")
+    # a per-request auth is bound to that request's host
+    http.request("GET", "https://other.example.org/x", auth=httpx.BasicAuth("o", "p"))
+    assert seen["other.example.org"].startswith("Basic ")
+
+
+def test_auth_needs_its_hosts() -> None:
+    from sparc.client.errors import ArgumentError
+
+    with pytest.raises(ArgumentError, match="auth_hosts"):
+        HttpCore(auth=httpx.BasicAuth("k", "s"))

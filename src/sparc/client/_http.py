@@ -9,7 +9,13 @@ Example::
 Retries cover connection errors, timeouts, 408/429/5xx, for idempotent requests only
 (GET/HEAD/PUT/DELETE/OPTIONS, or ``idempotent=True`` for read-only POSTs), with exponential
 backoff and full jitter, honouring ``Retry-After``, bounded in count and in total time.
-Errors come out as :mod:`sparc.client.errors`; no raw httpx exception escapes.
+A caller that retries by itself (the downloader resumes streams) passes ``retries=0``, so
+there is only ever ONE retry layer. Errors come out as :mod:`sparc.client.errors`; no raw
+httpx exception escapes (a URL httpx cannot build is an :class:`ArgumentError`).
+
+Credentials: ``HttpCore(auth=..., auth_hosts={"api.pennsieve.io"})`` signs requests to those
+hosts only (never a presigned S3 link, never a redirect elsewhere), and never over plain HTTP
+except to loopback.
 """
 
 from __future__ import annotations
@@ -20,9 +26,11 @@ import ipaddress
 import json
 import logging
 import random
+import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Callable, Collection, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -32,13 +40,15 @@ import httpx
 from sparc.client._version import package_version
 from sparc.client.errors import (
     ApiError,
+    ArgumentError,
     InsecureTransportError,
     RateLimitedError,
     TransportError,
-    error_class_for_status,
+    error_class_for,
 )
 
-__all__ = ["HttpCore", "RetryPolicy", "redact_url", "is_loopback"]
+__all__ = ["HttpCore", "RetryPolicy", "HostBoundAuth", "redact_url", "is_loopback",
+           "interrupt_response"]
 
 log = logging.getLogger("sparc.client")
 
@@ -89,7 +99,11 @@ def is_loopback(host: str) -> bool:
 
 def redact_url(url: str | httpx.URL) -> str:
     """The URL with credentials and signed query values replaced by ``***``."""
-    parts = urlsplit(str(url))
+    try:
+        parts = urlsplit(str(url))
+    except ValueError:  # not even splittable: show no query and no user info
+        text = str(url).split("?", 1)[0]
+        return text.rsplit("@", 1)[-1] if "@" in text else text
     netloc = parts.netloc.rsplit("@", 1)[-1]
     query = urlencode(
         [(k, "***" if any(w in k.lower() for w in SECRET_PARAM_WORDS) else v)
@@ -114,16 +128,41 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def _s3_error(text: str) -> dict[str, str] | None:
+    """The fields of an S3 XML error document (``<Error><Code>..</Code>...``), else None."""
+    if "<Error>" not in text[:200]:
+        return None
+    try:
+        root = ElementTree.fromstring(text.encode())
+    except (ElementTree.ParseError, ValueError):
+        return None
+    if root.tag != "Error":
+        return None
+    return {child.tag: (child.text or "") for child in root}
+
+
+def server_code(body: Any) -> str | None:
+    """The machine-readable error code in a decoded error body (S3 ``Code``, JSON ``code``)."""
+    if isinstance(body, dict):
+        code = body.get("Code", body.get("code"))
+        return str(code) if code not in (None, "") else None
+    return None
+
+
 def server_message(response: httpx.Response) -> tuple[str | None, Any]:
     """The server's own words from an error body, and the decoded body.
 
-    Pennsieve sends a JSON string (``"5"``, ``"Dataset is under embargo"``); others send
-    ``{"message": ...}``/``{"errors": [...]}``/``{"detail": ...}`` or plain text.
+    Pennsieve sends a JSON string (``"5"``, ``"Dataset is under embargo"``); S3 an XML
+    ``<Error>`` (decoded to a dict of its fields); others ``{"message": ...}``/
+    ``{"errors": [...]}``/``{"detail": ...}`` or plain text.
     """
     try:
         text = response.text
     except (httpx.ResponseNotRead, UnicodeDecodeError):
         return None, None
+    s3 = _s3_error(text.lstrip()) if text else None
+    if s3 is not None:
+        return (s3.get("Message") or s3.get("Code") or None), s3
     try:
         body: Any = json.loads(text) if text else None
     except ValueError:
@@ -142,11 +181,64 @@ def server_message(response: httpx.Response) -> tuple[str | None, Any]:
     return (text[:500] if text else None), body
 
 
+def _check_secure(url: httpx.URL) -> None:
+    if url.scheme == "http" and not is_loopback(url.host):
+        raise InsecureTransportError(
+            f"refusing to send credentials over plain HTTP to {url.host}; "
+            "use an https:// host (plain http is allowed only for loopback)"
+        )
+
+
+class HostBoundAuth(httpx.Auth):
+    """An ``httpx.Auth`` applied only to requests for ``hosts`` (a request to any other host,
+    e.g. a presigned S3 link, goes out unsigned), and never over plain HTTP except loopback.
+
+    Example: ``HostBoundAuth(httpx.BasicAuth("key", "secret"), {"api.pennsieve.io"})``.
+    """
+
+    def __init__(self, auth: httpx.Auth, hosts: Collection[str]) -> None:
+        if not isinstance(auth, httpx.Auth):
+            raise ArgumentError(f"auth must be an httpx.Auth, got {type(auth).__name__}")
+        self.auth = auth
+        self.hosts = frozenset(h.lower().strip("[]") for h in hosts)
+        if not self.hosts:
+            raise ArgumentError("auth needs the host(s) it may be sent to (auth_hosts=...)")
+        self.requires_request_body = auth.requires_request_body
+        self.requires_response_body = auth.requires_response_body
+
+    def applies_to(self, url: httpx.URL) -> bool:
+        """True when credentials may be attached to a request for ``url``."""
+        return url.host.lower().strip("[]") in self.hosts
+
+    def sync_auth_flow(
+        self, request: httpx.Request
+    ) -> Generator[httpx.Request, httpx.Response, None]:
+        if not self.applies_to(request.url):
+            yield request
+            return
+        _check_secure(request.url)
+        yield from self.auth.sync_auth_flow(request)
+
+
+def interrupt_response(response: httpx.Response) -> None:
+    """Wake a thread blocked reading ``response`` (from any thread): shut its socket down.
+
+    Closing a socket does not wake a blocked ``recv`` on every platform; ``shutdown`` does.
+    """
+    stream = response.extensions.get("network_stream")
+    sock = stream.get_extra_info("socket") if stream is not None else None
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
 class HttpCore:
     """One pooled ``httpx.Client`` with the project's retries, logging and error mapping.
 
     Services hold a reference; :class:`~sparc.client.SparcClient` owns it and closes it.
     ``transport`` may be injected (e.g. ``httpx.MockTransport``) for unit tests of pure logic.
+    ``auth`` (an ``httpx.Auth``) is sent only to ``auth_hosts``; a request may pass its own
+    ``auth=`` (bound to that request's host) or ``auth=False`` (no credentials at all).
     """
 
     def __init__(
@@ -157,9 +249,16 @@ class HttpCore:
         transport: httpx.BaseTransport | None = None,
         max_connections: int = 32,
         sleep: Callable[[float], None] = time.sleep,
+        auth: httpx.Auth | None = None,
+        auth_hosts: Collection[str] | None = None,
     ) -> None:
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
+        if auth is not None and isinstance(auth_hosts, str):
+            auth_hosts = [auth_hosts]
+        self.auth: HostBoundAuth | None = (
+            None if auth is None else auth if isinstance(auth, HostBoundAuth)
+            else HostBoundAuth(auth, auth_hosts or ()))
         self._options: dict[str, Any] = dict(
             timeout=timeout if timeout is not None else httpx.Timeout(30.0, connect=10.0),
             limits=httpx.Limits(max_connections=max_connections,
@@ -203,9 +302,13 @@ class HttpCore:
 
         Options: ``service`` (named in errors), ``params`` (``None`` values dropped, lists
         repeated: ``tags=a&tags=b``), ``headers``, ``idempotent`` (retry a POST that only
-        reads), ``timeout``, and httpx's ``json=``/``data=``/``content=``/``files=``. Raises the
-        matching :class:`~sparc.client.errors.ApiError` for 4xx/5xx and
-        :class:`~sparc.client.errors.TransportError` when no (whole) answer came.
+        reads), ``timeout``, ``retries`` (this request's retry count instead of the policy's;
+        0 = the caller retries), ``retry_if`` (``response -> bool``: retry this error answer?
+        e.g. not a deterministic crash), ``auth`` (an ``httpx.Auth`` for this request's host,
+        or ``False`` for none), and httpx's ``json=``/``data=``/``content=``/``files=``.
+        Raises the matching :class:`~sparc.client.errors.ApiError` for 4xx/5xx,
+        :class:`~sparc.client.errors.TransportError` when no (whole) answer came and
+        :class:`~sparc.client.errors.ArgumentError` for a URL that cannot be sent.
         """
         return self._send(method, url, read=True, **options)
 
@@ -239,13 +342,16 @@ class HttpCore:
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         idempotent: bool | None = None,
-        timeout: float | None = None,
+        timeout: float | httpx.Timeout | None = None,
+        retries: int | None = None,
+        retry_if: Callable[[httpx.Response], bool] | None = None,
+        auth: httpx.Auth | bool | None = None,
         **body: Any,
     ) -> httpx.Response:
         method = method.upper()
         clean = {k: v for k, v in (params or {}).items() if v is not None}
-        self._check_credentials_transport(url, headers)
         retryable = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
+        max_retries = self.retry.max_retries if retries is None else retries
         extra: dict[str, Any] = {k: v for k, v in body.items() if v is not None}
         if timeout is not None:
             extra["timeout"] = timeout
@@ -253,12 +359,13 @@ class HttpCore:
         attempt = 0
         while True:
             pool = self.pool
-            request = pool.build_request(method, url, params=clean or None, headers=headers,
-                                         **extra)
+            request = self._build(pool, method, url, clean, headers, extra)
+            if headers and any(k.lower() == "authorization" for k in headers):
+                _check_secure(request.url)
             shown = redact_url(request.url)
             response: httpx.Response | None = None
             try:
-                response = pool.send(request, stream=True)
+                response = pool.send(request, stream=True, auth=self._auth_for(request, auth))
                 if read or response.is_error:
                     response.read()
             except _RETRYABLE_EXCEPTIONS as exc:
@@ -266,8 +373,10 @@ class HttpCore:
                     response.close()
                 sent = response is not None or not isinstance(
                     exc, (httpx.ConnectError, httpx.ConnectTimeout))
-                if (retryable or not sent) and self._may_retry(attempt, started, None):
-                    self._wait(attempt, None, f"{method} {shown}: {type(exc).__name__} {exc}")
+                if ((retryable or not sent)
+                        and self._may_retry(attempt, started, None, max_retries)):
+                    self._wait(attempt, None, max_retries,
+                               f"{method} {shown}: {type(exc).__name__} {exc}")
                     attempt += 1
                     continue
                 raise TransportError(
@@ -281,11 +390,13 @@ class HttpCore:
                 raise TransportError(f"{method} {shown} failed: {exc}", method=method,
                                      url=shown) from exc
             log.info("%s %s -> %d", method, shown, response.status_code)
-            if retryable and response.status_code in self.retry.statuses:
+            if (retryable and response.status_code in self.retry.statuses
+                    and (retry_if is None or retry_if(response))):
                 wait = parse_retry_after(response.headers.get("Retry-After"))
-                if self._may_retry(attempt, started, wait):
+                if self._may_retry(attempt, started, wait, max_retries):
                     response.close()
-                    self._wait(attempt, wait, f"{method} {shown}: HTTP {response.status_code}")
+                    self._wait(attempt, wait, max_retries,
+                               f"{method} {shown}: HTTP {response.status_code}")
                     attempt += 1
                     continue
             if response.is_error:
@@ -294,29 +405,47 @@ class HttpCore:
             return response
 
     # -- helpers ------------------------------------------------------------------------------
-    def _may_retry(self, attempt: int, started: float, wait: float | None) -> bool:
+    @staticmethod
+    def _build(pool: httpx.Client, method: str, url: str, params: dict[str, Any],
+               headers: Mapping[str, str] | None, extra: dict[str, Any]) -> httpx.Request:
+        """The request, or :class:`ArgumentError` when httpx cannot build it (bad or
+        over-long URL, a header that cannot be encoded...)."""
+        try:
+            return pool.build_request(method, url, params=params or None, headers=headers,
+                                      **extra)
+        except (httpx.InvalidURL, ValueError, UnicodeError, TypeError) as exc:
+            shown = redact_url(url) if isinstance(url, str) else repr(url)
+            if len(shown) > 200:
+                shown = shown[:200] + "..."
+            raise ArgumentError(f"cannot send {method} {shown}: {exc} (an argument is too long "
+                                "or holds characters a URL or header cannot carry)") from exc
+
+    def _auth_for(self, request: httpx.Request,
+                  auth: httpx.Auth | bool | None) -> httpx.Auth | None:
+        """The credentials for this request: its own (bound to its host), none, or the core's."""
+        if auth is False:
+            return None
+        if isinstance(auth, httpx.Auth):
+            return auth if isinstance(auth, HostBoundAuth) else HostBoundAuth(
+                auth, {request.url.host})
+        if auth not in (None, True):
+            raise ArgumentError(f"auth must be an httpx.Auth or False, got {auth!r}")
+        return self.auth
+
+    def _may_retry(self, attempt: int, started: float, wait: float | None,
+                   max_retries: int | None = None) -> bool:
         policy = self.retry
-        if attempt >= policy.max_retries:
+        if attempt >= (policy.max_retries if max_retries is None else max_retries):
             return False
         projected = wait if wait is not None else policy.ceiling(attempt)
         return time.monotonic() - started + projected <= policy.max_total
 
-    def _wait(self, attempt: int, retry_after: float | None, why: str) -> None:
+    def _wait(self, attempt: int, retry_after: float | None, max_retries: int,
+              why: str) -> None:
         delay = self.retry.delay(attempt, retry_after)
         log.warning("retrying in %.1f s (retry %d of %d): %s", delay, attempt + 1,
-                    self.retry.max_retries, why)
+                    max_retries, why)
         self._sleep(delay)
-
-    @staticmethod
-    def _check_credentials_transport(url: str, headers: Mapping[str, str] | None) -> None:
-        if not headers or not any(k.lower() == "authorization" for k in headers):
-            return
-        parts = urlsplit(url)
-        if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
-            raise InsecureTransportError(
-                f"refusing to send credentials over plain HTTP to {parts.hostname}; "
-                "use an https:// host (plain http is allowed only for loopback)"
-            )
 
     @staticmethod
     def error_for(
@@ -325,15 +454,16 @@ class HttpCore:
         """The typed error for an error response (its body must have been read)."""
         status = response.status_code
         message, body = server_message(response)
+        code = server_code(body)
         url = url or redact_url(response.request.url)
         method = method or response.request.method
-        cls = error_class_for_status(status)
+        cls = error_class_for(status, message, code)
         reason = response.reason_phrase or "error"
         text = f"{method} {url} -> {status} {reason}"
         if message:
             text += f": {message}"
         kwargs: dict[str, Any] = dict(status=status, method=method, url=url, service=service,
-                                      server_message=message, body=body)
+                                      server_message=message, body=body, code=code)
         if cls is RateLimitedError:
             kwargs["retry_after"] = parse_retry_after(response.headers.get("Retry-After"))
         return cls(text, **kwargs)

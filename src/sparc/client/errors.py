@@ -11,19 +11,25 @@
     ├── ApiError                              the server answered with an error
     │   ├── InvalidRequestError (ValueError)  400 / 422: fix the arguments
     │   ├── AuthenticationError (PermissionError)  401: sign in, or embargoed data
-    │   ├── PermissionDeniedError (PermissionError) 403
+    │   ├── PermissionDeniedError (PermissionError) 403: not allowed
+    │   │   ├── LinkExpiredError                S3 "Request has expired" / ExpiredToken: renew the link
+    │   │   └── DownloadTooLargeError           Discover "too large": ask for fewer files at once
     │   ├── NotFoundError (LookupError)       404: unknown dataset id, version or path
     │   │   └── GoneError                     410: unpublished dataset (``.tombstone``)
     │   ├── ConflictError                     409
     │   ├── RateLimitedError                  429 (``.retry_after``)
+    │   ├── ClientError                       any other 4xx (405, 412, 416...): not an argument fault
     │   ├── ServerError                       5xx
     │   └── ArchiveError                      zipit reported an error inside a 200 ``!ERROR.txt``
-    └── DownloadError                         a file could not be saved intact (``.failures``)
+    └── DownloadError                         files could not be saved intact (``.failures``, ``.result``)
         ├── ChecksumMismatchError             size or sha256 differ from the catalogue
         └── UnsafePathError (ValueError)      a server-given path would escape the output folder
 
 Every :class:`ApiError` carries ``status``, ``method``, ``url`` (secrets stripped),
-``service`` and ``server_message`` (the server's own words). Example::
+``service``, ``server_message`` (the server's own words) and ``code`` (a machine-readable
+error code when the server sends one, e.g. S3's ``AccessDenied``). The class is chosen in ONE
+place, :func:`error_class_for`, from the status and the server's code and message. Every error
+pickles (process pools, Dask). Example::
 
     try:
         client.pennsieve.get_dataset(999999)
@@ -51,6 +57,9 @@ __all__ = [
     "GoneError",
     "ConflictError",
     "RateLimitedError",
+    "ClientError",
+    "LinkExpiredError",
+    "DownloadTooLargeError",
     "ServerError",
     "ArchiveError",
     "DownloadError",
@@ -59,8 +68,20 @@ __all__ = [
 ]
 
 
+def _rebuild(cls: type[BaseException], args: tuple[Any, ...],
+             state: dict[str, Any]) -> BaseException:
+    """Unpickle an error without calling its ``__init__`` (whose keywords differ by class)."""
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
 class SparcError(Exception):
     """Base of every error raised by sparc.client."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild, (type(self), self.args, dict(self.__dict__))
 
 
 class ArgumentError(SparcError, ValueError):
@@ -101,6 +122,7 @@ class ApiError(SparcError):
         service: str = "",
         server_message: str | None = None,
         body: Any = None,
+        code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -109,6 +131,7 @@ class ApiError(SparcError):
         self.service = service
         self.server_message = server_message
         self.body = body
+        self.code = code
 
 
 class InvalidRequestError(ApiError, ValueError):
@@ -120,7 +143,19 @@ class AuthenticationError(ApiError, PermissionError):
 
 
 class PermissionDeniedError(ApiError, PermissionError):
-    """403: not allowed (or a download over the size cap, or an expired link)."""
+    """403: not allowed."""
+
+
+class LinkExpiredError(PermissionDeniedError):
+    """A presigned download link (or its temporary credentials) expired: ask for a new link.
+
+    S3 answers 403 ``AccessDenied`` "Request has expired", or 400 ``ExpiredToken``.
+    """
+
+
+class DownloadTooLargeError(PermissionDeniedError):
+    """Discover refuses a download over its size cap (403 "... too large ..."): ask for fewer
+    files per request, or download them one by one."""
 
 
 class NotFoundError(ApiError, LookupError):
@@ -147,6 +182,11 @@ class RateLimitedError(ApiError):
         self.retry_after = retry_after
 
 
+class ClientError(ApiError):
+    """Any other 4xx (405 method, 412 precondition, 415 media type, 416 range...): the request
+    does not suit the server, but the caller's arguments are not known to be at fault."""
+
+
 class ServerError(ApiError):
     """5xx: the server failed."""
 
@@ -156,11 +196,15 @@ class ArchiveError(ApiError):
 
 
 class DownloadError(SparcError):
-    """One or more files could not be saved intact; ``failures`` maps each path to its error."""
+    """One or more files could not be saved intact; ``failures`` maps each path to its error
+    and ``result`` (when raised by ``download()``) is the whole
+    :class:`~sparc.client.DownloadResult`: what was downloaded, skipped and failed."""
 
-    def __init__(self, message: str, *, failures: dict[str, BaseException] | None = None) -> None:
+    def __init__(self, message: str, *, failures: dict[str, BaseException] | None = None,
+                 result: Any = None) -> None:
         super().__init__(message)
         self.failures = failures or {}
+        self.result = result
 
 
 class ChecksumMismatchError(DownloadError):
@@ -185,17 +229,35 @@ _STATUS_ERRORS: dict[int, type[ApiError]] = {
     422: InvalidRequestError,
     429: RateLimitedError,
 }
+#: S3 error codes that mean "this presigned link can no longer be used: get a new one".
+_EXPIRED_CODES = frozenset({"ExpiredToken", "TokenRefreshRequired"})
 
 
-def error_class_for_status(status: int) -> type[ApiError]:
-    """The most specific :class:`ApiError` subclass for an HTTP status."""
+def error_class_for(status: int, message: str | None = None,
+                    code: str | None = None) -> type[ApiError]:
+    """The most specific :class:`ApiError` subclass for an error answer: the ONE place where
+    status, server code (S3 XML ``<Code>``) and server message (Pennsieve's text) are read.
+
+    >>> error_class_for(403, "Request has expired", "AccessDenied").__name__
+    'LinkExpiredError'
+    """
+    text = (message or "").lower()
+    if code in _EXPIRED_CODES or (status == 403 and "request has expired" in text):
+        return LinkExpiredError
+    if status == 403 and "too large" in text:
+        return DownloadTooLargeError
     if status in _STATUS_ERRORS:
         return _STATUS_ERRORS[status]
     if status >= 500:
         return ServerError
     if 400 <= status < 500:
-        return InvalidRequestError
+        return ClientError
     return ApiError
+
+
+def error_class_for_status(status: int) -> type[ApiError]:
+    """The :class:`ApiError` subclass for a bare status (no server code or message)."""
+    return error_class_for(status)
 
 
 def summarize_failures(failures: dict[str, BaseException], what: str = "files") -> str:
