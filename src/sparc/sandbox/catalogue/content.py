@@ -1,7 +1,11 @@
 """Bytes of generated files: a pure function of (file seed, offset), cheap to serve at any range.
 
 A 1 MiB pseudo-random block (fixed seed) is repeated; the first 16 bytes of block ``i`` of a file are
-replaced by ``(file_seed, i)`` so that blocks (and files) differ.
+replaced by ``(file_seed, i)`` so that blocks (and files) differ. A range only costs its own bytes:
+``b"".join(iter_generated(seed, 500, 510))`` copies 10 bytes, not a 1 MiB block.
+
+The build script hashes every file once (:func:`digests`): sha256, MD5 and, for objects stored in
+parts, each part's MD5, in a single pass over the bytes.
 """
 
 from __future__ import annotations
@@ -9,34 +13,46 @@ from __future__ import annotations
 import hashlib
 import random
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 
 BLOCK_SIZE = 1 << 20
 BLOCK_SEED = 0x5BA4C
 _STAMP = struct.Struct("<QQ")
+_SEED_MASK = 0xFFFFFFFFFFFFFFFF
 
 
 @lru_cache(maxsize=1)
-def _block() -> bytes:
-    return random.Random(BLOCK_SEED).randbytes(BLOCK_SIZE)
+def _block() -> memoryview:
+    return memoryview(random.Random(BLOCK_SEED).randbytes(BLOCK_SIZE))
+
+
+def _block_slice(seed: int, index: int, start: int, stop: int) -> bytes:
+    """Bytes ``[start, stop)`` of block ``index`` of file ``seed`` (one copy of just those bytes)."""
+    if start >= _STAMP.size:
+        return bytes(_block()[start:stop])
+    stamp = _STAMP.pack(seed & _SEED_MASK, index)
+    return b"".join((stamp[start:stop], _block()[_STAMP.size:max(stop, _STAMP.size)]))
 
 
 def generated_block(seed: int, index: int) -> bytes:
     """Block ``index`` (full 1 MiB) of the file with ``seed``."""
-    return _STAMP.pack(seed & 0xFFFFFFFFFFFFFFFF, index) + _block()[_STAMP.size:]
+    return _block_slice(seed, index, 0, BLOCK_SIZE)
 
 
 def iter_generated(seed: int, start: int, end: int) -> Iterator[bytes]:
-    """Yield bytes ``[start, end)`` of the generated file ``seed`` in chunks of at most 1 MiB."""
+    """Yield bytes ``[start, end)`` of the generated file ``seed`` in chunks of at most 1 MiB.
+
+    >>> len(b"".join(iter_generated(1, 10, 20)))
+    10
+    """
     pos = start
     while pos < end:
         index, within = divmod(pos, BLOCK_SIZE)
         stop = min(BLOCK_SIZE, within + end - pos)
-        block = generated_block(seed, index)
-        chunk = block if within == 0 and stop == BLOCK_SIZE else block[within:stop]
-        yield chunk
-        pos += len(chunk)
+        yield _block_slice(seed, index, within, stop)
+        pos += stop - within
 
 
 def iter_stored(data: bytes, start: int, end: int, chunk: int = BLOCK_SIZE) -> Iterator[bytes]:
@@ -45,9 +61,59 @@ def iter_stored(data: bytes, start: int, end: int, chunk: int = BLOCK_SIZE) -> I
         yield data[pos:min(end, pos + chunk)]
 
 
+@dataclass(frozen=True)
+class Digests:
+    """What the build records about an object's bytes.
+
+    ``part_md5s`` holds the binary MD5 of each part when the object is stored in parts, else is empty.
+    """
+
+    sha256: str
+    md5: str
+    part_md5s: tuple[bytes, ...] = ()
+
+    def multipart_etag(self) -> str:
+        """S3's ETag of a multipart object (unquoted): MD5 of the concatenated part MD5s, ``-<parts>``.
+
+        >>> Digests("", "", (bytes(16), bytes(16))).multipart_etag()
+        '70bc8f4b72a86921468bf8e8441dce51-2'
+        """
+        return f"{hashlib.md5(b''.join(self.part_md5s)).hexdigest()}-{len(self.part_md5s)}"
+
+
+def digests(chunks: Iterable[bytes], part_size: int | None = None) -> Digests:
+    """sha256, MD5 and (with ``part_size``) per-part MD5s of the bytes in ``chunks``, in one pass.
+
+    >>> digests([b"ab", b"c"], part_size=2).part_md5s == (hashlib.md5(b"ab").digest(), hashlib.md5(b"c").digest())
+    True
+    """
+    sha, md5 = hashlib.sha256(), hashlib.md5()
+    parts: list[bytes] = []
+    part, filled = hashlib.md5(), 0
+    for chunk in chunks:
+        sha.update(chunk)
+        md5.update(chunk)
+        if part_size is None:
+            continue
+        view = memoryview(chunk)
+        while view:
+            take = min(len(view), part_size - filled)
+            part.update(view[:take])
+            filled += take
+            view = view[take:]
+            if filled == part_size:
+                parts.append(part.digest())
+                part, filled = hashlib.md5(), 0
+    if filled:
+        parts.append(part.digest())
+    return Digests(sha.hexdigest(), md5.hexdigest(), tuple(parts))
+
+
+def generated_digests(seed: int, size: int, part_size: int | None = None) -> Digests:
+    """:func:`digests` of a generated file (slow for big files; done by the build script)."""
+    return digests(iter_generated(seed, 0, size), part_size)
+
+
 def generated_sha256(seed: int, size: int) -> str:
-    """The sha256 (hex) of a generated file (slow for big files; done by the build script)."""
-    digest = hashlib.sha256()
-    for chunk in iter_generated(seed, 0, size):
-        digest.update(chunk)
-    return digest.hexdigest()
+    """The sha256 (hex) of a generated file."""
+    return generated_digests(seed, size).sha256
