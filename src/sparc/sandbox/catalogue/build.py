@@ -2,7 +2,8 @@
 
 Deterministic (fixed seed): writes ``catalogue.json.gz`` next to this file. Real captured responses in
 ``samples/`` are included verbatim (datasets 33, 93, 275; researcher records; 396/426 files); the rest is
-generated. Generated file bytes are not stored (see ``content.py``); their sha256 is computed here once.
+generated. Generated file bytes are not stored (see ``content.py``); their digests and S3 object
+fields (ETag, encryption, part size) are computed here once (``storage.py``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sparc.sandbox.catalogue.content import generated_sha256
+from sparc.sandbox.catalogue.storage import store_objects
 
 HERE = Path(__file__).resolve().parent
 SAMPLES = HERE / "samples"
@@ -85,6 +86,7 @@ class FileSpec:
     created_at: str | None = None
     types: tuple[str, str, str] | None = None
     sha256: str | None = None
+    storage: dict[str, Any] | None = None  # the S3 object: md5, etag, sse, partSize, lastModified
 
     def entry(self) -> dict[str, Any]:
         ext = self.path.rsplit(".", 1)[-1].lower() if "." in self.path else ""
@@ -94,6 +96,7 @@ class FileSpec:
             "icon": icon, "sourcePackageId": self.source_package_id, "createdAt": self.created_at,
             "s3Version": self.s3_version, "sha256": self.sha256,
         }
+        out.update(self.storage or {})
         if self.content is not None:
             out["content"] = self.content
         else:
@@ -211,10 +214,6 @@ class Builder:
             dto["recordCount"] = sum(counts.values())
         if not any(f.path == "manifest.json" for f in files):
             files.append(self.manifest(dto, files, manifest_size))
-        for spec in files:
-            if spec.sha256 is None:
-                spec.sha256 = (hashlib.sha256(spec.content.encode()).hexdigest() if spec.content is not None
-                               else generated_sha256(spec.seed or 0, spec.size))
         self.versions.append(version)
         return version
 
@@ -345,6 +344,7 @@ class Builder:
         self.tombstones.append({"id": 150, "version": 2, "name": "Retracted: vagal afferent mapping",
                                 "tags": ["vagus", "retracted"], "status": "UNPUBLISHED",
                                 "doi": self.doi(), "updatedAt": "2022-03-14T10:02:11.551203Z"})
+        store_objects([(v.dto, f) for v in self.versions for f in v.files])  # hashes, ETags
         datasets = []
         for v in sorted(self.versions, key=lambda v: (v.dto["id"], v.dto["version"])):
             v.dto["fileCount"] = v.dto["fileCount"] or len(v.files)

@@ -27,7 +27,8 @@ CREATE TABLE files (
     version INTEGER NOT NULL, path TEXT NOT NULL, parent TEXT NOT NULL, name TEXT NOT NULL,
     size INTEGER NOT NULL, file_type TEXT NOT NULL, package_type TEXT NOT NULL, icon TEXT NOT NULL,
     uri TEXT NOT NULL, bucket TEXT NOT NULL, key TEXT NOT NULL, source_package_id TEXT, created_at TEXT,
-    s3_version TEXT, sha256 TEXT, content BLOB, seed INTEGER, searchable INTEGER NOT NULL);
+    s3_version TEXT, sha256 TEXT, content BLOB, seed INTEGER, searchable INTEGER NOT NULL,
+    md5 TEXT, etag TEXT, sse TEXT, part_size INTEGER, last_modified TEXT);
 CREATE UNIQUE INDEX files_path ON files (dataset_pk, path);
 CREATE INDEX files_parent ON files (dataset_pk, parent, name);
 CREATE INDEX files_key ON files (bucket, key);
@@ -147,14 +148,16 @@ def _load_files(conn: sqlite3.Connection, pk: int, dto: dict[str, Any], files: l
         rows.append((pk, dto["id"], dto["version"], f["path"], parent, name, f["size"], f["fileType"],
                      f["packageType"], f["icon"], f"s3://{bucket}/{key}", bucket, key,
                      f.get("sourcePackageId"), f.get("createdAt"), f.get("s3Version"), f.get("sha256"),
-                     content.encode() if content is not None else None, f.get("seed"), searchable))
+                     content.encode() if content is not None else None, f.get("seed"), searchable,
+                     f.get("md5"), f.get("etag"), f.get("sse"), f.get("partSize"), f.get("lastModified")))
         while parent:
             dirs[parent] = dirs.get(parent, 0) + f["size"]
             parent = parent.rpartition("/")[0]
     conn.executemany(
         "INSERT INTO files (dataset_pk, dataset_id, version, path, parent, name, size, file_type, package_type,"
         " icon, uri, bucket, key, source_package_id, created_at, s3_version, sha256, content, seed,"
-        " searchable) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        " searchable, md5, etag, sse, part_size, last_modified)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
     conn.executemany("INSERT INTO dirs VALUES (?,?,?,?,?)",
                      [(pk, d, d.rpartition("/")[0], d.rpartition("/")[2], s) for d, s in dirs.items()])
     if searchable:
