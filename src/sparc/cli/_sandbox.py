@@ -27,6 +27,11 @@ def sandbox() -> None:
               type=click.IntRange(0), help="Total-size cap of a download manifest, in bytes.")
 @click.option("--time-scale", default=1.0, show_default=True, type=click.FloatRange(0),
               help="Multiplies every simulated delay (0 = no delays).")
+@click.option("--faults", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="JSON file with a list of fault rules to apply from the start "
+                   "(see FAULTS.md; change them later with POST /_sandbox/faults).")
+@click.option("--seed", type=int, default=None,
+              help="Seed for the fault rules' rate draws (same seed, same requests: same faults).")
 def serve(**options: object) -> None:
     """Serve the sandbox until SIGINT/SIGTERM.
 

@@ -1,19 +1,27 @@
-"""The sandbox control plane (``/_sandbox/...``) and the request/byte counters behind it."""
+"""The sandbox control plane (``/_sandbox/...``), the request/byte counters and the connection registry.
+
+Routes: ``GET /_sandbox/stats``, ``POST /_sandbox/stats/reset``, ``GET|POST|DELETE /_sandbox/faults``
+(see :mod:`sparc.sandbox.faults` and FAULTS.md) and ``POST /_sandbox/reset`` (stats and faults).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 import threading
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CONTROL_PREFIX = "/_sandbox"
 _CONVERTOR = re.compile(r"\{(\w+):\w+\}")
 UNMATCHED = "<unmatched>"
+SCOPE_ROUTE = "sandbox.route"  # route template of a request answered before routing (a fault)
+SCOPE_UNSENT = "sandbox.unsent"  # bytes still queued in the server when a fault cut the connection
 
 
 class Stats:
@@ -42,6 +50,56 @@ class Stats:
                     "bytes_sent": self.bytes_sent}
 
 
+class Connection:
+    """One client connection as the server sees it: its transport, and an event set once it is lost."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self.closed = asyncio.Event()
+
+    async def wait_closed(self, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(self.closed.wait(), timeout)
+        except TimeoutError:
+            pass
+
+
+class Connections:
+    """Open connections by client address (the ASGI scope's ``client``), filled by :meth:`protocol`.
+
+    Example: ``uvicorn.Config(app, http=connections.protocol())``; then, in a middleware,
+    ``connections.get(scope["client"])``.
+    """
+
+    def __init__(self) -> None:
+        self._open: dict[Any, Connection] = {}
+
+    def get(self, client: Any) -> Connection | None:
+        return self._open.get(tuple(client)) if client else None
+
+    def protocol(self, base: type[asyncio.Protocol] | None = None) -> type[asyncio.Protocol]:
+        """uvicorn's HTTP protocol class (``auto`` unless ``base``), registering its connections."""
+        if base is None:
+            from uvicorn.protocols.http.auto import AutoHTTPProtocol as base
+        registry = self._open
+
+        class RegisteredProtocol(base):  # type: ignore[misc, valid-type]
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                super().connection_made(transport)
+                self._sandbox_connection = Connection(transport)  # type: ignore[arg-type]
+                if self.client:
+                    registry[tuple(self.client)] = self._sandbox_connection
+
+            def connection_lost(self, exc: Exception | None) -> None:
+                if self.client and registry.get(tuple(self.client)) is self._sandbox_connection:
+                    del registry[tuple(self.client)]
+                self._sandbox_connection.closed.set()
+                super().connection_lost(exc)
+
+        RegisteredProtocol.__name__ = RegisteredProtocol.__qualname__ = f"Registered{base.__name__}"
+        return RegisteredProtocol
+
+
 def route_template(scope: Scope) -> str:
     """The path pattern (mount prefixes included) of the endpoint that handled the request.
 
@@ -50,30 +108,62 @@ def route_template(scope: Scope) -> str:
     """
     route = scope.get("route")
     if not isinstance(route, Route) or (route.methods is not None and scope["method"] not in route.methods):
-        return UNMATCHED
+        return scope.get(SCOPE_ROUTE, UNMATCHED)
     return scope.get("root_path", "") + _CONVERTOR.sub(r"{\1}", route.path)
 
 
-class StatsMiddleware:
-    """Counts requests by route template and body bytes at the ASGI ``send`` level (streams included)."""
+def match_template(routes: list[BaseRoute], scope: Scope) -> str:
+    """The route template ``routes`` would give a request, without running it (``<unmatched>``)."""
+    for route in routes:
+        try:
+            match, child = route.matches(scope)
+        except Exception:  # a convertor that rejects the value: not this route
+            continue
+        if match is not Match.FULL:
+            continue
+        if isinstance(route, Mount):
+            return match_template(route.routes, {**scope, **child})
+        return route_template({**scope, **child, "route": route})
+    return UNMATCHED
 
-    def __init__(self, app: ASGIApp, stats: Stats) -> None:
-        self.app, self.stats = app, stats
+
+class StatsMiddleware:
+    """Counts requests by route template, and response body bytes handed to the socket.
+
+    Body bytes (payload only: no status line, headers or chunk framing) count when passed to an
+    open connection; bytes still queued when a fault cuts the connection are taken off again. A
+    client that hangs up mid-answer may leave up to the server's write buffer (64 KiB) counted.
+    """
+
+    def __init__(self, app: ASGIApp, stats: Stats, connections: Connections | None = None) -> None:
+        self.app, self.stats, self.connections = app, stats, connections or Connections()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(CONTROL_PREFIX):
             await self.app(scope, receive, send)
             return
+        conn = self.connections.get(scope.get("client"))
+        counted = 0
 
         async def counting_send(message: Message) -> None:
-            if message["type"] == "http.response.body":
-                self.stats.add_bytes(len(message.get("body", b"")))
+            nonlocal counted
+            if message["type"] == "http.response.body" and not (conn and conn.transport.is_closing()):
+                n = len(message.get("body", b"")) if scope["method"] != "HEAD" else 0
+                counted += n
+                self.stats.add_bytes(n)
             await send(message)
 
         try:
             await self.app(scope, receive, counting_send)
         finally:
+            unsent = min(scope.get(SCOPE_UNSENT, 0), counted)
+            if unsent:
+                self.stats.add_bytes(-unsent)
             self.stats.count(f"{scope['method']} {route_template(scope)}")
+
+
+def _error(message: str, status: int = 400) -> Response:
+    return JSONResponse({"error": message}, status_code=status)
 
 
 async def get_stats(request: Request) -> Response:
@@ -85,4 +175,33 @@ async def reset_stats(request: Request) -> Response:
     return JSONResponse(request.app.state.stats.snapshot())
 
 
-routes = [Route("/stats", get_stats), Route("/stats/reset", reset_stats, methods=["POST"])]
+async def faults(request: Request) -> Response:
+    """``GET`` lists the rules (with ``hits``/``remaining``), ``POST`` replaces them, ``DELETE`` clears."""
+    plane = request.app.state.faults
+    if request.method == "DELETE":
+        plane.clear()
+    elif request.method == "POST":
+        try:
+            specs = json.loads(await request.body())
+        except (ValueError, RecursionError) as exc:
+            return _error(f"the body must be a JSON list of fault rules: {exc}")
+        try:
+            plane.replace(specs)
+        except ValueError as exc:
+            return _error(str(exc))
+    return JSONResponse(plane.listing())
+
+
+async def reset(request: Request) -> Response:
+    """Clear the stats and the fault rules."""
+    request.app.state.stats.reset()
+    request.app.state.faults.clear()
+    return JSONResponse({"stats": request.app.state.stats.snapshot(), "faults": []})
+
+
+routes = [
+    Route("/stats", get_stats),
+    Route("/stats/reset", reset_stats, methods=["POST"]),
+    Route("/faults", faults, methods=["GET", "POST", "DELETE"]),
+    Route("/reset", reset, methods=["POST"]),
+]

@@ -4,7 +4,8 @@ Example::
 
     with SandboxProcess(data_dir=tmp) as sb:
         os.environ.update(sb.env)          # PENNSIEVE_API_HOST=<sb.url>, ...
-        print(sb.stats()["requests_total"])
+        sb.set_faults([{"route": "GET /_assets/*", "kind": "truncate", "count": 1}])
+        print(sb.stats()["requests_total"], sb.faults()[0]["hits"])
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import signal
 import subprocess
 import sys
 import threading
+import urllib.error
 import urllib.request
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 
 class SandboxProcess:
@@ -69,10 +72,23 @@ class SandboxProcess:
         pointed.wait(self.startup_timeout)
         return self
 
-    def get_json(self, path: str, method: str = "GET") -> dict:
-        req = urllib.request.Request(self.url + path, method=method)
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return json.loads(resp.read() or b"null")
+    def get_json(self, path: str, method: str = "GET", body: Any = None) -> Any:
+        """Call a control route; a JSON ``body`` is sent as such. A 4xx raises ``ValueError``."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            if 400 <= exc.code < 500:
+                detail = exc.read().decode(errors="replace")
+                try:
+                    detail = json.loads(detail)["error"]
+                except (ValueError, KeyError, TypeError):
+                    pass
+                raise ValueError(f"{method} {path}: {detail}") from None
+            raise
 
     def stats(self) -> dict:
         """``GET /_sandbox/stats``."""
@@ -81,6 +97,25 @@ class SandboxProcess:
     def reset_stats(self) -> None:
         """``POST /_sandbox/stats/reset``."""
         self.get_json("/_sandbox/stats/reset", method="POST")
+
+    def set_faults(self, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Replace the fault rules (``POST /_sandbox/faults``); ``ValueError`` names a bad rule.
+
+        Example: ``sb.set_faults([{"route": "GET /_assets/*", "kind": "reset", "count": 1}])``.
+        """
+        return self.get_json("/_sandbox/faults", method="POST", body=rules)
+
+    def faults(self) -> list[dict[str, Any]]:
+        """The active rules with their ``hits`` and ``remaining`` counts (``GET /_sandbox/faults``)."""
+        return self.get_json("/_sandbox/faults")
+
+    def clear_faults(self) -> None:
+        """Remove every fault rule (``DELETE /_sandbox/faults``)."""
+        self.get_json("/_sandbox/faults", method="DELETE")
+
+    def reset(self) -> None:
+        """Clear the stats and the fault rules (``POST /_sandbox/reset``)."""
+        self.get_json("/_sandbox/reset", method="POST")
 
     def stop(self) -> int | None:
         if self._proc is None:

@@ -12,6 +12,7 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -21,6 +22,7 @@ from starlette.routing import Mount
 from sparc.sandbox import control
 from sparc.sandbox.assets import routes as assets
 from sparc.sandbox.assets.signing import Signer
+from sparc.sandbox.faults import FaultMiddleware, FaultRuleError, Faults, load_rules_file
 from sparc.sandbox.http import SandboxError, render_error
 from sparc.sandbox.pennsieve import routes as discover
 from sparc.sandbox.pennsieve import zipit
@@ -44,6 +46,10 @@ class SandboxSettings:
     download_size_cap: int = 10 * 10**9
     time_scale: float = 1.0
     archive_size_cap: int = 5 * 10**9
+    whole_version_zip_cap: int = 10**9
+    whole_version_zip_rate: float = 5e6  # bytes/s of the whole-version ZIP (x time_scale delays)
+    faults: tuple[dict[str, Any], ...] = ()  # fault rules active at start (see faults.py)
+    seed: int | None = None  # seeds the fault rules' rate draws; None = random
 
 
 def credentials_line(settings: SandboxSettings) -> str:
@@ -57,14 +63,21 @@ def create_app(settings: SandboxSettings) -> Starlette:
     if settings.data_dir is None:
         raise ValueError("create_app needs settings.data_dir")
     stats = control.Stats()
+    connections = control.Connections()
+    faults = Faults(settings.seed, settings.faults)
+    routes = [
+        Mount("/discover", routes=discover.routes),
+        Mount("/zipit", routes=zipit.routes),
+        Mount("/_assets", routes=assets.routes),
+        Mount(control.CONTROL_PREFIX, routes=control.routes),
+    ]
     app = Starlette(
-        routes=[
-            Mount("/discover", routes=discover.routes),
-            Mount("/zipit", routes=zipit.routes),
-            Mount("/_assets", routes=assets.routes),
-            Mount(control.CONTROL_PREFIX, routes=control.routes),
+        routes=routes,
+        middleware=[
+            Middleware(control.StatsMiddleware, stats=stats, connections=connections),
+            Middleware(FaultMiddleware, faults=faults, connections=connections, routes=routes,
+                       time_scale=settings.time_scale),
         ],
-        middleware=[Middleware(control.StatsMiddleware, stats=stats)],
         exception_handlers={SandboxError: render_error},
     )
     db = open_database(Path(settings.data_dir))
@@ -73,6 +86,8 @@ def create_app(settings: SandboxSettings) -> Starlette:
     app.state.discover = Discover(db)
     app.state.signer = Signer(secrets.token_bytes(32), settings.url_expiry)
     app.state.stats = stats
+    app.state.faults = faults
+    app.state.connections = connections
     return app
 
 
@@ -132,20 +147,31 @@ class _Server(uvicorn.Server):
 
 
 def _config(app: Starlette) -> uvicorn.Config:
-    return uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    """uvicorn's settings; its HTTP protocol registers connections so faults can drop them."""
+    return uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                          http=app.state.connections.protocol())
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, data_dir: Path | None = None,
           api_key: str | None = None, api_secret: str | None = None, url_expiry: int = 3600,
-          download_size_cap: int = 10 * 10**9, time_scale: float = 1.0) -> int:
-    """Serve the sandbox until SIGINT/SIGTERM; print the base URL (first stdout line), then exports."""
+          download_size_cap: int = 10 * 10**9, time_scale: float = 1.0,
+          faults: Path | str | None = None, seed: int | None = None) -> int:
+    """Serve the sandbox until SIGINT/SIGTERM; print the base URL (first stdout line), then exports.
+
+    ``faults`` names a JSON file of fault rules (see FAULTS.md); ``seed`` makes their draws repeatable.
+    """
+    try:
+        rules = tuple(load_rules_file(str(faults))) if faults is not None else ()
+    except FaultRuleError as exc:
+        raise StartupError(f"--faults: {exc}") from exc
     with contextlib.ExitStack() as stack:
         if data_dir is None:
             data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sparc-sandbox-")))
         settings = SandboxSettings(host=host, port=port, data_dir=Path(data_dir),
                                    api_key=api_key or DEFAULT_API_KEY,
                                    api_secret=api_secret or DEFAULT_API_SECRET, url_expiry=url_expiry,
-                                   download_size_cap=download_size_cap, time_scale=time_scale)
+                                   download_size_cap=download_size_cap, time_scale=time_scale,
+                                   faults=rules, seed=seed)
         sock = stack.enter_context(bind(host, port))
         app = create_app(settings)
         print(f"sandbox user: {credentials_line(settings)}", file=sys.stderr, flush=True)
