@@ -46,11 +46,51 @@ def test_files_ls_and_recursive(run) -> None:  # type: ignore[no-untyped-def]
     assert nodes and all(n["type"] == "File" and n["path"].startswith("metadata/") for n in nodes)
 
 
-def test_download_command(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    result = run("download", "90", "metadata/records", "-o", str(tmp_path), "--no-progress")
+def test_download_lands_files_by_version_path_with_one_summary_line(
+        run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = run("download", "90", "metadata/records", "-o", str(tmp_path / "out"))
     assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
-    assert len(lines) == 8 and all(Path(line).is_file() for line in lines)
+    records = sorted((tmp_path / "out" / "metadata" / "records").iterdir())
+    assert len(records) == 8 and all(p.is_file() for p in records)
+    assert result.stdout == ""
+    summary = result.stderr.strip().splitlines()
+    assert len(summary) == 1, summary
+    assert summary[0].startswith("8 files, ") and "8 downloaded, 0 skipped, 0 failed" in summary[0]
+    assert "checked: " in summary[0] and "nothing" not in summary[0]
+
+
+def test_download_json_rerun_and_default_folder(run, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """-o defaults to ./<dataset id>; --json prints the result; a rerun moves no bytes."""
+    monkeypatch.chdir(tmp_path)
+    first = json.loads(run("download", "90", "metadata/records", "--json", "-q").stdout)
+    assert (tmp_path / "90" / "metadata" / "records").is_dir()
+    assert len(first["files"]) == 8 and first["bytes_transferred"] > 0
+    assert {f["status"] for f in first["files"]} == {"downloaded"}
+    assert all(f["check"] in ("sha256", "md5", "md5-multipart", "size") for f in first["files"])
+    again = run("download", "90", "metadata/records", "--json", "-q")
+    assert again.exit_code == 0 and again.stderr == ""
+    rerun = json.loads(again.stdout)
+    assert rerun["bytes_transferred"] == 0
+    assert {f["status"] for f in rerun["files"]} == {"skipped"}
+    forced = json.loads(run("download", "90", "metadata/records", "--json", "-q",
+                            "--existing", "overwrite", "--no-verify").stdout)
+    assert {(f["status"], f["check"]) for f in forced["files"]} == {("downloaded", "none")}
+
+
+def test_download_verbose_lists_each_file(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = run("download", "90", "metadata/records", "-o", str(tmp_path), "-v")
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 9 and all("metadata/records/" in line for line in lines[:8])
+    assert lines[0].split()[0] == "downloaded"
+
+
+def test_download_unknown_path_is_one_line(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = run("download", "90", "no/such/thing", "-o", str(tmp_path))
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1 and "NotFoundError" in result.stderr
+    assert "no/such/thing" in result.stderr
 
 
 def test_sandbox_serve_prints_url_then_exports_and_stops_cleanly(tmp_path: Path) -> None:

@@ -9,20 +9,26 @@ Example::
 
 from __future__ import annotations
 
+import os
+
 import click
 
+from sparc.cli._errors import OneLineError, SparcGroup
 from sparc.cli._pennsieve import datasets, download, files
 from sparc.cli._sandbox import sandbox
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=SparcGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="sparc.client", prog_name="sparc")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+@click.option("--config", "config_file", type=click.Path(),
               help="INI config file with profiles (optional).")
 @click.option("--profile", help="Profile of the config file to use.")
 @click.option("-v", "--verbose", count=True, help="Log requests to stderr (-vv for debug).")
+@click.option("--traceback", is_flag=True,
+              help="Show the full traceback of an error (also: SPARC_DEBUG=1).")
 @click.pass_context
-def cli(ctx: click.Context, config_file: str | None, profile: str | None, verbose: int) -> None:
+def cli(ctx: click.Context, config_file: str | None, profile: str | None, verbose: int,
+        traceback: bool) -> None:
     """SPARC data from the command line: search, browse and download public datasets.
 
     Hosts and credentials come from the config file and from environment variables
@@ -33,7 +39,10 @@ def cli(ctx: click.Context, config_file: str | None, profile: str | None, verbos
 
         logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO,
                             format="%(levelname)s %(name)s: %(message)s")
-    ctx.ensure_object(dict).update(config_file=config_file, profile=profile)
+    if config_file is not None and not os.path.isfile(config_file):  # typed, so it must exist
+        why = "is a folder" if os.path.isdir(config_file) else "no such file"
+        raise OneLineError(f"--config {config_file}: {why}", exit_code=2)
+    ctx.ensure_object(dict).update(config_file=config_file, profile=profile, verbose=verbose)
 
 
 for command in (datasets, files, download, sandbox):

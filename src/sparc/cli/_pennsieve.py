@@ -7,14 +7,17 @@ Examples::
     sparc datasets show 90
     sparc files ls 90 metadata/records
     sparc download 90 metadata/records -o data/
+
+Errors are shown as one line by the root group (:mod:`sparc.cli._errors`).
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
+from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -28,21 +31,6 @@ def _client(ctx: click.Context) -> Any:
         obj["client"] = ctx.with_resource(SparcClient(
             config_file=obj.get("config_file"), profile=obj.get("profile")))
     return obj["client"]
-
-
-def errors_as_messages(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Show library errors as one clear line (exit 1) instead of a traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from sparc.client.errors import SparcError
-
-        try:
-            return func(*args, **kwargs)
-        except SparcError as exc:
-            raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
-
-    return wrapper
 
 
 def _emit(data: Any, as_json: bool, lines: Callable[[Any], list[str]]) -> None:
@@ -70,7 +58,6 @@ def datasets() -> None:
 @click.option("--tag", "tags", multiple=True, help="Only datasets with this tag (repeatable).")
 @json_option
 @click.pass_context
-@errors_as_messages
 def datasets_search(ctx: click.Context, query: str | None, limit: int, offset: int,
                     organization: str | None, tags: tuple[str, ...], as_json: bool) -> None:
     """Search datasets by words (name, description, tags, contributors)."""
@@ -86,7 +73,6 @@ def datasets_search(ctx: click.Context, query: str | None, limit: int, offset: i
 @click.option("--version", type=click.IntRange(1), help="A version (default: the latest).")
 @json_option
 @click.pass_context
-@errors_as_messages
 def datasets_show(ctx: click.Context, dataset_id: int, version: int | None,
                   as_json: bool) -> None:
     """Show one dataset's metadata."""
@@ -110,7 +96,6 @@ def files() -> None:
 @click.option("-r", "--recursive", is_flag=True, help="Every file below PATH.")
 @json_option
 @click.pass_context
-@errors_as_messages
 def files_ls(ctx: click.Context, dataset_id: int, path: str | None, version: int | None,
              recursive: bool, as_json: bool) -> None:
     """List a folder of a dataset version (its root by default)."""
@@ -122,21 +107,89 @@ def files_ls(ctx: click.Context, dataset_id: int, path: str | None, version: int
 
 
 @click.command()
-@click.argument("dataset_id", type=int)
+@click.argument("dataset_id", type=click.IntRange(0))
 @click.argument("paths", nargs=-1)
-@click.option("-o", "--output-dir", default=".", show_default=True,
-              type=click.Path(file_okay=False), help="Folder to download into.")
-@click.option("--version", type=click.IntRange(1), help="A version (default: the latest).")
+@click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to download into [default: ./DATASET_ID].")
 @click.option("-j", "--jobs", default=4, show_default=True, type=click.IntRange(1, 32),
               help="Files downloaded at once.")
-@click.option("--progress/--no-progress", default=None, help="Progress bars on stderr.")
+@click.option("--version", type=click.IntRange(1), help="A version (default: the latest).")
+@click.option("--existing", type=click.Choice(["skip", "overwrite", "refresh"]),
+              default="refresh", show_default=True,
+              help="A file already there: keep it, download it again, or download it again "
+                   "only when it differs from the remote.")
+@click.option("--no-verify", is_flag=True, help="Skip checksum and size checks.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line.")
+@click.option("-v", "--verbose", is_flag=True, help="One line per file on stderr.")
+@click.option("--progress/--no-progress", default=None, hidden=True,
+              help="Force the progress bar on or off (default: when stderr is a terminal).")
+@json_option
 @click.pass_context
-@errors_as_messages
-def download(ctx: click.Context, dataset_id: int, paths: tuple[str, ...], output_dir: str,
-             version: int | None, jobs: int, progress: bool | None) -> None:
-    """Download files or folders (PATHS; the whole dataset when none) of a dataset version,
-    verified and resumable: run it again to finish an interrupted download."""
-    saved = _client(ctx).pennsieve.download(dataset_id, list(paths) or None, output_dir,
-                                            version=version, max_workers=jobs, progress=progress)
-    for path in saved:
-        click.echo(str(path))
+def download(ctx: click.Context, dataset_id: int, paths: tuple[str, ...],
+             output_dir: Path | None, jobs: int, version: int | None, existing: str,
+             no_verify: bool, quiet: bool, verbose: bool, progress: bool | None,
+             as_json: bool) -> None:
+    """Download PATHs (files or folders; the whole version when none) of a dataset version.
+
+    Files land at OUTPUT_DIR/<path in the version>, checked against the strongest evidence
+    the service gives (sha256, else MD5 ETag, else size). Interrupted? Run the same command
+    again: partial files are resumed. Exits 1 when any file failed. Example::
+
+        sparc download 90 files/primary -o data/ -j 8
+    """
+    from sparc.client.errors import DownloadError
+
+    target = output_dir if output_dir is not None else Path(str(dataset_id))
+    try:
+        result = _client(ctx).pennsieve.download(
+            dataset_id, list(paths) or None, target, version=version, max_workers=jobs,
+            existing=existing, verify=not no_verify, progress=False if quiet else progress)
+    except DownloadError as exc:
+        if getattr(exc, "result", None) is not None:
+            _report_download(exc.result, as_json, quiet, verbose or bool(
+                ctx.ensure_object(dict).get("verbose")))
+        raise  # the root group shows it as one line, exit 1
+    _report_download(result, as_json, quiet, verbose or bool(
+        ctx.ensure_object(dict).get("verbose")))
+    if not result.ok:  # a result with failures that was returned rather than raised
+        result.raise_for_failures()
+
+
+def _report_download(result: Any, as_json: bool, quiet: bool, per_file: bool) -> None:
+    """The result: JSON on stdout with ``--json``; one line per file (``-v``) and a summary
+    line on stderr unless ``--quiet``."""
+    if as_json:
+        json.dump(result.to_json(), sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    if per_file:
+        for f in result.files:
+            reason = f"  ({type(f.error).__name__}: {f.error})" if f.error is not None else ""
+            click.echo(f"{f.status:<10} {f.check:<13} {_size(f.size):>10}  {f.path}{reason}",
+                       err=True)
+    if not quiet:
+        click.echo(download_summary(result), err=True)
+
+
+def download_summary(result: Any) -> str:
+    """One line: files, bytes, rate, skipped, failed, and which checks were done.
+
+    Example: ``12 files, 40.0 MiB in 2.1 s (19.0 MiB/s): 10 downloaded, 2 skipped, 0 failed;
+    checked: md5 9, size 3``.
+    """
+    moved = int(result.bytes_transferred)
+    seconds = float(result.seconds)
+    rate = f"{_size(moved / seconds)}/s" if seconds > 0 else "-"
+    checks = Counter(f.check for f in result.files if f.status != "failed")
+    checked = ", ".join(f"{name} {n}" for name, n in checks.most_common()) or "nothing"
+    return (f"{len(result.files)} files, {_size(moved)} in {seconds:.1f} s ({rate}): "
+            f"{len(result.downloaded)} downloaded, {len(result.skipped)} skipped, "
+            f"{len(result.failed)} failed; checked: {checked}")
+
+
+def _size(n: float) -> str:
+    """Bytes for people: ``_size(1536) == '1.5 KiB'``."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            break
+        n /= 1024
+    return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"

@@ -1,0 +1,190 @@
+"""Errors on the command line, handled in one place: :class:`SparcGroup`, the root group.
+
+Every error a command raises becomes ONE line on stderr naming what went wrong and the
+path or URL it concerns, with exit status 1; Ctrl-C exits 130; click's usage errors stay
+click's (exit 2). ``sparc --traceback ...`` or ``SPARC_DEBUG=1`` prints the traceback
+instead of the line. Example::
+
+    $ sparc download 90 -o /etc/passwd/data
+    Error: Not a directory: /etc/passwd/data
+    $ sparc datasets search cancer --json > /dev/full
+    Error: No space left on device: <stdout>
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import IO, Any, NoReturn
+
+import click
+
+#: Exit status after Ctrl-C / SIGINT (128 + SIGINT), as shells report it.
+EXIT_INTERRUPTED = 130
+INTERRUPTED_MESSAGE = "interrupted; partial files kept, run again to resume"
+#: Longest error line shown (server messages can be huge, e.g. an echoed 100 kB query).
+MAX_MESSAGE = 1000
+STDOUT_NAME = "<stdout>"
+
+
+class OneLineError(click.ClickException):
+    """A failure shown as ``Error: <one line>`` on stderr (exit 1, or ``exit_code``)."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(one_line(message))
+        self.exit_code = exit_code
+
+
+def one_line(text: str) -> str:
+    """``text`` on a single line, at most :data:`MAX_MESSAGE` characters.
+
+    Example: ``one_line("a\\n  b") == "a b"``.
+    """
+    flat = " ".join(text.split())
+    return flat if len(flat) <= MAX_MESSAGE else flat[: MAX_MESSAGE - 1] + "…"
+
+
+def describe(exc: BaseException) -> str:
+    """One line saying what went wrong, and where.
+
+    Examples: ``NotFoundError: GET http://127.0.0.1:8000/discover/datasets/9 -> 404 Not Found``,
+    ``Not a directory: /tmp/file/out``, ``Broken pipe: <stdout>``.
+    """
+    from sparc.client.errors import SparcError  # light: the errors module imports nothing
+
+    if isinstance(exc, OSError) and not isinstance(exc, SparcError):
+        return _describe_os_error(exc)
+    text = str(exc) or "(no message)"
+    if not isinstance(exc, SparcError):  # a bug or an unexpected failure: still one line
+        return f"unexpected {type(exc).__name__}: {text} (run with --traceback for details)"
+    url = getattr(exc, "url", "") or ""
+    if url and url not in text:
+        text += f" ({getattr(exc, 'method', '')} {url})".replace("( ", "(")
+    path = getattr(exc, "path", None)
+    if path and str(path) not in text:
+        text += f" ({path})"
+    return f"{type(exc).__name__}: {text}"
+
+
+def _describe_os_error(exc: OSError) -> str:
+    what = exc.strerror or (errno.errorcode.get(exc.errno or 0) if exc.errno else None)
+    what = what or str(exc) or type(exc).__name__
+    where = [str(name) for name in (exc.filename, exc.filename2) if name is not None]
+    if not where and exc.errno == errno.EPIPE:  # only a pipe (our stdout) breaks this way
+        where = [STDOUT_NAME]
+    return f"{what}: {' -> '.join(where)}" if where else f"{type(exc).__name__}: {what}"
+
+
+def debug_requested(ctx: click.Context | None) -> bool:
+    """``--traceback`` was given, or ``SPARC_DEBUG`` is set to something other than 0/empty."""
+    root = ctx.find_root() if ctx is not None else None
+    if root is not None and root.params.get("traceback"):
+        return True
+    return os.environ.get("SPARC_DEBUG", "").strip() not in ("", "0", "false", "no")
+
+
+class _NamedStdout:
+    """``sys.stdout`` whose write errors name it: ``OSError(ENOSPC, ..., "<stdout>")``.
+
+    Everything else is delegated, so click and ``json.dump`` use it as the real stream.
+    """
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+
+    def _named(self, exc: OSError) -> OSError:
+        if exc.filename is not None or exc.errno is None:
+            return exc
+        return OSError(exc.errno, exc.strerror or os.strerror(exc.errno), STDOUT_NAME)
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError as exc:
+            raise self._named(exc) from exc
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            raise self._named(exc) from exc
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _silence_stdout() -> None:
+    """After stdout broke (closed pipe, full disk), point its descriptor at /dev/null so the
+    interpreter's last flush neither fails nor prints "Exception ignored ..."."""
+    try:
+        fd = sys.__stdout__.fileno() if sys.__stdout__ is not None else -1
+    except (OSError, ValueError):
+        return
+    if fd < 0:
+        return
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
+    except OSError:
+        pass
+
+
+def _is_stdout_error(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.filename == STDOUT_NAME
+
+
+def _report(ctx: click.Context, exc: BaseException, line: str, exit_code: int) -> NoReturn:
+    """Show ``exc`` as ``line`` (or its traceback when debugging), then exit ``exit_code``."""
+    if debug_requested(ctx):
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        if exit_code == EXIT_INTERRUPTED:
+            _echo_err(INTERRUPTED_MESSAGE)
+        raise click.exceptions.Exit(exit_code)
+    if exit_code == EXIT_INTERRUPTED:
+        _echo_err(line)
+        raise click.exceptions.Exit(exit_code)
+    raise OneLineError(line, exit_code)
+
+
+def _echo_err(line: str) -> None:
+    try:
+        click.echo(line, err=True)
+    except (OSError, ValueError):  # stderr is gone too: the exit status still tells
+        pass
+
+
+class SparcGroup(click.Group):
+    """The root ``sparc`` group: runs a command and turns whatever it raises into one line.
+
+    ``SparcError`` and ``OSError`` -> ``Error: <what>: <path or URL>``, exit 1;
+    KeyboardInterrupt (SIGINT) -> "interrupted; ...", exit 130; click's own exceptions
+    (usage errors, ``--help``, exits) pass through unchanged.
+    """
+
+    def main(self, args: Sequence[str] | None = None, *a: Any, **kw: Any) -> Any:
+        real_stdout = sys.stdout
+        if real_stdout is not None and not isinstance(real_stdout, _NamedStdout):
+            sys.stdout = _NamedStdout(real_stdout)  # type: ignore[assignment]
+        try:
+            return super().main(args, *a, **kw)
+        finally:
+            if isinstance(sys.stdout, _NamedStdout):
+                sys.stdout = real_stdout
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            result = super().invoke(ctx)
+            sys.stdout.flush()  # a full disk or a closed pipe shows here, not at exit
+            return result
+        except (click.exceptions.Exit, click.Abort, click.ClickException):
+            raise
+        except KeyboardInterrupt as exc:
+            _report(ctx, exc, INTERRUPTED_MESSAGE, EXIT_INTERRUPTED)
+        except Exception as exc:
+            if _is_stdout_error(exc) or (isinstance(exc, OSError) and exc.errno == errno.EPIPE):
+                _silence_stdout()
+            _report(ctx, exc, describe(exc), 1)
