@@ -1,62 +1,181 @@
-"""The asset store: ``GET|HEAD /_assets/{bucket}/{key}`` with presigned-style query, Range support."""
+"""The asset store: ``GET|HEAD /_assets/{bucket}/{key}`` answered as S3 answers a presigned GetObject.
+
+Checks run in S3's order: the URL's signature and expiry (``signing.py``), the object, the
+preconditions (``If-Match``/``If-Unmodified-Since`` → 412, ``If-None-Match``/``If-Modified-Since``
+→ 304), ``If-Range``, then ``Range`` (one range → 206, unsatisfiable → 416, anything else → the whole
+object). Headers: ``ETag`` (MD5, multipart ``…-<n>`` or opaque for SSE-KMS), ``Last-Modified``,
+``x-amz-server-side-encryption``, ``x-amz-version-id``, ``Accept-Ranges`` and S3's request ids.
+See ``STORAGE.md``.
+"""
 
 from __future__ import annotations
 
+import calendar
 import re
+import sqlite3
+import time
+import uuid
+from email.utils import formatdate, parsedate_to_datetime
 
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from sparc.sandbox.assets.errors import S3Error
+from sparc.sandbox.assets.errors import S3Error, request_ids
+from sparc.sandbox.assets.signing import asset_path
 from sparc.sandbox.http import stream_chunks
 from sparc.sandbox.storage.objects import find_object, object_chunks
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)", re.ASCII)
+_HUGE = 10**18  # stands for any position past every object (no int() of a 5,000-digit header)
+KMS_ACCOUNT = "740463337177"
+
+
+def _position(digits: str) -> int:
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 18 else _HUGE
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     """``(start, end_exclusive)`` of a single ``Range`` header, ``None`` for the whole object.
 
-    Raises :class:`S3Error` 416 when unsatisfiable. Malformed or multi-range headers are ignored (as S3 does).
+    Raises :class:`S3Error` 416 when unsatisfiable. Malformed or multi-range headers are ignored (the
+    whole object is sent, as S3 does).
+
+    >>> parse_range("bytes=-5", 10), parse_range("bytes=0-1,3-4", 10), parse_range("bytes=2-" + "9" * 5000, 10)
+    ((5, 10), None, (2, 10))
     """
     if not header:
         return None
-    m = _RANGE.match(header.strip())
+    m = _RANGE.fullmatch(header.strip())
     if not m or (not m[1] and not m[2]):
         return None
     if m[1]:
-        start = int(m[1])
-        end = min(int(m[2]) + 1, size) if m[2] else size
-        if m[2] and int(m[2]) < start:
+        start = _position(m[1])
+        if m[2] and _position(m[2]) < start:
             return None
+        end = min(_position(m[2]) + 1, size) if m[2] else size
     else:
-        start, end = max(0, size - int(m[2])), size
-        if int(m[2]) == 0:
-            start = size
-    if start >= size or start >= end:
+        suffix = _position(m[2])
+        start, end = (max(0, size - suffix), size) if suffix else (size, size)
+    if start >= end:
         raise S3Error(416, "InvalidRange", "The requested range is not satisfiable",
-                      headers={"Content-Range": f"bytes */{size}"})
+                      headers={"Content-Range": f"bytes */{size}"},
+                      fields={"RangeRequested": header, "ActualObjectSize": size})
     return start, end
 
 
-async def get_asset(request: Request) -> Response:
-    """Serve an object's bytes (or headers, for HEAD)."""
-    bucket, key = request.path_params["bucket"], request.path_params["key"]
-    resource = f"/{bucket}/{key}"
-    problem = request.app.state.signer.check(bucket, key, dict(request.query_params))
-    if problem:
-        raise S3Error(403, "AccessDenied", problem, resource)
-    row = find_object(request.app.state.db, bucket, key, request.query_params.get("versionId"))
-    if row is None:
-        raise S3Error(404, "NoSuchKey", "The specified key does not exist.", resource)
-    size = row["size"]
-    span = parse_range(request.headers.get("range"), size)
-    start, end = span or (0, size)
-    headers = {"Content-Length": str(end - start), "ETag": f'"{row["sha256"][:32]}"',
-               "Accept-Ranges": "bytes", "Last-Modified": "Mon, 01 Jan 2024 00:00:00 GMT"}
+def _http_date(value: str | None) -> int | None:
+    """An HTTP date as epoch seconds; ``None`` when absent or unreadable (S3 then ignores it)."""
+    if not value or len(value) > 64:
+        return None
+    try:
+        return int(parsedate_to_datetime(value).timestamp())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def _etag_listed(header: str, etag: str, weak: bool) -> bool:
+    """Whether an ``If-Match``/``If-None-Match`` list names ``etag`` (quoted; S3 also takes it bare)."""
+    for item in header.split(","):
+        tag = item.strip()
+        if tag == "*":
+            return True
+        if tag.startswith("W/"):
+            if not weak:
+                continue
+            tag = tag[2:]
+        if tag in (etag, etag.strip('"')):
+            return True
+    return False
+
+
+def preconditions(headers: Headers, etag: str, last_modified: int) -> bool:
+    """``True`` when the object is "not modified" (304); raises 412 PreconditionFailed (RFC 7232 order).
+
+    If-Match decides alone when present (a true If-Match with a false If-Unmodified-Since gives 200),
+    likewise If-None-Match over If-Modified-Since.
+    """
+    if_match = headers.get("if-match")
+    if if_match is not None:
+        if not _etag_listed(if_match, etag, weak=False):
+            raise _precondition_failed("If-Match")
+    else:
+        since = _http_date(headers.get("if-unmodified-since"))
+        if since is not None and last_modified > since:
+            raise _precondition_failed("If-Unmodified-Since")
+    if_none_match = headers.get("if-none-match")
+    if if_none_match is not None:
+        return _etag_listed(if_none_match, etag, weak=True)
+    since = _http_date(headers.get("if-modified-since"))
+    return since is not None and last_modified <= since
+
+
+def _precondition_failed(condition: str) -> S3Error:
+    return S3Error(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold",
+                   fields={"Condition": condition})
+
+
+def range_applies(if_range: str | None, etag: str, last_modified: int) -> bool:
+    """Whether a ``Range`` is honoured under ``If-Range`` (absent, or the same ETag or exact date)."""
+    if if_range is None:
+        return True
+    value = if_range.strip()
+    if value.startswith(('"', "W/")):
+        return value == etag
+    return _http_date(value) == last_modified
+
+
+def last_modified(row: sqlite3.Row) -> int:
+    """The object's Last-Modified, epoch seconds."""
+    return calendar.timegm(time.strptime(row["last_modified"], "%Y-%m-%dT%H:%M:%SZ"))
+
+
+def object_headers(row: sqlite3.Row) -> dict[str, str]:
+    """The headers S3 sends with an object (and its 304)."""
+    headers = {**request_ids(), "Last-Modified": formatdate(last_modified(row), usegmt=True),
+               "ETag": f'"{row["etag"]}"'}
+    if row["sse"]:
+        headers["x-amz-server-side-encryption"] = row["sse"]
+    if row["sse"] == "aws:kms":
+        key = uuid.uuid5(uuid.NAMESPACE_URL, f"kms:{row['bucket']}")
+        headers["x-amz-server-side-encryption-aws-kms-key-id"] = f"arn:aws:kms:us-east-1:{KMS_ACCOUNT}:key/{key}"
     if row["s3_version"]:
         headers["x-amz-version-id"] = row["s3_version"]
+    return headers
+
+
+async def get_asset(request: Request) -> Response:
+    """Serve an object's bytes (or headers, for HEAD); errors in S3 XML (no body for HEAD)."""
+    try:
+        return _answer(request)
+    except S3Error as exc:
+        return exc.response(head=request.method == "HEAD")
+
+
+def _answer(request: Request) -> Response:
+    bucket, key = request.path_params["bucket"], request.path_params["key"]
+    request.app.state.signer.check(request.method, request.headers.get("host", ""), asset_path(bucket, key),
+                                   request.query_params.multi_items())
+    version_id = request.query_params.get("versionId")
+    row = find_object(request.app.state.db, bucket, key, version_id)
+    if row is None:
+        if version_id:
+            raise S3Error(404, "NoSuchVersion", "The specified version does not exist.",
+                          fields={"Key": key, "VersionId": version_id})
+        raise S3Error(404, "NoSuchKey", "The specified key does not exist.", fields={"Key": key})
+    headers = object_headers(row)
+    etag, modified = headers["ETag"], last_modified(row)
+    if preconditions(request.headers, etag, modified):
+        return Response(status_code=304, headers={k: v for k, v in headers.items()
+                                                  if not k.startswith("x-amz-server-side")})
+    size = row["size"]
+    span = None
+    if range_applies(request.headers.get("if-range"), etag, modified):
+        span = parse_range(request.headers.get("range"), size)
+    start, end = span or (0, size)
+    headers.update({"Accept-Ranges": "bytes", "Content-Length": str(end - start)})
     if span:
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
     status = 206 if span else 200
