@@ -1,0 +1,33 @@
+"""Zinc: export organ scaffolds and MBF segmentations to VTK, STL, OBJ, PLY, GLB and WebGL.
+
+Example::
+
+    from sparc.client import SparcClient
+
+    paths = SparcClient(connect=False).zinc.export(292, format="stl", output="meshes")
+
+The heavy packages (the ``zinc`` extra) are imported only when an export runs.
+"""
+
+from sparc.client.services.zinc.errors import (
+    EmptyExportError,
+    NoExportableFileError,
+    NotExportableError,
+    UnknownFormatError,
+    UnknownOrganError,
+    ZincError,
+    ZincNotInstalledError,
+)
+from sparc.client.services.zinc.service import FORMATS, ZincService
+
+__all__ = [
+    "ZincService",
+    "FORMATS",
+    "ZincError",
+    "ZincNotInstalledError",
+    "UnknownFormatError",
+    "UnknownOrganError",
+    "NotExportableError",
+    "NoExportableFileError",
+    "EmptyExportError",
+]

@@ -1,0 +1,423 @@
+"""The conversion engine: load a scaffold / Zinc / MBF file into a fresh Zinc context, tessellate
+it, and hand back plain arrays (:class:`Geometry`) plus the ZincJS (WebGL) buffers.
+
+Everything heavy (cmlibs.zinc, scaffoldmaker, mbfxml2ex, numpy) is imported inside functions, so
+importing this module costs nothing. Example::
+
+    geometry = load_geometry(Path("cube.exf"), refinement=4)
+    geometry.points.shape, geometry.cells.shape     # (218, 3) (192, 3)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sparc.client.services.zinc.errors import (
+    ACCEPTED_INPUTS,
+    EmptyExportError,
+    NotExportableError,
+    ZincNotInstalledError,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+
+log = logging.getLogger("sparc.client")
+
+#: Input kinds and the file suffixes that name them.
+SUFFIX_KINDS = {".json": "scaffold", ".exf": "zinc", ".ex": "zinc", ".xml": "mbf"}
+#: Groups that are not anatomy: Zinc/mbfxml2ex bookkeeping.
+IGNORED_GROUPS = ("marker",)
+#: Name of the part holding faces/lines that belong to no annotation group.
+UNGROUPED = "ungrouped"
+
+
+def require(module: str) -> Any:
+    """Import ``module`` or raise :class:`ZincNotInstalledError` naming the install command."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ZincNotInstalledError(module.split(".")[0] if "cmlibs" not in module
+                                    else ".".join(module.split(".")[:2])) from exc
+
+
+def check_installed() -> None:
+    """Raise :class:`ZincNotInstalledError` unless every package of the ``zinc`` extra imports."""
+    import importlib.util
+
+    for name in ("cmlibs.zinc", "cmlibs.utils", "scaffoldmaker", "mbfxml2ex", "meshio", "trimesh",
+                 "numpy"):
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except ImportError:
+            found = False
+        if not found:
+            raise ZincNotInstalledError(name)
+
+
+@dataclass
+class Geometry:
+    """What one input becomes: a triangle surface (``kind="surface"``) or line segments
+    (``kind="lines"``), each cell tagged with a part (annotation group) index."""
+
+    kind: str
+    points: np.ndarray                 # (n, 3) float64, the source's own coordinates
+    cells: np.ndarray                  # (m, 3) triangles or (m, 2) segments, int64
+    part: np.ndarray                   # (m,) index into part_names
+    part_names: list[str]
+    radius: np.ndarray | None = None   # (n,) per point, lines only (from the file; may be None)
+    webgl: list[tuple[str, str]] = field(default_factory=list)  # (suffix, text) ZincJS buffers
+    source_kind: str = ""              # "scaffold" | "zinc" | "mbf"
+
+
+# -- loading ------------------------------------------------------------------------------------
+def sniff_kind(path: Path) -> str:
+    """``scaffold``, ``zinc`` or ``mbf`` from the suffix, else from the first bytes."""
+    if not path.is_file():
+        raise NotExportableError(f"no such file: {str(path)!r}; expected {ACCEPTED_INPUTS}",
+                                 path=str(path))
+    kind = SUFFIX_KINDS.get(path.suffix.lower())
+    if kind:
+        return kind
+    head = path.open("rb").read(2048).lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head.startswith(b"{"):
+        return "scaffold"
+    if head.startswith((b"EX Version", b"Region:", b"Group name", b"!")):
+        return "zinc"
+    if head.startswith(b"<") and b"mbf" in head.lower():
+        return "mbf"
+    raise NotExportableError(
+        f"{path.name!r} is not a file the Zinc service can export (suffix {path.suffix or 'none'!r}, "
+        f"content starts {head[:24]!r}); expected {ACCEPTED_INPUTS}", path=str(path))
+
+
+def _load_scaffold(region: Any, path: Path) -> Any:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise NotExportableError(f"{path.name!r} is not valid JSON ({exc}); expected "
+                                 f"{ACCEPTED_INPUTS}", path=str(path)) from exc
+    package = (document.get("scaffold_settings") or {}).get("scaffoldPackage") \
+        if isinstance(document, dict) else None
+    if not isinstance(package, dict):
+        keys = sorted(document)[:8] if isinstance(document, dict) else type(document).__name__
+        raise NotExportableError(
+            f"{path.name!r} is JSON but not a scaffold settings file: no "
+            f"scaffold_settings.scaffoldPackage (top level: {keys}); expected {ACCEPTED_INPUTS}",
+            path=str(path))
+    scaffolds = require("scaffoldmaker.scaffolds")
+    try:
+        scaffold_package = scaffolds.Scaffolds_decodeJSON(package)
+        if not hasattr(scaffold_package, "generate"):
+            raise TypeError("scaffoldPackage did not decode to a ScaffoldPackage")
+        with contextlib.redirect_stdout(io.StringIO()):
+            scaffold_package.generate(region)
+    except Exception as exc:  # scaffoldmaker raises anything for bad settings
+        raise NotExportableError(
+            f"{path.name!r}: scaffoldmaker could not generate its scaffoldPackage "
+            f"(type {package.get('scaffoldTypeName')!r}): {type(exc).__name__}: {exc}",
+            path=str(path)) from exc
+    # The annotation groups are unmanaged Zinc fields: keep them alive with the region.
+    for annotation_group in scaffold_package.getAnnotationGroups():
+        annotation_group.getGroup().setManaged(True)
+    return scaffold_package
+
+
+def _load_zinc(region: Any, path: Path) -> None:
+    from cmlibs.zinc.result import RESULT_OK
+
+    if region.readFile(str(path)) != RESULT_OK:
+        raise NotExportableError(f"{path.name!r} could not be read as a Zinc EX/EXF file; "
+                                 f"expected {ACCEPTED_INPUTS}", path=str(path))
+
+
+def read_mbf(path: Path) -> Any:
+    """Parse an MBF XML file (mbfxml2ex), raising :class:`NotExportableError` for other XML."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        root_tag = next(ET.iterparse(str(path), events=("start",)))[1].tag
+    except (ET.ParseError, StopIteration) as exc:
+        raise NotExportableError(f"{path.name!r} is not well-formed XML ({exc}); expected an "
+                                 "MBF XML segmentation", path=str(path)) from exc
+    if root_tag.rsplit("}", 1)[-1].lower() != "mbf":
+        raise NotExportableError(f"{path.name!r} is XML but not an MBF segmentation (root "
+                                 f"element <{root_tag.rsplit('}', 1)[-1]}>, expected <mbf>)",
+                                 path=str(path))
+    app = require("mbfxml2ex.app")
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # mbfxml2ex prints "Unhandled tag:"
+            return app.read_xml(str(path))
+    except Exception as exc:
+        raise NotExportableError(f"{path.name!r} is not a readable MBF XML file: "
+                                 f"{type(exc).__name__}: {exc}", path=str(path)) from exc
+
+
+def _load_mbf(region: Any, path: Path) -> None:
+    contents = read_mbf(path)
+    zinc = require("mbfxml2ex.zinc")
+    with contextlib.redirect_stdout(io.StringIO()):
+        zinc.load(region, contents, None)
+
+
+def new_region(name: str = "sparc") -> tuple[Any, Any]:
+    """A fresh Zinc context and its root region (never shared between exports)."""
+    context_module = require("cmlibs.zinc.context")
+    context = context_module.Context(name)
+    return context, context.getDefaultRegion()
+
+
+def load(region: Any, path: Path) -> tuple[str, Any]:
+    """Fill ``region`` from ``path``; returns the input kind and an object to keep alive."""
+    kind = sniff_kind(path)
+    keep: Any = None
+    if kind == "scaffold":
+        keep = _load_scaffold(region, path)
+    elif kind == "zinc":
+        _load_zinc(region, path)
+    else:
+        _load_mbf(region, path)
+    return kind, keep
+
+
+def group_names(fieldmodule: Any) -> list[Any]:
+    """The region's annotation groups (bookkeeping groups and raw-XML artefacts left out)."""
+    from cmlibs.utils.zinc.field import get_group_list
+
+    return [g for g in get_group_list(fieldmodule)
+            if g.getName() not in IGNORED_GROUPS and not g.getName().lstrip().startswith("<")]
+
+
+def _coordinate_field(region: Any, path: Path) -> Any:
+    from cmlibs.utils.zinc.field import find_coordinate_fields
+
+    fields = find_coordinate_fields(region)
+    if not fields:
+        raise EmptyExportError(f"{path.name!r} was read but has no coordinate field, so it holds "
+                               "no geometry to export")
+    named = [f for f in fields if f.getName() == "coordinates"]
+    return (named or fields)[0]
+
+
+# -- geometry -----------------------------------------------------------------------------------
+def load_geometry(path: Path, *, refinement: int = 6, webgl: bool = False) -> Geometry:
+    """Read ``path`` into a fresh Zinc context and tessellate it.
+
+    3-D meshes give their exterior (boundary) faces, 2-D meshes every face, each evaluated on the
+    true (e.g. cubic Hermite) geometry at ``refinement`` divisions per element edge; 1-D meshes
+    (MBF contours and trees) give line segments. Each face/segment goes to the smallest annotation
+    group holding it (its part).
+    """
+    context, region = new_region()
+    kind, keep = load(region, path)
+    fieldmodule = region.getFieldmodule()
+    coordinates = _coordinate_field(region, path)
+    dimension = next((d for d in (3, 2, 1) if fieldmodule.findMeshByDimension(d).getSize()), 0)
+    if dimension == 0:
+        raise EmptyExportError(f"{path.name!r} ({kind}) was read but has no elements, so there is "
+                               "no surface or line to export")
+    if dimension >= 2:
+        geometry = _surfaces(context, region, coordinates, dimension, refinement, path)
+    else:
+        geometry = _lines(region, coordinates, refinement, path)
+    if webgl:
+        geometry.webgl = _threejs(region.getScene())
+    geometry.source_kind = kind
+    del keep
+    if not len(geometry.cells):
+        raise EmptyExportError(f"{path.name!r} ({kind}) yields no {geometry.kind} to export")
+    return geometry
+
+
+def _partition(elements: list[Any], fieldmodule: Any, mesh: Any) -> dict[str, list[Any]]:
+    """Assign each element to the smallest annotation group holding it (else UNGROUPED)."""
+    groups = []
+    for group in group_names(fieldmodule):
+        mesh_group = group.getMeshGroup(mesh)
+        if mesh_group.isValid() and mesh_group.getSize():
+            groups.append((mesh_group.getSize(), group.getName(), mesh_group))
+    groups.sort(key=lambda g: (g[0], g[1]))
+    parts: dict[str, list[Any]] = {}
+    for element in elements:
+        name = next((n for _, n, mg in groups if mg.containsElement(element)), UNGROUPED)
+        parts.setdefault(name, []).append(element)
+    return dict(sorted(parts.items()))
+
+
+def _part_groups(fieldmodule: Any, mesh: Any, parts: dict[str, list[Any]]) -> list[Any]:
+    groups = []
+    for index, elements in enumerate(parts.values()):
+        group = fieldmodule.createFieldGroup()
+        group.setName(f"sparc_part_{index}")
+        mesh_group = group.createMeshGroup(mesh)
+        for element in elements:
+            mesh_group.addElement(element)
+        groups.append(group)
+    return groups
+
+
+def _surfaces(context: Any, region: Any, coordinates: Any, dimension: int, refinement: int,
+              path: Path) -> Geometry:
+    import numpy as np
+    from cmlibs.zinc.graphics import Graphics
+
+    fieldmodule = region.getFieldmodule()
+    fieldmodule.beginChange()
+    mesh2d = fieldmodule.findMeshByDimension(2)
+    if dimension == 3 and not mesh2d.getSize():
+        fieldmodule.defineAllFaces()
+    faces = []
+    exterior = fieldmodule.createFieldIsExterior() if dimension == 3 else None
+    cache = fieldmodule.createFieldcache()
+    iterator = mesh2d.createElementiterator()
+    element = iterator.next()
+    while element.isValid():
+        if exterior is None:
+            faces.append(element)
+        else:
+            cache.setElement(element)
+            if exterior.evaluateReal(cache, 1)[1]:
+                faces.append(element)
+        element = iterator.next()
+    parts = _partition(faces, fieldmodule, mesh2d)
+    groups = _part_groups(fieldmodule, mesh2d, parts)
+    fieldmodule.endChange()
+
+    scene = region.getScene()
+    scene.beginChange()
+    tessellation = context.getTessellationmodule().createTessellation()
+    tessellation.setRefinementFactors([refinement])
+    tessellation.setMinimumDivisions([1])
+    for (name, _), group in zip(parts.items(), groups, strict=True):
+        surfaces = scene.createGraphicsSurfaces()
+        surfaces.setName(name)
+        surfaces.setCoordinateField(coordinates)
+        surfaces.setSubgroupField(group)
+        surfaces.setTessellation(tessellation)
+        surfaces.setBoundaryMode(Graphics.BOUNDARY_MODE_BOUNDARY if dimension == 3
+                                 else Graphics.BOUNDARY_MODE_ALL)
+    scene.endChange()
+
+    filters = scene.getScenefiltermodule()
+    triangles, part = [], []
+    for index, name in enumerate(parts):
+        info = scene.createStreaminformationScene()
+        info.setIOFormat(info.IO_FORMAT_ASCII_STL)
+        info.setScenefilter(filters.createScenefilterGraphicsName(name))
+        resource = info.createStreamresourceMemory()
+        scene.write(info)
+        buffer = resource.getBuffer()[1] or b""
+        values = np.array(_STL_VERTEX.findall(buffer), dtype=np.float64).reshape(-1, 3, 3)
+        triangles.append(values)
+        part.append(np.full(len(values), index, dtype=np.int64))
+    every = np.concatenate(triangles) if triangles else np.zeros((0, 3, 3))
+    points, inverse = np.unique(every.reshape(-1, 3), axis=0, return_inverse=True)
+    cells = inverse.reshape(-1, 3).astype(np.int64)
+    part_index = np.concatenate(part) if part else np.zeros(0, dtype=np.int64)
+    keep = (cells[:, 0] != cells[:, 1]) & (cells[:, 1] != cells[:, 2]) & (cells[:, 0] != cells[:, 2])
+    log.info("%s: %d faces in %d parts -> %d triangles", path.name, len(faces), len(parts),
+             int(keep.sum()))
+    return Geometry("surface", points, cells[keep], part_index[keep], list(parts))
+
+
+_STL_VERTEX = re.compile(rb"vertex\s+(\S+)\s+(\S+)\s+(\S+)")
+
+
+def _lines(region: Any, coordinates: Any, refinement: int, path: Path) -> Geometry:
+    import numpy as np
+
+    fieldmodule = region.getFieldmodule()
+    mesh1d = fieldmodule.findMeshByDimension(1)
+    radius_field = fieldmodule.findFieldByName("radius")
+    cache = fieldmodule.createFieldcache()
+    elements = []
+    iterator = mesh1d.createElementiterator()
+    element = iterator.next()
+    while element.isValid():
+        elements.append(element)
+        element = iterator.next()
+    parts = _partition(elements, fieldmodule, mesh1d)
+
+    keys: dict[Any, int] = {}
+    points: list[tuple[float, ...]] = []
+    radii: list[float] = []
+    segments: list[tuple[int, int]] = []
+    part_index: list[int] = []
+
+    def point(key: Any, element: Any, xi: float, node: Any = None) -> int | None:
+        if key in keys:
+            return keys[key]
+        cache.setMeshLocation(element, [xi])
+        result, xyz = coordinates.evaluateReal(cache, 3)
+        if result != 1:  # RESULT_OK
+            return None
+        radius = 0.0
+        if radius_field.isValid():
+            if node is not None:
+                cache.setNode(node)
+            ok, value = radius_field.evaluateReal(cache, 1)
+            radius = float(value) if ok == 1 else 0.0
+        keys[key] = len(points)
+        points.append(tuple(xyz))
+        radii.append(radius)
+        return keys[key]
+
+    for index, part_elements in enumerate(parts.values()):
+        for element in part_elements:
+            template = element.getElementfieldtemplate(coordinates, -1)
+            if not template.isValid():
+                continue
+            linear = template.getNumberOfFunctions() <= 2
+            steps = 1 if linear else refinement
+            ends = [element.getNode(template, i) for i in (1, template.getNumberOfLocalNodes())]
+            chain = []
+            for step in range(steps + 1):
+                xi = step / steps
+                if step in (0, steps) and ends[0 if step == 0 else 1].isValid():
+                    node = ends[0 if step == 0 else 1]
+                    chain.append(point(("node", node.getIdentifier()), element, xi, node))
+                else:
+                    chain.append(point(("xi", element.getIdentifier(), step), element, xi))
+            for a, b in zip(chain, chain[1:], strict=False):
+                if a is not None and b is not None and a != b:
+                    segments.append((a, b))
+                    part_index.append(index)
+    log.info("%s: %d line elements in %d parts -> %d segments", path.name, len(elements),
+             len(parts), len(segments))
+    radius = np.array(radii, dtype=np.float64) if radius_field.isValid() else None
+    # Zinc line graphics per part, for the ZincJS (WebGL) export.
+    scene = region.getScene()
+    scene.beginChange()
+    for (name, _), group in zip(parts.items(), _part_groups(fieldmodule, mesh1d, parts),
+                                strict=True):
+        lines = scene.createGraphicsLines()
+        lines.setName(name)
+        lines.setCoordinateField(coordinates)
+        lines.setSubgroupField(group)
+    scene.endChange()
+    return Geometry("lines", np.array(points, dtype=np.float64).reshape(-1, 3),
+                    np.array(segments, dtype=np.int64).reshape(-1, 2),
+                    np.array(part_index, dtype=np.int64), list(parts), radius)
+
+
+def _threejs(scene: Any) -> list[tuple[str, str]]:
+    """The scene as ZincJS/three.js JSON: ``[("metadata", text), ("1", text), ...]``."""
+    info = scene.createStreaminformationScene()
+    info.setIOFormat(info.IO_FORMAT_THREEJS)
+    count = info.getNumberOfResourcesRequired()
+    if not count:
+        return []
+    resources = [info.createStreamresourceMemory() for _ in range(count)]
+    scene.write(info)
+    buffers = [(r.getBuffer()[1] or b"").decode() for r in resources]
+    return [("metadata", buffers[0])] + [(str(i), text) for i, text in
+                                         enumerate(buffers[1:], start=1)]
