@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from sparc.client._http import HttpCore
     from sparc.client.services._base import ServiceBase
     from sparc.client.services.pennsieve import PennsieveService
+    from sparc.client.services.zinc import ZincService
 
 __all__ = ["SparcClient"]
 
@@ -31,6 +32,7 @@ log = logging.getLogger("sparc.client")
 #: Built-in services: attribute name -> "module:Class", imported on first use.
 BUILTIN_SERVICES: dict[str, str] = {
     "pennsieve": "sparc.client.services.pennsieve:PennsieveService",
+    "zinc": "sparc.client.services.zinc:ZincService",
 }
 
 
@@ -106,6 +108,11 @@ class SparcClient:
     def pennsieve(self) -> PennsieveService:
         """Pennsieve Discover (public data) and, with credentials, the Pennsieve API."""
         return self._service("pennsieve")
+
+    @property
+    def zinc(self) -> ZincService:
+        """Export organ scaffolds and MBF segmentations to mesh files (``zinc`` extra)."""
+        return self._service("zinc")
 
     def add_module(
         self,
