@@ -341,6 +341,8 @@ class Builder:
         self.mid_size_120()
         self.record_datasets()
         self.generic_datasets()
+        from sparc.sandbox.catalogue.zinc_seed import seed_zinc  # 292's scaffold, 107's MBF XML
+        seed_zinc(self)
         self.tombstones.append({"id": 150, "version": 2, "name": "Retracted: vagal afferent mapping",
                                 "tags": ["vagus", "retracted"], "status": "UNPUBLISHED",
                                 "doi": self.doi(), "updatedAt": "2022-03-14T10:02:11.551203Z"})
