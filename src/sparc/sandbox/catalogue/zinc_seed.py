@@ -19,6 +19,7 @@ catalogue build nor the running sandbox needs scaffoldmaker. They were produced 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from pathlib import Path
@@ -51,11 +52,14 @@ def seed_zinc(builder: Any) -> None:
             name = spec.path.rsplit("/", 1)[-1]
             text = settings if name == SETTINGS else exf if name == EXF else None
             if text is not None:
-                spec.content, spec.size, spec.seed, spec.sha256 = text, len(text.encode()), None, None
+                spec.content, spec.size, spec.seed = text, len(text.encode()), None
+                spec.sha256 = hashlib.sha256(text.encode()).hexdigest()
                 changed = True
         if changed:  # the version's manifest.json lists sizes: write it again
             others = [f for f in version.files if f.path != "manifest.json"]
-            version.files[:] = others + [builder.manifest(version.dto, others, None)]
+            manifest = builder.manifest(version.dto, others, None)
+            manifest.sha256 = hashlib.sha256((manifest.content or "").encode()).hexdigest()
+            version.files[:] = others + [manifest]
     _dataset_107(builder)
 
 
