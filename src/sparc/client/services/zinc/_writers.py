@@ -12,12 +12,9 @@ from __future__ import annotations
 import json
 import struct
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sparc.client.services.zinc._engine import Geometry
-
-if TYPE_CHECKING:
-    import numpy as np
 
 #: Every export format and what it holds.
 FORMATS: dict[str, str] = {
@@ -110,25 +107,28 @@ def polylines(segments: Any, part: Any) -> list[tuple[Any, int]]:
             neighbours.setdefault(a, []).append((b, e))
             neighbours.setdefault(b, []).append((a, e))
         used = [False] * len(edges)
-
-        def walk(start: int, edge: int) -> list[int]:
-            chain, current = [start], start
-            while True:
-                used[edge] = True
-                a, b = edges[edge]
-                current = b if a == current else a
-                chain.append(current)
-                onward = [(n, e) for n, e in neighbours[current] if not used[e]]
-                if len(neighbours[current]) != 2 or not onward:
-                    return chain
-                edge = onward[0][1]
-
         starts = sorted(v for v, ns in neighbours.items() if len(ns) != 2)
         for vertex in starts + sorted(neighbours):  # ends/branches first, then closed loops
             for _, edge in neighbours[vertex]:
                 if not used[edge]:
-                    out.append((np.array(walk(vertex, edge), dtype=np.int64), p))
+                    chain = _walk(vertex, edge, edges, neighbours, used)
+                    out.append((np.array(chain, dtype=np.int64), p))
     return out
+
+
+def _walk(start: int, edge: int, edges: list[list[int]],
+          neighbours: dict[int, list[tuple[int, int]]], used: list[bool]) -> list[int]:
+    """Follow unused edges from ``start`` until an end, a branch point or a closed loop."""
+    chain, current = [start], start
+    while True:
+        used[edge] = True
+        a, b = edges[edge]
+        current = b if a == current else a
+        chain.append(current)
+        onward = [e for _, e in neighbours[current] if not used[e]]
+        if len(neighbours[current]) != 2 or not onward:
+            return chain
+        edge = onward[0]
 
 
 def surface_of(geometry: Geometry, tube_radius: float | None) -> tuple[Any, Any, Any]:
