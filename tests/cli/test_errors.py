@@ -6,6 +6,7 @@ Each case runs ``sparc`` as a real process, so stdout/stderr, signals and exit c
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -18,13 +19,12 @@ from cli_helpers import (
     SPARC,
     SparcChild,
     assert_one_line_error,
+    error_lines,
     sparc_env,
     sparc_run,
 )
 
 from sparc.sandbox.process import SandboxProcess
-
-INTERRUPTED = "interrupted; partial files kept, run again to resume"
 
 
 def test_unknown_dataset_is_one_not_found_line(sandbox: SandboxProcess) -> None:
@@ -105,6 +105,27 @@ def test_stdout_closed_early_is_one_broken_pipe_line(sandbox: SandboxProcess) ->
     assert_one_line_error(done, "Broken pipe", "<stdout>")
 
 
+def test_failed_file_exits_1_after_the_summary(timed_sandbox: SandboxProcess,
+                                               tmp_path: Path) -> None:
+    """Every copy of a file arrives corrupted: the result says so (--json, summary line), one
+    error line names the file, exit 1, and nothing lands at the final name."""
+    path = "metadata/records/award.csv"
+    timed_sandbox.reset()
+    timed_sandbox.set_faults([{"route": "GET /_assets/*", "kind": "corrupt", "after_bytes": 10}])
+    try:
+        done = sparc_run(timed_sandbox.env, "download", "90", path, "-o", str(tmp_path),
+                         "--json", timeout=120)
+    finally:
+        timed_sandbox.reset()
+    assert done.returncode == 1, done.stderr
+    [entry] = json.loads(done.stdout)["files"]
+    assert entry["status"] == "failed" and entry["path"] == path
+    summary, error = error_lines(done.stderr)
+    assert "0 downloaded" in summary and "1 failed" in summary
+    assert error.startswith("Error: ") and path in error and "Traceback" not in done.stderr
+    assert not (tmp_path / path).exists()
+
+
 def test_usage_errors_stay_clicks(sandbox: SandboxProcess) -> None:
     done = sparc_run(sandbox.env, "datasets", "show", "not-a-number")
     assert done.returncode == 2 and "Usage:" in done.stderr and "Traceback" not in done.stderr
@@ -125,7 +146,7 @@ def test_ctrl_c_exits_130_with_one_line(timed_sandbox: SandboxProcess) -> None:
     finally:
         timed_sandbox.clear_faults()
     assert code == 130, child.stderr_lines
-    assert child.error_lines() == [INTERRUPTED], child.stderr_lines
+    assert child.error_lines() == ["interrupted"], child.stderr_lines
     assert child.stdout == ""
 
 

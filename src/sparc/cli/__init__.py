@@ -13,7 +13,7 @@ import os
 
 import click
 
-from sparc.cli._errors import OneLineError, SparcGroup
+from sparc.cli._errors import BadArgumentLine, SparcGroup
 from sparc.cli._pennsieve import datasets, download, files
 from sparc.cli._sandbox import sandbox
 
@@ -41,7 +41,7 @@ def cli(ctx: click.Context, config_file: str | None, profile: str | None, verbos
                             format="%(levelname)s %(name)s: %(message)s")
     if config_file is not None and not os.path.isfile(config_file):  # typed, so it must exist
         why = "is a folder" if os.path.isdir(config_file) else "no such file"
-        raise OneLineError(f"--config {config_file}: {why}", exit_code=2)
+        raise BadArgumentLine(f"--config {config_file}: {why}")
     ctx.ensure_object(dict).update(config_file=config_file, profile=profile, verbose=verbose)
 
 

@@ -24,18 +24,26 @@ import click
 
 #: Exit status after Ctrl-C / SIGINT (128 + SIGINT), as shells report it.
 EXIT_INTERRUPTED = 130
-INTERRUPTED_MESSAGE = "interrupted; partial files kept, run again to resume"
+INTERRUPTED_MESSAGE = "interrupted"
+#: Commands that write files, whose partial files a rerun resumes.
+RESUMABLE_COMMANDS = frozenset({"download"})
+RESUME_HINT = "; partial files kept, run again to resume"
 #: Longest error line shown (server messages can be huge, e.g. an echoed 100 kB query).
 MAX_MESSAGE = 1000
 STDOUT_NAME = "<stdout>"
 
 
 class OneLineError(click.ClickException):
-    """A failure shown as ``Error: <one line>`` on stderr (exit 1, or ``exit_code``)."""
+    """A failure shown as ``Error: <one line>`` on stderr, exit 1."""
 
-    def __init__(self, message: str, exit_code: int = 1) -> None:
+    def __init__(self, message: str) -> None:
         super().__init__(one_line(message))
-        self.exit_code = exit_code
+
+
+class BadArgumentLine(OneLineError):
+    """A bad value the user typed (e.g. ``--config`` naming no file): one line, exit 2."""
+
+    exit_code = 2
 
 
 def one_line(text: str) -> str:
@@ -142,12 +150,12 @@ def _report(ctx: click.Context, exc: BaseException, line: str, exit_code: int) -
     if debug_requested(ctx):
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
         if exit_code == EXIT_INTERRUPTED:
-            _echo_err(INTERRUPTED_MESSAGE)
+            _echo_err(line)
         raise click.exceptions.Exit(exit_code)
     if exit_code == EXIT_INTERRUPTED:
         _echo_err(line)
         raise click.exceptions.Exit(exit_code)
-    raise OneLineError(line, exit_code)
+    raise OneLineError(line)
 
 
 def _echo_err(line: str) -> None:
@@ -168,7 +176,7 @@ class SparcGroup(click.Group):
     def main(self, args: Sequence[str] | None = None, *a: Any, **kw: Any) -> Any:
         real_stdout = sys.stdout
         if real_stdout is not None and not isinstance(real_stdout, _NamedStdout):
-            sys.stdout = _NamedStdout(real_stdout)  # type: ignore[assignment]
+            sys.stdout = _NamedStdout(real_stdout)
         try:
             return super().main(args, *a, **kw)
         finally:
@@ -183,7 +191,9 @@ class SparcGroup(click.Group):
         except (click.exceptions.Exit, click.Abort, click.ClickException):
             raise
         except KeyboardInterrupt as exc:
-            _report(ctx, exc, INTERRUPTED_MESSAGE, EXIT_INTERRUPTED)
+            resumable = ctx.invoked_subcommand in RESUMABLE_COMMANDS
+            _report(ctx, exc, INTERRUPTED_MESSAGE + (RESUME_HINT if resumable else ""),
+                    EXIT_INTERRUPTED)
         except Exception as exc:
             if _is_stdout_error(exc) or (isinstance(exc, OSError) and exc.errno == errno.EPIPE):
                 _silence_stdout()
