@@ -93,7 +93,10 @@ def test_browse_one_level_directories_first(client: SparcClient) -> None:
     assert len(nodes) == 6
     records = client.pennsieve.browse(90, path="metadata/records")
     assert {n["name"] for n in records} >= {"researcher.csv", "award.csv"}
-    assert client.pennsieve.browse(90, path="no/such/folder") == []
+    with pytest.raises(NotFoundError, match="not a folder"):
+        client.pennsieve.browse(90, path="no/such/folder")
+    with pytest.raises(NotFoundError, match="is a file"):
+        client.pennsieve.browse(90, path="metadata/records/award.csv")
 
 
 def test_walk_lists_every_file_below(client: SparcClient) -> None:
@@ -217,7 +220,7 @@ def test_publishing_50_layout_end_to_end(client: SparcClient, tmp_path: Path) ->
     saved = client.pennsieve.download_file(hits[0], output_name=tmp_path)
     assert saved.stat().st_size == node["size"]
     assert hashlib.sha256(saved.read_bytes()).hexdigest() == node["sha256"]
-    archive = client.pennsieve.download_file(hits[:2], output_name=tmp_path / "two")
+    archive = client.pennsieve.download_file(hits[:2], output_name=tmp_path / "two.zip")
     assert sorted(zipfile.ZipFile(archive).namelist()) == sorted(paths[:2])
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sparc.client._download import safe_join
-from sparc.client.errors import UnsafePathError
+from sparc.client.errors import ArgumentError, UnsafePathError
 from sparc.client.services.pennsieve import file_ref, relative_path
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "specs" / "samples"  # see SOURCES.md
@@ -82,8 +82,12 @@ def test_save_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert save_target(None, "a.csv") == tmp_path / "a.csv"
     assert save_target(tmp_path, "a.csv") == tmp_path / "a.csv"       # an existing folder
-    assert save_target(tmp_path / "out", "x.zip", ".zip") == tmp_path / "out.zip"
+    with pytest.warns(UserWarning, match="does not end in .zip"):  # the name is kept as given
+        assert save_target(tmp_path / "out", "x.zip", ".zip") == tmp_path / "out"
     assert save_target(tmp_path / "out.ZIP", "x.zip", ".zip") == tmp_path / "out.ZIP"
+    for bad_name in ("a\x00b", 42):
+        with pytest.raises(ArgumentError):
+            save_target(bad_name, "x.zip")  # type: ignore[arg-type]
     for bad in ("../a", "a/b", "..", ""):
         with pytest.raises(UnsafePathError):
             save_target(None, bad)

@@ -17,6 +17,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from sparc.client._download import DownloadResult, FileResult
     from sparc.client.client import SparcClient
     from sparc.client.config import Config
     from sparc.client.errors import *  # noqa: F403
@@ -24,10 +25,11 @@ if TYPE_CHECKING:
 # The library never prints: without the application's own logging set-up, records go nowhere.
 logging.getLogger("sparc.client").addHandler(logging.NullHandler())
 
-_LAZY = {"SparcClient": "sparc.client.client", "Config": "sparc.client.config"}
+_LAZY = {"SparcClient": "sparc.client.client", "Config": "sparc.client.config",
+         "DownloadResult": "sparc.client._download", "FileResult": "sparc.client._download"}
 _ERRORS = "sparc.client.errors"
 
-__all__ = ["SparcClient", "Config", "__version__"]
+__all__ = ["SparcClient", "Config", "DownloadResult", "FileResult", "__version__"]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,40 +1,84 @@
-"""Verified, resumable downloads to disk in constant memory.
+"""The download engine: verified, resumable, cancellable downloads to disk in constant memory.
 
 A file is streamed to ``<name>.<key>.incomplete`` beside its destination and renamed only when
-its size and sha256 agree with what the server promised. An interrupted download (dropped
-connection, Ctrl-C, crash) leaves the partial file, and the next call resumes it with an HTTP
-``Range`` request. Example::
+it passes the strongest check the service allows (see :class:`Verifier`): its sha256 when the
+caller knows it, else the S3 ``ETag`` as an MD5 (single-part objects without SSE-KMS), else the
+multipart ETag when the part size can be inferred, else its size. An interrupted download
+(dropped connection, Ctrl-C, crash) leaves the partial file; the next attempt resumes it with
+an HTTP ``Range`` request (``If-Range`` guards against a changed object) and re-hashes the
+bytes already on disk. Example::
 
-    fetch_to_file(http, RemoteFile(url, size=702, sha256="ab12..."), Path("out/animal.csv"))
+    outcome = fetch_file(http, RemoteFile(url, size=702), Path("out/animal.csv"))
+    outcome.check            # 'md5'
+
+There is ONE retry layer for file bytes: the HTTP core does not retry these streams
+(``retries=0``); :func:`fetch_file` resumes them, with backoff, a budget of attempts that
+resets whenever bytes arrive, and a log line (INFO) plus a progress-bar note on every retry.
+A shared :class:`CancelToken` stops every transfer within a second (its sockets are shut down).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
+import math
 import os
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+import random
+import re
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import IO
+from typing import IO, Any, overload
 
-from sparc.client._http import HttpCore
+import httpx
+
+from sparc.client._http import HttpCore, interrupt_response
 from sparc.client.errors import (
+    ArgumentError,
     ChecksumMismatchError,
-    PermissionDeniedError,
+    ClientError,
+    DownloadError,
+    LinkExpiredError,
+    RateLimitedError,
+    ServerError,
     TransportError,
     UnsafePathError,
+    summarize_failures,
 )
 from sparc.client.progress import byte_bar
 
-__all__ = ["RemoteFile", "fetch_to_file", "safe_join", "save_target", "partial_path", "sha256_of"]
+__all__ = ["RemoteFile", "FetchOutcome", "FileResult", "DownloadResult", "CancelToken",
+           "Cancelled", "Verifier", "DownloadRecords", "fetch_file", "fetch_to_file",
+           "safe_join", "save_target", "partial_path", "sha256_of", "part_size_candidates",
+           "plan_existing", "EXISTING_MODES", "CHECKS"]
 
 log = logging.getLogger("sparc.client")
 
 CHUNK_SIZE = 1024 * 1024
-#: How many times a broken stream is resumed within one call.
-MAX_RESUMES = 5
+MiB = 1024 * 1024
+#: Failed attempts in a row (no byte arrived in between) before a file is given up.
+MAX_ATTEMPTS_WITHOUT_PROGRESS = 5
+#: Backoff between resumes: ``RESUME_BACKOFF * 2**n`` seconds (jittered), at most this many.
+RESUME_BACKOFF, RESUME_MAX_BACKOFF = 0.5, 8.0
+#: A file is given up when no byte arrived for this long, whatever the attempt count.
+NO_PROGRESS_LIMIT = 60.0
+#: How many times an expired presigned link is renewed for one file.
+MAX_LINK_RENEWALS = 3
+#: Standard multipart upload part sizes (MiB) tried to reproduce an S3 multipart ETag.
+STANDARD_PART_SIZES_MIB = (5, 8, 16, 32, 64, 100, 128, 256, 512)
+#: The checks a file can pass, strongest first ("none": ``verify=False``, size still checked).
+CHECKS = ("sha256", "md5", "md5-multipart", "size", "none")
+EXISTING_MODES = ("skip", "overwrite", "refresh")
+#: Where download() keeps what it saved (JSON lines), relative to the output folder.
+RECORDS_FILE = Path(".sparc") / "downloads.jsonl"
+
+_MD5_ETAG = re.compile(r"^[0-9a-f]{32}$")
+_MULTIPART_ETAG = re.compile(r"^([0-9a-f]{32})-(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -46,6 +90,132 @@ class RemoteFile:
     sha256: str | None = None
 
 
+# -- results ------------------------------------------------------------------------------------
+@dataclass
+class FileResult:
+    """What happened to one file of a download.
+
+    ``status`` is "downloaded" | "skipped" | "failed"; ``check`` is the evidence the bytes on
+    disk were verified with: "sha256" | "md5" | "md5-multipart" | "size" | "none"; ``note``
+    says why a file was skipped (or what was odd about it).
+    """
+
+    path: str
+    local_path: Path
+    status: str
+    size: int
+    bytes_transferred: int
+    check: str
+    error: BaseException | None = None
+    note: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (the error as its class name and message)."""
+        return {"path": self.path, "local_path": str(self.local_path), "status": self.status,
+                "size": self.size, "bytes_transferred": self.bytes_transferred,
+                "check": self.check, "note": self.note or None,
+                "error": None if self.error is None else
+                f"{type(self.error).__name__}: {self.error}"}
+
+
+class DownloadResult(Sequence[Path]):
+    """The outcome of a download, still a sequence of the local paths of the good files
+    (downloaded or skipped), sorted. Example::
+
+        result = client.pennsieve.download(90, "metadata/records", "data/")
+        print(result.summary())          # 8 files: 8 downloaded, 0 skipped, 0 failed, ...
+        result.downloaded[0].check       # 'md5'
+    """
+
+    def __init__(self, files: Sequence[FileResult], seconds: float = 0.0) -> None:
+        self.files: list[FileResult] = list(files)
+        self.seconds = seconds
+
+    def _good(self) -> list[Path]:
+        return sorted(f.local_path for f in self.files if f.status != "failed")
+
+    @overload
+    def __getitem__(self, index: int) -> Path: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Path]: ...
+    def __getitem__(self, index: int | slice) -> Path | Sequence[Path]:
+        return self._good()[index]
+
+    def __len__(self) -> int:
+        return sum(1 for f in self.files if f.status != "failed")
+
+    def __iter__(self) -> Iterator[Path]:
+        return iter(self._good())
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to any sequence of the same local paths (it reads as a list of paths)."""
+        if isinstance(other, Sequence) and not isinstance(other, (str, bytes)):
+            return self._good() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<DownloadResult {self.summary()}>"
+
+    @property
+    def downloaded(self) -> list[FileResult]:
+        return [f for f in self.files if f.status == "downloaded"]
+
+    @property
+    def skipped(self) -> list[FileResult]:
+        return [f for f in self.files if f.status == "skipped"]
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return [f for f in self.files if f.status == "failed"]
+
+    @property
+    def bytes_transferred(self) -> int:
+        return sum(f.bytes_transferred for f in self.files)
+
+    @property
+    def ok(self) -> bool:
+        """True when no file failed."""
+        return not self.failed
+
+    def summary(self) -> str:
+        """One line: files, bytes, rate, skipped, failed, checks."""
+        moved = self.bytes_transferred
+        rate = moved / self.seconds if self.seconds > 0 else 0.0
+        checks: dict[str, int] = {}
+        for f in self.files:
+            if f.status != "failed":
+                checks[f.check] = checks.get(f.check, 0) + 1
+        checked = ", ".join(f"{n} {kind}" for kind, n in sorted(checks.items()))
+        return (f"{len(self.files)} files: {len(self.downloaded)} downloaded, "
+                f"{len(self.skipped)} skipped, {len(self.failed)} failed; "
+                f"{_human(moved)} in {self.seconds:.1f} s ({_human(rate)}/s)"
+                + (f"; checked: {checked}" if checked else ""))
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict: totals and one entry per file."""
+        return {"ok": self.ok, "seconds": round(self.seconds, 3),
+                "bytes_transferred": self.bytes_transferred,
+                "downloaded": len(self.downloaded), "skipped": len(self.skipped),
+                "failed": len(self.failed), "files": [f.to_json() for f in self.files]}
+
+    def raise_for_failures(self) -> None:
+        """Raise :class:`DownloadError` (with ``.result``) when any file failed."""
+        if self.failed:
+            failures = {f.path: f.error or DownloadError("failed") for f in self.failed}
+            raise DownloadError(summarize_failures(failures), failures=failures, result=self)
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
+# -- paths --------------------------------------------------------------------------------------
 def safe_join(root: Path, relative: str) -> Path:
     """``root / relative``, refusing anything that would land outside ``root``.
 
@@ -67,20 +237,36 @@ def safe_join(root: Path, relative: str) -> Path:
     return target
 
 
+def check_output_name(output_name: Any, what: str = "output_name") -> Path | None:
+    """``output_name`` as a Path (``None`` stays ``None``), or :class:`ArgumentError`."""
+    if output_name is None:
+        return None
+    if not isinstance(output_name, (str, os.PathLike)):
+        raise ArgumentError(f"{what} must be a file or folder path (str or pathlib.Path), "
+                            f"got {type(output_name).__name__} {output_name!r}")
+    text = os.fspath(output_name)
+    if not isinstance(text, str) or not text or "\x00" in text:
+        raise ArgumentError(f"{what} must be a non-empty path without NUL characters, "
+                            f"got {output_name!r}")
+    return Path(text).expanduser()
+
+
 def save_target(output_name: str | os.PathLike[str] | None, server_name: str,
                 suffix: str | None = None) -> Path:
-    """Where to save a download the server named ``server_name``: ``output_name`` (a file, or an
-    existing folder to put it in) or ``./server_name``; ``suffix`` is added to an
-    ``output_name`` lacking it. A server name holding a folder part is refused."""
+    """Where to save a download the server named ``server_name``: exactly ``output_name`` (a
+    file), inside it (an existing folder), or ``./server_name``. With ``suffix`` (e.g.
+    ``".zip"``), an ``output_name`` whose suffix differs is kept as given, with a warning.
+    A server name holding a folder part is refused."""
     if "/" in server_name or "\\" in server_name or server_name in ("", ".", ".."):
         raise UnsafePathError(server_name, "a server-given file name must not name a folder")
-    if output_name is None:
+    path = check_output_name(output_name)
+    if path is None:
         return Path.cwd() / server_name
-    path = Path(output_name).expanduser()
     if path.is_dir():
         return path / server_name
     if suffix and path.suffix.lower() != suffix:
-        path = path.with_name(path.name + suffix)
+        warnings.warn(f"saving a {suffix.lstrip('.').upper()} archive as {str(path)!r}, as asked "
+                      f"(its name does not end in {suffix})", UserWarning, stacklevel=3)
     return path
 
 
@@ -91,28 +277,239 @@ def partial_path(dest: Path, remote: RemoteFile) -> Path:
     return dest.with_name(f"{dest.name}.{key}.incomplete")
 
 
-def sha256_of(path: Path, limit: int | None = None) -> hashlib._Hash:
+def sha256_of(path: Path, limit: int | None = None) -> Any:
     """A sha256 object fed with the first ``limit`` bytes (all by default) of ``path``."""
     digest = hashlib.sha256()
-    remaining = limit
-    with path.open("rb") as f:
-        while remaining is None or remaining > 0:
-            block = f.read(CHUNK_SIZE if remaining is None else min(CHUNK_SIZE, remaining))
-            if not block:
-                break
-            digest.update(block)
-            if remaining is not None:
-                remaining -= len(block)
+    for block in _file_blocks(path, limit):
+        digest.update(block)
     return digest
 
 
-def matches(path: Path, remote: RemoteFile) -> bool:
-    """True when ``path`` already holds exactly the promised bytes (size and sha256)."""
-    if not path.is_file() or remote.sha256 is None and remote.size is None:
-        return False
-    if remote.size is not None and path.stat().st_size != remote.size:
-        return False
-    return remote.sha256 is None or sha256_of(path).hexdigest() == remote.sha256
+def _file_blocks(path: Path, limit: int | None = None,
+                 cancel: CancelToken | None = None) -> Iterator[bytes]:
+    remaining = limit
+    with path.open("rb") as f:
+        while remaining is None or remaining > 0:
+            if cancel is not None:
+                cancel.check()
+            block = f.read(CHUNK_SIZE if remaining is None else min(CHUNK_SIZE, remaining))
+            if not block:
+                return
+            yield block
+            if remaining is not None:
+                remaining -= len(block)
+
+
+# -- cancellation -------------------------------------------------------------------------------
+class Cancelled(Exception):  # noqa: N818 - a signal between threads, not an error to users
+    """Raised in a worker when its download was cancelled (Ctrl-C or another failure)."""
+
+
+class CancelToken:
+    """Stops every transfer that watches it: :meth:`cancel` sets the flag and shuts down the
+    sockets of the responses being read, so even a stalled server releases its reader at once.
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._responses: set[httpx.Response] = set()
+
+    def cancel(self) -> None:
+        self._event.set()
+        with self._lock:
+            responses = list(self._responses)
+        for response in responses:
+            interrupt_response(response)
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def check(self) -> None:
+        """Raise :class:`Cancelled` if cancelled."""
+        if self._event.is_set():
+            raise Cancelled("download cancelled")
+
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds``, or raise :class:`Cancelled` as soon as cancelled."""
+        if self._event.wait(seconds):
+            raise Cancelled("download cancelled")
+
+    @contextlib.contextmanager
+    def watching(self, response: httpx.Response) -> Iterator[None]:
+        with self._lock:
+            self._responses.add(response)
+        try:
+            if self._event.is_set():
+                interrupt_response(response)
+                raise Cancelled("download cancelled")
+            yield
+        finally:
+            with self._lock:
+                self._responses.discard(response)
+
+
+# -- verification -------------------------------------------------------------------------------
+def part_size_candidates(size: int, parts: int) -> list[int]:
+    """Part sizes (bytes) that split ``size`` bytes into exactly ``parts`` parts: the standard
+    sizes and ``size/parts`` rounded up to a whole MiB. Example::
+
+        part_size_candidates(100 * MiB, 13) == [8 * MiB]
+    """
+    if parts < 1 or size < 0:
+        return []
+    if parts == 1:
+        return [max(size, 1)]
+    guesses = [mib * MiB for mib in STANDARD_PART_SIZES_MIB]
+    guesses.append(math.ceil(size / parts / MiB) * MiB)
+    return sorted({p for p in guesses if p > 0 and math.ceil(size / p) == parts})
+
+
+class _MultipartMD5:
+    """The S3 multipart ETag of a byte stream for one assumed part size."""
+
+    def __init__(self, part_size: int) -> None:
+        self.part_size = part_size
+        self._current = hashlib.md5(usedforsecurity=False)
+        self._filled = 0
+        self._digests: list[bytes] = []
+
+    def update(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            take = min(len(view), self.part_size - self._filled)
+            self._current.update(view[:take])
+            self._filled += take
+            view = view[take:]
+            if self._filled == self.part_size:
+                self._digests.append(self._current.digest())
+                self._current, self._filled = hashlib.md5(usedforsecurity=False), 0
+
+    def hexdigest(self) -> str:
+        digests = self._digests + ([self._current.digest()] if self._filled else [])
+        return f"{hashlib.md5(b''.join(digests), usedforsecurity=False).hexdigest()}-" \
+               f"{len(digests)}"
+
+
+def _etag_value(headers: Mapping[str, str]) -> str | None:
+    etag = headers.get("etag")
+    if not etag:
+        return None
+    etag = etag.strip()
+    if etag.startswith("W/"):
+        return None  # a weak validator says nothing about the bytes
+    return etag.strip('"').lower()
+
+
+def _is_kms(headers: Mapping[str, str]) -> bool:
+    sse = headers.get("x-amz-server-side-encryption", "").lower()
+    return sse.startswith("aws:kms") or bool(
+        headers.get("x-amz-server-side-encryption-customer-algorithm"))
+
+
+class Verifier:
+    """The strongest check the evidence allows, fed with the file's bytes in order.
+
+    Evidence, strongest first: the caller's sha256; the S3 ``ETag`` when it is a plain MD5 (a
+    single-part object not encrypted with SSE-KMS/SSE-C); a multipart ETag ``<md5>-<n>`` when a
+    part size splitting the file into ``n`` parts can be guessed (each guess is hashed while
+    streaming); else the size. ``verify=False`` gives ``"none"`` (the size is still checked).
+    """
+
+    def __init__(self, kind: str, expected: str | None, size: int | None,
+                 hashers: Sequence[Any] = ()) -> None:
+        self.kind, self.expected, self.size = kind, expected, size
+        self._hashers = list(hashers)
+        self.fed = 0
+
+    @classmethod
+    def choose(cls, remote: RemoteFile, headers: Mapping[str, str] | None,
+               verify: bool = True) -> Verifier:
+        size = remote.size
+        if not verify:
+            return cls("none", None, size)
+        if remote.sha256:
+            return cls("sha256", remote.sha256.lower(), size, [hashlib.sha256()])
+        headers = headers or {}
+        etag = _etag_value(headers)
+        if etag and not _is_kms(headers):
+            if _MD5_ETAG.match(etag):
+                return cls("md5", etag, size, [hashlib.md5(usedforsecurity=False)])
+            multipart = _MULTIPART_ETAG.match(etag)
+            if multipart and size is not None:
+                candidates = part_size_candidates(size, int(multipart[2]))
+                if candidates:
+                    return cls("md5-multipart", etag, size,
+                               [_MultipartMD5(p) for p in candidates])
+        return cls("size", None, size)
+
+    def update(self, data: bytes) -> None:
+        for hasher in self._hashers:
+            hasher.update(data)
+        self.fed += len(data)
+
+    def feed_file(self, path: Path, limit: int, cancel: CancelToken | None = None) -> None:
+        """Feed the first ``limit`` bytes of ``path`` (bytes kept from an earlier attempt)."""
+        if self._hashers:
+            for block in _file_blocks(path, limit, cancel):
+                self.update(block)
+        else:
+            self.fed += limit
+
+    def digests(self) -> list[str]:
+        return [h.hexdigest() for h in self._hashers]
+
+    def problem(self, received: int) -> str | None:
+        """Why the bytes fail the check, or ``None`` when they pass."""
+        if self.size is not None and received != self.size:
+            return f"size {received} differs from the expected {self.size}"
+        if self.expected is None:
+            return None
+        digests = self.digests()
+        if self.expected in digests:
+            return None
+        shown = digests[0] if len(digests) == 1 else f"{len(digests)} part-size guesses"
+        return f"{self.kind} {shown} differs from the expected {self.expected}"
+
+    @property
+    def checksum(self) -> str | None:
+        """``kind:value`` of the verified checksum (after a successful :meth:`problem`)."""
+        return f"{self.kind}:{self.expected}" if self.expected else None
+
+
+# -- one file -----------------------------------------------------------------------------------
+@dataclass
+class FetchOutcome:
+    """What :func:`fetch_file` did: ``status`` "downloaded" or "skipped" (not modified)."""
+
+    path: Path
+    status: str
+    bytes_transferred: int
+    check: str
+    checksum: str | None = None
+    etag: str | None = None
+
+
+@dataclass
+class _Hooks:
+    on_bytes: Callable[[int], None] | None = None
+    on_note: Callable[[str], None] | None = None
+
+    def bytes(self, n: int) -> None:
+        if self.on_bytes and n:
+            self.on_bytes(n)
+
+    def note(self, text: str) -> None:
+        if self.on_note:
+            self.on_note(text)
+
+
+def _retry_delay(attempt: int, retry_after: float | None) -> float:
+    if retry_after is not None:
+        return min(max(0.0, retry_after), NO_PROGRESS_LIMIT)
+    ceiling = min(RESUME_MAX_BACKOFF, RESUME_BACKOFF * 2 ** (attempt - 1))
+    return random.uniform(ceiling / 2, ceiling)
 
 
 @contextlib.contextmanager
@@ -133,6 +530,179 @@ def _locked(handle: IO[bytes]) -> Iterator[None]:
         fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
+def fetch_file(
+    http: HttpCore,
+    remote: RemoteFile,
+    dest: Path,
+    *,
+    refresh: Callable[[], RemoteFile] | None = None,
+    verify: bool = True,
+    cancel: CancelToken | None = None,
+    on_bytes: Callable[[int], None] | None = None,
+    on_note: Callable[[str], None] | None = None,
+    if_none_match: str | None = None,
+    service: str = "",
+) -> FetchOutcome:
+    """Download ``remote`` to ``dest`` atomically, resuming an earlier partial download.
+
+    ``refresh`` renews an expired presigned link (:class:`LinkExpiredError`). A failed check
+    discards the partial file and downloads once more before raising
+    :class:`ChecksumMismatchError`; nothing unverified ever lands at ``dest``. With
+    ``if_none_match`` (an ETag) and no partial file, a 304 answer means "unchanged": the outcome
+    is "skipped" and ``dest`` is left alone. ``on_bytes(n)`` reports bytes as they arrive
+    (negative when a restart discards some); ``on_note(text)`` each retry.
+    """
+    cancel = cancel or CancelToken()
+    hooks = _Hooks(on_bytes, on_note)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    moved, last_digests = 0, None
+    for round_ in (1, 2):
+        part = partial_path(dest, remote)
+        state = _Transfer(http, remote, part, dest.name, verify, cancel, hooks, refresh, service,
+                          if_none_match if round_ == 1 else None)
+        verifier = state.run()
+        remote = state.remote
+        moved += state.moved
+        if verifier is None:  # 304 Not Modified
+            part.unlink(missing_ok=True)
+            return FetchOutcome(dest, "skipped", moved, "none", etag=state.etag)
+        problem = verifier.problem(state.offset)
+        digests = verifier.digests()
+        kind = verifier.kind
+        if (problem is not None and kind == "md5-multipart" and digests == last_digests
+                and verifier.size == state.offset):
+            # The same bytes twice: the part size is what we could not guess, not the data.
+            log.warning("%s: multipart ETag %s matches no guessed part size; the same bytes "
+                        "came twice, so only the size is checked", dest.name, verifier.expected)
+            problem, kind = None, "size"
+        if problem is None:
+            os.replace(part, dest)
+            return FetchOutcome(dest, "downloaded", moved, kind,
+                                verifier.checksum if kind == verifier.kind else None, state.etag)
+        part.unlink(missing_ok=True)
+        hooks.bytes(-state.offset)
+        last_digests = digests
+        if round_ == 2:
+            raise ChecksumMismatchError(f"{dest.name}: {problem} (after a second full download)",
+                                        failures={str(dest): ValueError(problem)})
+        log.warning("%s: %s; downloading it again", dest.name, problem)
+        hooks.note("checksum mismatch: downloading again")
+    raise AssertionError("unreachable")
+
+
+class _Transfer:
+    """One pass over a file: stream into the partial file until it is whole, resuming."""
+
+    def __init__(self, http: HttpCore, remote: RemoteFile, part: Path, label: str, verify: bool,
+                 cancel: CancelToken, hooks: _Hooks, refresh: Callable[[], RemoteFile] | None,
+                 service: str, if_none_match: str | None) -> None:
+        self.http, self.remote, self.part, self.label = http, remote, part, label
+        self.verify, self.cancel, self.hooks, self.refresh = verify, cancel, hooks, refresh
+        self.service, self.if_none_match = service, if_none_match
+        self.offset = 0
+        self.moved = 0
+        self.etag: str | None = None
+        self._etag_header: str | None = None
+
+    def run(self) -> Verifier | None:
+        size = self.remote.size
+        with self.part.open("ab") as handle, _locked(handle):
+            self.offset = handle.tell()
+            if size is not None and self.offset >= size > 0:
+                # complete bytes but no headers seen yet: fetch the last byte again for them
+                handle.truncate(size - 1)
+                self.offset = size - 1
+            elif size is not None and self.offset > size:
+                handle.truncate(0)
+                self.offset = 0
+            if self.offset:
+                log.info("%s: resuming at byte %d", self.label, self.offset)
+                self.hooks.bytes(self.offset)
+            return self._loop(handle)
+
+    def _loop(self, handle: IO[bytes]) -> Verifier | None:
+        attempts, renewals = 0, 0
+        last_bytes_at = time.monotonic()
+        verifier: Verifier | None = None
+        while True:
+            self.cancel.check()
+            before = self.offset
+            try:
+                verifier, done = self._attempt(handle, verifier)
+                if done:
+                    return verifier
+                size = self.remote.size
+                raise TransportError(f"the stream ended at byte {self.offset} of {size}")
+            except LinkExpiredError:
+                if self.refresh is None or renewals >= MAX_LINK_RENEWALS:
+                    raise
+                renewals += 1
+                log.info("%s: the download link expired; asking for a new one", self.label)
+                self.hooks.note("link expired: renewing")
+                self.remote = self.refresh()
+                continue
+            except (TransportError, ServerError, RateLimitedError, ClientError) as exc:
+                if isinstance(exc, ClientError) and exc.status != 408:
+                    raise
+                self.cancel.check()
+                handle.flush()
+                now = time.monotonic()
+                if self.offset > before:
+                    attempts, last_bytes_at = 0, now
+                attempts += 1
+                if (attempts > MAX_ATTEMPTS_WITHOUT_PROGRESS
+                        or now - last_bytes_at > NO_PROGRESS_LIMIT):
+                    raise
+                retry_after = exc.retry_after if isinstance(exc, RateLimitedError) else None
+                delay = _retry_delay(attempts, retry_after)
+                why = str(exc).split(": ", 1)[-1] if isinstance(exc, TransportError) else \
+                    f"HTTP {exc.status}"
+                log.info("%s: %s; retry %d of %d in %.1f s, resuming at byte %d", self.label,
+                         why, attempts, MAX_ATTEMPTS_WITHOUT_PROGRESS, delay, self.offset)
+                self.hooks.note(f"retry {attempts}/{MAX_ATTEMPTS_WITHOUT_PROGRESS} in "
+                                f"{delay:.0f} s at {_human(self.offset)}")
+                self.cancel.sleep(delay)
+
+    def _attempt(self, handle: IO[bytes],
+                 verifier: Verifier | None) -> tuple[Verifier | None, bool]:
+        headers: dict[str, str] = {}
+        if self.offset:
+            headers["Range"] = f"bytes={self.offset}-"
+            if self._etag_header:
+                headers["If-Range"] = self._etag_header
+        elif self.if_none_match:
+            headers["If-None-Match"] = f'"{self.if_none_match}"'
+        with self.http.stream("GET", self.remote.url, headers=headers, service=self.service,
+                              retries=0, auth=False) as resp, self.cancel.watching(resp):
+            if resp.status_code == 304:
+                self.etag = _etag_value(resp.headers) or self.if_none_match
+                return None, True
+            if self.offset and resp.status_code != 206:
+                log.info("%s: the server sent the whole file (changed, or no ranges); "
+                         "starting over", self.label)
+                handle.seek(0)
+                handle.truncate(0)
+                self.hooks.bytes(-self.offset)
+                self.offset, verifier = 0, None
+            etag = _etag_value(resp.headers)
+            if verifier is None or etag != self.etag:
+                verifier = Verifier.choose(self.remote, resp.headers, self.verify)
+                verifier.feed_file(self.part, self.offset, self.cancel)
+            self.etag, self._etag_header = etag, resp.headers.get("etag")
+            self.if_none_match = None
+            for chunk in resp.iter_bytes(CHUNK_SIZE):  # as received: a drop loses nothing
+                if self.cancel.cancelled:
+                    raise Cancelled("download cancelled")
+                handle.write(chunk)
+                verifier.update(chunk)
+                self.offset += len(chunk)
+                self.moved += len(chunk)
+                self.hooks.bytes(len(chunk))
+        handle.flush()
+        size = self.remote.size
+        return verifier, size is None or self.offset >= size
+
+
 def fetch_to_file(
     http: HttpCore,
     remote: RemoteFile,
@@ -142,97 +712,158 @@ def fetch_to_file(
     progress: bool | None = None,
     service: str = "",
     on_bytes: Callable[[int], None] | None = None,
+    verify: bool = True,
 ) -> Path:
-    """Download ``remote`` to ``dest`` atomically, resuming any earlier partial download.
-
-    ``refresh`` is called once if the (presigned) URL has expired (HTTP 403). A checksum or
-    size mismatch discards the partial file and downloads again once before raising
-    :class:`ChecksumMismatchError`. Returns ``dest``.
-    """
-    if matches(dest, remote):
-        log.info("%s is already complete; skipped", dest)
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    refreshed, mismatches = False, 0
-    while True:
-        part = partial_path(dest, remote)
-        try:
-            digest = _stream_into(http, remote, part, dest.name, progress, service, on_bytes)
-        except PermissionDeniedError:
-            if refresh is None or refreshed:
-                raise
-            log.info("download link for %s expired; asking for a new one", dest.name)
-            remote, refreshed = refresh(), True
-            continue
-        problem = _verify(part, remote, digest)
-        if problem is None:
-            os.replace(part, dest)
+    """:func:`fetch_file` with its own progress bar; returns ``dest``. A file already complete
+    (its sha256 matches) is not downloaded again."""
+    if remote.sha256 and dest.is_file() and (remote.size is None or dest.stat().st_size ==
+                                             remote.size):
+        if sha256_of(dest).hexdigest() == remote.sha256.lower():
+            log.info("%s is already complete; skipped", dest)
             return dest
-        part.unlink(missing_ok=True)
-        mismatches += 1
-        if mismatches == 2:
-            raise ChecksumMismatchError(f"{dest.name}: {problem} (after a second full download)",
-                                        failures={str(dest): ValueError(problem)})
-        log.warning("%s: %s; downloading again", dest.name, problem)
+    with byte_bar(remote.size, dest.name, progress) as bar:
+        def count(n: int) -> None:
+            bar.update(n)
+            if on_bytes:
+                on_bytes(n)
+
+        fetch_file(http, remote, dest, refresh=refresh, verify=verify, on_bytes=count,
+                   on_note=bar.set_postfix_str, service=service)
+    return dest
 
 
-def _verify(part: Path, remote: RemoteFile, digest: str) -> str | None:
-    size = part.stat().st_size
-    if remote.size is not None and size != remote.size:
-        return f"size {size} differs from the expected {remote.size}"
-    if remote.sha256 is not None and digest != remote.sha256.lower():
-        return f"sha256 {digest} differs from the expected {remote.sha256}"
-    return None
+# -- what is already on disk --------------------------------------------------------------------
+@dataclass
+class Record:
+    """What download() saved at a path: enough to know later that the file is intact."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    check: str
+    checksum: str | None = None
+    etag: str | None = None
+    source: str = ""  # e.g. "pennsieve:90/1": the dataset version the file came from
+
+    def matches_disk(self, local: Path) -> bool:
+        try:
+            stat = local.stat()
+        except OSError:
+            return False
+        return stat.st_size == self.size and stat.st_mtime_ns == self.mtime_ns
 
 
-def _stream_into(
-    http: HttpCore,
-    remote: RemoteFile,
-    part: Path,
-    label: str,
-    progress: bool | None,
-    service: str,
-    on_bytes: Callable[[int], None] | None,
-) -> str:
-    """Append the missing bytes of ``remote`` to ``part``, resuming after broken streams.
+class DownloadRecords:
+    """The sidecar of an output folder: ``<folder>/.sparc/downloads.jsonl``, one JSON line per
+    file saved (the last line for a path wins), so a re-run knows complete files without
+    re-hashing them. Thread-safe; compacted when it grows."""
 
-    Returns the sha256 hex digest of the whole partial file (its earlier bytes are hashed from
-    disk, the new ones while they stream).
+    def __init__(self, root: Path) -> None:
+        self.file = root / RECORDS_FILE
+        self._lock = threading.Lock()
+        self.records: dict[str, Record] = {}
+        lines = 0
+        try:
+            with self.file.open(encoding="utf-8") as handle:
+                for line in handle:
+                    lines += 1
+                    with contextlib.suppress(ValueError, TypeError, KeyError):
+                        data = json.loads(line)
+                        self.records[data["path"]] = Record(**data)
+        except OSError:
+            return
+        if lines > 2 * len(self.records) + 100:
+            self._compact()
+
+    def get(self, path: str) -> Record | None:
+        return self.records.get(path)
+
+    def add(self, record: Record) -> None:
+        line = json.dumps(record.__dict__, separators=(",", ":")) + "\n"
+        with self._lock:
+            self.records[record.path] = record
+            self.file.parent.mkdir(parents=True, exist_ok=True)
+            with self.file.open("a", encoding="utf-8") as handle:
+                handle.write(line)
+
+    def _compact(self) -> None:
+        tmp = self.file.with_name(self.file.name + ".tmp")
+        with tmp.open("w", encoding="utf-8") as handle:
+            for record in self.records.values():
+                handle.write(json.dumps(record.__dict__, separators=(",", ":")) + "\n")
+        os.replace(tmp, self.file)
+
+
+@dataclass
+class Plan:
+    """What to do with one file given what is on disk: "download", "skip", or "conditional"
+    (ask the server with ``If-None-Match: etag``: unchanged -> skip)."""
+
+    action: str
+    note: str = ""
+    check: str = "none"
+    etag: str | None = None
+    warn: bool = False
+    record: Record | None = field(default=None, repr=False)
+
+
+def plan_existing(local: Path, remote: RemoteFile, mode: str, record: Record | None,
+                  source: str, cancel: CancelToken | None = None) -> Plan:
+    """Decide, per ``existing`` mode, whether ``local`` must be downloaded.
+
+    * ``overwrite``: always download.
+    * ``skip``: keep any file already there (warn when it changed since it was downloaded,
+      or differs in size from the remote).
+    * ``refresh``: keep it when it is known intact (the record matches the file on disk and
+      names the same dataset version and size) or proven equal to the remote (sha256, or the
+      server answering 304 to the file's MD5); else download.
     """
-    with part.open("ab") as handle, _locked(handle):
-        offset = handle.tell()
-        if remote.size is not None and offset > remote.size:
-            handle.truncate(0)
-            offset = 0
-        digest = sha256_of(part, offset) if offset else hashlib.sha256()
-        with byte_bar(remote.size, label, progress, initial=offset) as bar:
-            for resume in range(MAX_RESUMES + 1):
-                if remote.size is not None and offset == remote.size:
-                    return digest.hexdigest()
-                headers = {"Range": f"bytes={offset}-"} if offset else None
-                try:
-                    with http.stream("GET", remote.url, headers=headers, service=service) as resp:
-                        if offset and resp.status_code != 206:
-                            log.info("%s: server ignored Range; starting over", label)
-                            handle.seek(0)
-                            handle.truncate(0)
-                            bar.reset(total=remote.size)
-                            offset, digest = 0, hashlib.sha256()
-                        for chunk in resp.iter_bytes():  # as received: a drop loses nothing
-                            handle.write(chunk)
-                            digest.update(chunk)
-                            offset += len(chunk)
-                            bar.update(len(chunk))
-                            if on_bytes:
-                                on_bytes(len(chunk))
-                    handle.flush()
-                    if remote.size is None or offset >= remote.size:
-                        return digest.hexdigest()
-                    log.warning("%s: stream ended at %d of %d bytes; resuming", label, offset,
-                                remote.size)
-                except TransportError as exc:
-                    handle.flush()
-                    if resume == MAX_RESUMES:
-                        raise
-                    log.warning("%s: %s; resuming at byte %d", label, exc, offset)
-    raise AssertionError("unreachable")
+    if not local.exists():
+        return Plan("download")
+    if not local.is_file():
+        raise DownloadError(f"{local} exists and is not a file")
+    if mode == "overwrite":
+        return Plan("download", "overwritten")
+    size = local.stat().st_size
+    intact = record is not None and record.matches_disk(local)
+    if mode == "skip":
+        if intact and record is not None:
+            return Plan("skip", "complete (as recorded)", record.check)
+        if record is not None:
+            return Plan("skip", "changed locally since it was downloaded; kept as is", "none",
+                        warn=True)
+        if remote.size is not None and size != remote.size:
+            return Plan("skip", f"differs from the remote ({size} vs {remote.size} bytes); "
+                        "kept as is", "none", warn=True)
+        return Plan("skip", "already there (same size; not downloaded by sparc.client)", "size")
+    # refresh
+    if remote.size is not None and size != remote.size:
+        return Plan("download", "size differs from the remote")
+    if intact and record is not None:
+        sha = remote.sha256.lower() if remote.sha256 else None
+        if sha and record.checksum and record.checksum.startswith("sha256:"):
+            same = record.checksum == f"sha256:{sha}"
+            return Plan("skip", "complete (as recorded)", record.check) if same else \
+                Plan("download", "sha256 differs from the remote")
+        if record.source == source:
+            return Plan("skip", "complete (as recorded)", record.check)
+        if record.etag:
+            return Plan("conditional", "recorded from another version", record.check,
+                        etag=record.etag, record=record)
+        return Plan("download", "recorded from another version")
+    if remote.sha256:
+        same = sha256_of_cancellable(local, cancel) == remote.sha256.lower()
+        return Plan("skip", "already there (sha256 matches)", "sha256") if same else \
+            Plan("download", "sha256 differs from the remote")
+    md5 = hashlib.md5(usedforsecurity=False)
+    for block in _file_blocks(local, None, cancel):
+        md5.update(block)
+    return Plan("conditional", "already there: asking whether its MD5 is current", "md5",
+                etag=md5.hexdigest())
+
+
+def sha256_of_cancellable(path: Path, cancel: CancelToken | None) -> str:
+    digest = hashlib.sha256()
+    for block in _file_blocks(path, None, cancel):
+        digest.update(block)
+    return digest.hexdigest()
