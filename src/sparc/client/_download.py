@@ -353,7 +353,8 @@ class CancelToken:
 # -- verification -------------------------------------------------------------------------------
 def part_size_candidates(size: int, parts: int) -> list[int]:
     """Part sizes (bytes) that split ``size`` bytes into exactly ``parts`` parts: the standard
-    sizes and ``size/parts`` rounded up to a whole MiB. Example::
+    sizes, ``size/parts`` rounded up to a whole MiB, and the next whole MiB sizes that still
+    give ``parts`` parts (at most 8 of them). Example::
 
         part_size_candidates(100 * MiB, 13) == [8 * MiB]
     """
@@ -362,7 +363,10 @@ def part_size_candidates(size: int, parts: int) -> list[int]:
     if parts == 1:
         return [max(size, 1)]
     guesses = [mib * MiB for mib in STANDARD_PART_SIZES_MIB]
-    guesses.append(math.ceil(size / parts / MiB) * MiB)
+    smallest = math.ceil(size / parts / MiB)
+    largest = (size - 1) // (parts - 1) // MiB  # every whole MiB between fits, if only a few
+    guesses += [mib * MiB for mib in range(smallest, min(largest, smallest + 7) + 1)]
+    guesses.append(smallest * MiB)
     return sorted({p for p in guesses if p > 0 and math.ceil(size / p) == parts})
 
 
@@ -690,7 +694,7 @@ class _Transfer:
                 verifier.feed_file(self.part, self.offset, self.cancel)
             self.etag, self._etag_header = etag, resp.headers.get("etag")
             self.if_none_match = None
-            for chunk in resp.iter_bytes(CHUNK_SIZE):  # as received: a drop loses nothing
+            for chunk in resp.iter_bytes():  # as received (no re-chunking): a drop loses nothing
                 if self.cancel.cancelled:
                     raise Cancelled("download cancelled")
                 handle.write(chunk)
