@@ -99,6 +99,6 @@ def store_objects(files: Sequence[tuple[dict[str, Any], StoredFile]]) -> None:
     for (dto, spec), parts, sums in zip(todo, sizes, results, strict=True):
         written = dto["versionPublishedAt"][:19] + "Z"
         sse = encryption(dto["id"], spec.path, written)
-        spec.sha256 = spec.sha256 or sums.sha256
+        spec.sha256 = sums.sha256
         spec.storage = {"md5": sums.md5, "etag": etag(dto["id"], spec.path, sums, sse), "sse": sse,
                         "partSize": parts, "lastModified": written}
