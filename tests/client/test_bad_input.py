@@ -1,0 +1,113 @@
+"""Every bad input of issue 6: a typed error, before any request when the fault is the
+argument's, and never a raw httpx/ValueError; wrong folders and ids are NotFoundError."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from sparc.client import SparcClient
+from sparc.client.errors import ArgumentError, GoneError, NotFoundError, SparcError
+from sparc.sandbox.process import SandboxProcess
+
+GOOD = {"datasetId": 90, "datasetVersion": 1, "path": "metadata/records/award.csv"}
+
+
+@pytest.mark.parametrize("call", [
+    pytest.param(lambda p: p.download_file(None), id="download_file(None)"),
+    pytest.param(lambda p: p.download_file("manifest.json"), id="download_file(str)"),
+    pytest.param(lambda p: p.download_file([42]), id="download_file([42])"),
+    pytest.param(lambda p: p.download_file({"datasetId": 90, "name": "a.csv"}), id="no uri"),
+    pytest.param(lambda p: p.download_file(GOOD, output_name="a\x00b"), id="NUL output_name"),
+    pytest.param(lambda p: p.download_file(GOOD, output_name=3.5), id="float output_name"),
+    pytest.param(lambda p: p.download(90, [], "out"), id="download(90, [])"),
+    pytest.param(lambda p: p.download(90, [7], "out"), id="download path not str"),
+    pytest.param(lambda p: p.download(90, "a", "out", existing="sometimes"), id="existing"),
+    pytest.param(lambda p: p.download(90, "a", "o\x00ut"), id="NUL output_dir"),
+    pytest.param(lambda p: p.download(90, "a", "out", max_workers=0), id="max_workers=0"),
+    pytest.param(lambda p: p.list_datasets(limit=10**9), id="limit=10**9"),
+    pytest.param(lambda p: p.list_datasets(offset=9999, limit=2), id="offset+limit>10000"),
+    pytest.param(lambda p: p.list_files(offset=10_000), id="files offset 10000"),
+    pytest.param(lambda p: p.list_records(limit=10_001), id="records limit 10001"),
+    pytest.param(lambda p: p.list_datasets(query=["cancer"]), id="query not text"),
+    pytest.param(lambda p: p.get_file(90, None, 1), id="get_file(None)"),
+])
+def test_bad_arguments_are_argument_errors_before_any_request(
+        client: SparcClient, sandbox: SandboxProcess, call) -> None:  # type: ignore[no-untyped-def]
+    sandbox.reset_stats()
+    with pytest.raises(ArgumentError):
+        call(client.pennsieve)
+    assert sandbox.stats()["requests_total"] == 0
+
+
+def test_a_huge_query_is_an_argument_error(client: SparcClient) -> None:
+    started = time.monotonic()
+    with pytest.raises(ArgumentError, match="too long"):
+        client.pennsieve.list_datasets(query="x" * 100_000)
+    assert time.monotonic() - started < 2
+
+
+def test_wrong_folder_is_not_found(client: SparcClient, sandbox: SandboxProcess) -> None:
+    with pytest.raises(NotFoundError, match="'nope' is not a folder"):
+        client.pennsieve.browse(90, path="nope")
+    with pytest.raises(NotFoundError, match="not a folder"):
+        client.pennsieve.browse(90, version=1, path="metadata/nope/deeper")
+    assert client.pennsieve.browse(90, version=1, path="metadata")  # a real folder still lists
+
+
+def test_unknown_dataset_filter_is_not_found(client: SparcClient) -> None:
+    with pytest.raises(NotFoundError):
+        client.pennsieve.list_files(dataset_id=999999)
+    with pytest.raises(NotFoundError):
+        client.pennsieve.list_filenames(dataset_id=999999)
+    assert client.pennsieve.list_files(dataset_id=90, query="zzzzqqqq") == []  # real, no hits
+
+
+def test_unknown_version_is_not_found_at_once(client: SparcClient, sandbox: SandboxProcess,
+                                              tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """download-manifest/browse of an unknown version answer a plain 500 in production:
+    the client asks the version route instead of retrying the 500."""
+    for call in (lambda p: p.download(90, "metadata", tmp_path, version=99),
+                 lambda p: p.browse(90, version=99),
+                 lambda p: p.download(987654, "metadata", tmp_path, version=1),
+                 lambda p: p.download_manifest(987654, ["metadata"], 1)):
+        sandbox.reset_stats()
+        started = time.monotonic()
+        with pytest.raises(NotFoundError):
+            call(client.pennsieve)
+        assert time.monotonic() - started < 2
+        assert sandbox.stats()["requests_total"] <= 3  # no retries
+
+
+def test_unpublished_dataset_is_gone_at_once(client: SparcClient, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    gone = _tombstoned(client)
+    started = time.monotonic()
+    with pytest.raises(GoneError):
+        client.pennsieve.download(gone, "files", tmp_path, version=1)
+    with pytest.raises(GoneError):
+        client.pennsieve.browse(gone, version=1)
+    assert time.monotonic() - started < 3
+
+
+def _tombstoned(client: SparcClient) -> int:
+    listed = {d["id"] for d in client.pennsieve.iter_datasets()}
+    for candidate in range(1, 1000):
+        if candidate in listed:
+            continue
+        try:
+            client.pennsieve.get_dataset(candidate)
+        except GoneError:
+            return candidate
+        except NotFoundError:
+            continue
+    raise AssertionError("the sandbox catalogue has no unpublished dataset")
+
+
+def test_no_raw_exceptions_escape(client: SparcClient) -> None:
+    """Odd but well-typed inputs end as SparcError subclasses, never httpx or bare errors."""
+    for call in (lambda p: p.get("/discover/datasets/" + "9" * 30),
+                 lambda p: p.get_file(90, "x" * 70_000, 1),
+                 lambda p: p.list_datasets(query="\udcff")):
+        with pytest.raises(SparcError):
+            call(client.pennsieve)
