@@ -22,7 +22,7 @@ FORMATS: dict[str, str] = {
            "cell data 'part'",
     "stl": "binary STL: triangles (MBF lines as tubes)",
     "obj": "Wavefront OBJ: one named group per annotation part",
-    "ply": "binary PLY: triangles with a per-face 'part' property",
+    "ply": "binary PLY: triangles (MBF lines as tubes)",
     "glb": "binary glTF: one named node/mesh per annotation part",
     "webgl": "ZincJS/three.js JSON (metadata + one file per part), as the SPARC portal's "
              "scaffold viewer reads",
@@ -188,13 +188,22 @@ def _obj_name(name: str) -> str:
 
 
 def write_ply(geometry: Geometry, target: Path, tube_radius: float | None) -> None:
-    import meshio
+    """Binary little-endian PLY: double x/y/z vertices and triangles (PLY has no standard way
+    to name parts; meshio, trimesh, MeshLab and Blender read it)."""
     import numpy as np
 
-    points, triangles, part = surface_of(geometry, tube_radius)
-    mesh = meshio.Mesh(points, [("triangle", triangles.astype(np.int32))],
-                       cell_data={"part": [part.astype(np.int32)]})
-    meshio.write(str(target), mesh, file_format="ply", binary=True)
+    points, triangles, _ = surface_of(geometry, tube_radius)
+    header = (f"ply\nformat binary_little_endian 1.0\ncomment {HEADER}\n"
+              f"element vertex {len(points)}\nproperty double x\nproperty double y\n"
+              f"property double z\nelement face {len(triangles)}\n"
+              "property list uchar int vertex_indices\nend_header\n")
+    face = np.dtype([("n", "u1"), ("v", "<i4", 3)])
+    faces = np.zeros(len(triangles), dtype=face)
+    faces["n"], faces["v"] = 3, triangles
+    with target.open("wb") as f:
+        f.write(header.encode("utf-8"))
+        f.write(np.ascontiguousarray(points, dtype="<f8").tobytes())
+        f.write(faces.tobytes())
 
 
 def write_glb(geometry: Geometry, target: Path, tube_radius: float | None) -> None:

@@ -1,0 +1,177 @@
+"""Every format from each input kind, read back with independent readers (meshio, trimesh)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from readback import (
+    ALL_FORMATS,
+    DATA,
+    EXF_PATH,
+    MBF_NAME,
+    bounds,
+    counts,
+    mbf_contour_bounds,
+    meshio_read,
+    trimesh_scene,
+    webgl_bounds,
+    zinc_node_bounds,
+)
+
+from sparc.client import SparcClient
+from sparc.client.services.zinc import ZincService
+
+
+def by_suffix(paths: list[Path], stem: str) -> dict[str, Path]:
+    out = {}
+    for path in paths:
+        if path.name.startswith(stem):
+            rest = path.name[len(stem):]
+            key = {"_metadata.json": "webgl"}.get(rest, rest.lstrip("."))
+            out.setdefault(key, path)
+    return out
+
+
+def check_surface_files(files: dict[str, Path], source: np.ndarray, *, tolerance: float,
+                        min_triangles: int) -> dict[str, tuple[int, int]]:
+    """Every surface format holds triangles whose bounds match ``source`` (and each other)."""
+    assert set(ALL_FORMATS) <= set(files), files
+    size = float(np.linalg.norm(source[1] - source[0]))
+    found = {}
+    for fmt in ("vtk", "stl", "obj", "ply"):
+        points, cells = counts(meshio_read(files[fmt]))
+        assert cells.get("triangle", 0) >= min_triangles, (fmt, cells)
+        assert points > 3, fmt
+        box = bounds(meshio_read(files[fmt]).points)
+        assert np.allclose(box, source, atol=tolerance * size), (fmt, box, source)
+        found[fmt] = (points, cells["triangle"])
+    assert len({found[f] for f in ("vtk", "ply", "obj")}) == 1, found  # same mesh everywhere
+    assert found["stl"][1] == found["vtk"][1]
+    scene = trimesh_scene(files["glb"])
+    assert sum(len(g.faces) for g in scene.geometry.values()) == found["vtk"][1]
+    assert np.allclose(scene.bounds, source, atol=tolerance * size)
+    entries, box = webgl_bounds(files["webgl"])
+    assert entries and all(e["Type"] == "Surfaces" for e in entries)
+    assert np.allclose(box, source, atol=tolerance * size), (box, source)
+    return found
+
+
+# -- scaffold settings JSON from sandbox dataset 292 -------------------------------------------
+def test_scaffold_settings_from_dataset_every_format(exports_292: tuple[Path, list[Path]],
+                                                     sandbox_env: Path) -> None:
+    out, paths = exports_292
+    assert all(p.parent == out and p.stat().st_size > 0 for p in paths)
+    files = by_suffix(paths, "Scaffold_Creator-settings")
+    with SparcClient(connect=False) as client:  # the scaffold as Scaffold Creator saved it
+        exf = client.pennsieve.download(292, [EXF_PATH], sandbox_env / "src")
+    source = zinc_node_bounds(Path(exf[0]))
+    found = check_surface_files(files, source, tolerance=0.02, min_triangles=5000)
+    assert found["vtk"][1] > 10_000
+    # annotation groups are kept as named parts
+    names = set(trimesh_scene(files["glb"]).geometry)
+    assert {"serosa of body of stomach", "luminal surface of body of stomach"} <= names, names
+    groups = {e["GroupName"] for e in json.loads(files["webgl"].read_text())}
+    assert groups == names
+    obj = files["obj"].read_text()
+    assert "g serosa_of_body_of_stomach" in obj
+    assert not list(out.glob(".*")), "temporary files left behind"
+
+
+def test_refinement_follows_the_curved_geometry(data: Path, tmp_path: Path) -> None:
+    zinc = ZincService()
+    coarse = zinc.export(data / "cube.exf", "stl", tmp_path / "r1", refinement=1)[0]
+    fine = zinc.export(data / "cube.exf", "stl", tmp_path / "r8", refinement=8)[0]
+    assert counts(meshio_read(coarse))[1]["triangle"] == 6 * 2 * 1
+    assert counts(meshio_read(fine))[1]["triangle"] == 6 * 2 * 64
+
+
+# -- a local .exf ------------------------------------------------------------------------------
+def test_local_exf_every_format(data: Path, tmp_path: Path) -> None:
+    paths = ZincService().export(data / "cube.exf", ALL_FORMATS, tmp_path / "out")
+    files = by_suffix(paths, "cube")
+    source = zinc_node_bounds(data / "cube.exf")
+    assert np.allclose(source, [[0, 0, 0], [1.5, 1, 1]])
+    found = check_surface_files(files, source, tolerance=1e-6, min_triangles=400)
+    assert found["vtk"] == (218, 432)  # refinement 6 on the 6 faces of one tricubic hexahedron
+    import trimesh
+
+    stl = trimesh.load(str(files["stl"]), force="mesh")
+    assert stl.is_watertight
+    assert stl.area == pytest.approx(8.0, rel=1e-4)
+    assert stl.volume == pytest.approx(1.5, rel=1e-4)  # positive: faces point outwards
+
+
+def test_local_settings_json(data: Path, tmp_path: Path) -> None:
+    paths = ZincService().export(str(data / "box-settings.json"), ["vtk", "stl"], tmp_path)
+    mesh = meshio_read(paths[0])
+    assert np.allclose(bounds(mesh.points), [[0, 0, 0], [1, 1, 1]])
+    assert counts(mesh)[1]["triangle"] == 6 * 2 * 36
+
+
+# -- MBF XML from sandbox dataset 107 ----------------------------------------------------------
+def test_mbf_from_dataset_every_format(exports_107: tuple[Path, list[Path]]) -> None:
+    out, paths = exports_107
+    files = by_suffix(paths, Path(MBF_NAME).stem)
+    source = mbf_contour_bounds(DATA / "3Dscaffold-CGRP-Mice-Dorsal-2.xml")  # same bytes as 107's
+    vtk = meshio_read(files["vtk"])
+    points, cells = counts(vtk)
+    assert points == 1743 and cells == {"line": 1735}  # 1746 elements, 11 of zero length
+    assert np.allclose(bounds(vtk.points), source)
+    assert sorted(set(vtk.cell_data["part"][0].tolist())) == list(range(8))
+    # surface formats: tubes around the lines (radius 2.5 from the file)
+    for fmt in ("stl", "obj", "ply"):
+        mesh = meshio_read(files[fmt])
+        assert counts(mesh)[1]["triangle"] > 20_000, fmt
+        assert np.allclose(bounds(mesh.points), source, atol=3.5), fmt  # largest d/2: 3.485
+    scene = trimesh_scene(files["glb"])
+    assert len(scene.geometry) == 8
+    assert "limiting ridge on circular-longitudinal muscle interface" in scene.geometry
+    entries, box = webgl_bounds(files["webgl"])
+    assert len(entries) == 8 and all(e["Type"] == "Lines" for e in entries)
+    assert np.allclose(box, source)
+
+
+def test_tube_radius(data: Path, tmp_path: Path) -> None:
+    xml = data / "3Dscaffold-CGRP-Mice-Dorsal-2.xml"
+    stl = ZincService().export(xml, "stl", tmp_path, tube_radius=20.0)[0]
+    box = bounds(meshio_read(stl).points)
+    source = mbf_contour_bounds(xml)
+    assert np.allclose(box, source, atol=20.01)
+    assert not np.allclose(box, source, atol=10.0)
+
+
+# -- repeatability and isolation --------------------------------------------------------------
+@pytest.mark.parametrize("name", ["cube.exf", "3Dscaffold-CGRP-Mice-Dorsal-2.xml"])
+def test_two_exports_give_identical_files(data: Path, tmp_path: Path, name: str) -> None:
+    zinc = ZincService()
+    first = zinc.export(data / name, ALL_FORMATS, tmp_path / "a")
+    second = zinc.export(data / name, ALL_FORMATS, tmp_path / "b")
+    assert [p.name for p in first] == [p.name for p in second]
+    for a, b in zip(first, second, strict=True):
+        assert a.read_bytes() == b.read_bytes(), a.name
+
+
+def test_exports_do_not_leak_into_each_other(data: Path, tmp_path: Path) -> None:
+    zinc = ZincService()
+    alone = zinc.export(data / "cube.exf", "vtk", tmp_path / "alone")[0]
+    zinc.export(data / "3Dscaffold-CGRP-Mice-Dorsal-2.xml", "vtk", tmp_path / "mbf")
+    zinc.export(data / "box-settings.json", "vtk", tmp_path / "box")
+    after = zinc.export(data / "cube.exf", "vtk", tmp_path / "after")[0]
+    assert alone.read_bytes() == after.read_bytes()
+
+
+@pytest.mark.slow
+def test_dataset_scaffold_export_is_repeatable(sandbox_env: Path) -> None:
+    with SparcClient(connect=False) as client:
+        first = client.zinc.export(292, ALL_FORMATS, "a")
+        second = client.zinc.export(292, ALL_FORMATS, "b")
+    assert len(first) == len(second) > 12  # settings JSON and EXF, each in every format
+    for a, b in zip(first, second, strict=True):
+        assert a.read_bytes() == b.read_bytes(), a.name
+    exf = by_suffix(first, "Scaffold_Creator.")  # the EXF export agrees with the generated one
+    settings = by_suffix(first, "Scaffold_Creator-settings")
+    assert np.allclose(bounds(meshio_read(exf["vtk"]).points),
+                       bounds(meshio_read(settings["vtk"]).points), atol=1e-5)
