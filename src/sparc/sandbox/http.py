@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -10,6 +11,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 INT32_MAX = 2**31 - 1
+_INTEGER = re.compile(r"[+-]?\d{1,40}")  # Java's Integer.parseInt syntax (Unicode digits too)
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")  # akka's Boolean unmarshaller
 
 
 class SandboxError(Exception):
@@ -47,29 +50,37 @@ async def render_error(request: Request, exc: Exception) -> Response:
     return exc.response()
 
 
+def first_query(request: Request, name: str) -> str | None:
+    """The first value of a query parameter, as akka-http's ``parameter`` directive reads it."""
+    values = request.query_params.getlist(name)
+    return values[0] if values else None
+
+
 def int_query(request: Request, name: str, default: int | None = None) -> int | None:
-    """An int32 query parameter; malformed → 400 text/plain like akka-http."""
-    raw = request.query_params.get(name)
+    """An int32 query parameter; malformed → 400 text/plain like akka-http.
+
+    Example: ``limit=abc`` → 400 ``The query parameter 'limit' was malformed:\n'abc' is not a valid
+    32-bit signed integer value``.
+    """
+    raw = first_query(request, name)
     if raw is None:
         return default
-    try:
-        value = int(raw)
-        if not -2**31 <= value <= INT32_MAX:
-            raise ValueError
-    except ValueError:
-        raise PlainError(400, f"The query parameter '{name}' was malformed:\n"
-                              f"'{raw}' is not a valid 32-bit signed integer value") from None
-    return value
+    if _INTEGER.fullmatch(raw) and -2**31 <= (value := int(raw)) <= INT32_MAX:
+        return value
+    shown = raw if len(raw) <= 200 else raw[:200] + "..."
+    raise PlainError(400, f"The query parameter '{name}' was malformed:\n"
+                          f"'{shown}' is not a valid 32-bit signed integer value")
 
 
 def bool_query(request: Request, name: str) -> bool | None:
-    """A boolean query parameter (true/false); malformed → 400 text/plain."""
-    raw = request.query_params.get(name)
+    """A boolean query parameter (true/yes/on/1, false/no/off/0); malformed → 400 text/plain."""
+    raw = first_query(request, name)
     if raw is None:
         return None
-    if raw.lower() not in ("true", "false"):
-        raise PlainError(400, f"The query parameter '{name}' was malformed:\n'{raw}' is not a valid Boolean value")
-    return raw.lower() == "true"
+    if raw.lower() not in _TRUE + _FALSE:
+        shown = raw if len(raw) <= 200 else raw[:200] + "..."
+        raise PlainError(400, f"The query parameter '{name}' was malformed:\n'{shown}' is not a valid Boolean value")
+    return raw.lower() in _TRUE
 
 
 def list_query(request: Request, name: str) -> list[str]:
@@ -90,7 +101,9 @@ class Page:
         offset = int_query(request, "offset", 0)
         assert limit is not None and offset is not None
         if limit < 0 or offset < 0:
-            raise JSONError(400, "limit and offset must be non-negative")
+            # Postgres ("LIMIT must not be negative") and Elasticsearch refuse them; no handler
+            # catches that, so akka answers its plain-text 500
+            raise PlainError(500, "There was an internal server error.")
         return cls(limit, offset)
 
     def body(self, key: str, items: list[Any], total: int) -> dict[str, Any]:

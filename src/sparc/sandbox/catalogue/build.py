@@ -343,9 +343,7 @@ class Builder:
         self.generic_datasets()
         from sparc.sandbox.catalogue.zinc_seed import seed_zinc  # 292's scaffold, 107's MBF XML
         seed_zinc(self)
-        self.tombstones.append({"id": 150, "version": 2, "name": "Retracted: vagal afferent mapping",
-                                "tags": ["vagus", "retracted"], "status": "UNPUBLISHED",
-                                "doi": self.doi(), "updatedAt": "2022-03-14T10:02:11.551203Z"})
+        self.unpublished_150(self.doi())
         store_objects([(v.dto, f) for v in self.versions for f in v.files])  # hashes, ETags
         datasets = []
         for v in sorted(self.versions, key=lambda v: (v.dto["id"], v.dto["version"])):
@@ -353,7 +351,36 @@ class Builder:
             v.dto["size"] = v.dto["size"] or sum(f.size for f in v.files)
             datasets.append({"dto": v.dto, "readme": v.readme, "files": [f.entry() for f in v.files]})
         return {"format": FORMAT, "seed": SEED, "datasets": datasets, "tombstones": self.tombstones,
-                "records": self.records}
+                "records": self.records, "downloads": self.downloads()}
+
+    def unpublished_150(self, latest_doi: str) -> None:
+        """150: two versions, both UNPUBLISHED (unpublishing marks every published version so, see
+        discover-service PublishHandler.scala:809-813), each with its TombstoneDTO."""
+        name, tags = "Retracted: vagal afferent mapping", ["vagus", "retracted"]
+        updated = "2022-03-14T10:02:11.551203Z"  # the dataset's updatedAt, shared by its tombstones
+        for version in (1, 2):
+            dto = self.dto(150, version, name, "Afferent projections of the rat vagus (withdrawn).", tags,
+                           SPARC, SPARC4, status="UNPUBLISHED")
+            if version == 2:
+                dto["doi"] = latest_doi
+            self.add(dto, [FileSpec("files/README.md", 600, content=self.text("md", 600, name))], {})
+            self.tombstones.append({"id": 150, "version": version, "name": name, "tags": tags,
+                                    "status": "UNPUBLISHED", "doi": dto["doi"], "updatedAt": updated})
+
+    def downloads(self) -> list[dict[str, Any]]:
+        """Past whole-version downloads (``GET .../download``) for the metrics summary, drawn from
+        their own seed so the rest of the catalogue does not shift."""
+        rng = random.Random(SEED + 1)
+        published = [v.dto for v in self.versions if v.dto["status"] == "PUBLISH_SUCCEEDED"]
+        rows = []
+        for _ in range(240):
+            dto = rng.choice(published)
+            day = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(days=rng.randrange(700),
+                                                              seconds=rng.randrange(86400))
+            rows.append({"datasetId": dto["id"], "version": dto["version"],
+                         "origin": rng.choice(["SPARC", "SPARC", "Discover", None]),
+                         "downloadedAt": day.strftime("%Y-%m-%dT%H:%M:%SZ")})
+        return sorted(rows, key=lambda r: r["downloadedAt"])
 
     def sample_datasets(self) -> None:
         """93, 33 and 275 verbatim from real responses, with file trees matching count and size."""

@@ -1,14 +1,34 @@
-"""Discover's error shapes: 4xx bodies are JSON strings, 410 bodies are TombstoneDTO objects."""
+"""Discover's error shapes, as the deployed akka-http service writes them.
+
+Handler-mapped 4xx bodies are JSON strings (``"90"``, ``"Dataset is under embargo"``); 410 is a
+TombstoneDTO, or no body at all on the raw-response routes (metadata, whole-version download);
+akka-http's own rejections and uncaught failures are plain text.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sparc.sandbox.http import JSONError
+from starlette.responses import Response
+
+from sparc.sandbox.http import JSONError, PlainError, SandboxError
+
+INTERNAL_ERROR = "There was an internal server error."
 
 
 class DiscoverError(JSONError):
     """A Discover error response (status + JSON body)."""
+
+
+class EmptyError(SandboxError):
+    """A status without a body (``Marshal(...Gone)`` on the raw-response routes)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+    def response(self) -> Response:
+        return Response(status_code=self.status)
 
 
 def not_found(what: object) -> DiscoverError:
@@ -21,7 +41,7 @@ def bad_request(message: str) -> DiscoverError:
 
 
 def gone(tombstone: dict[str, Any]) -> DiscoverError:
-    """410 with the dataset's TombstoneDTO."""
+    """410 with the version's TombstoneDTO."""
     return DiscoverError(410, tombstone)
 
 
@@ -30,5 +50,30 @@ def embargoed() -> DiscoverError:
     return DiscoverError(401, "Dataset is under embargo")
 
 
-def too_large() -> DiscoverError:
-    return DiscoverError(403, "requested files are too large to download")
+def too_large(message: str = "requested files are too large to download") -> DiscoverError:
+    return DiscoverError(403, message)
+
+
+def internal() -> PlainError:
+    """akka-http's default answer to an exception no handler caught (``Route.seal``, Server.scala:97)."""
+    return PlainError(500, INTERNAL_ERROR)
+
+
+def missing_query_parameter(name: str) -> PlainError:
+    """akka-http's ``MissingQueryParamRejection``: 404 text."""
+    return PlainError(404, f"Request is missing required query parameter '{name}'")
+
+
+def malformed_content(detail: str) -> PlainError:
+    """akka-http's ``MalformedRequestContentRejection``: 400 text."""
+    return PlainError(400, f"The request content was malformed:\n{detail}")
+
+
+def unsupported_content_type() -> PlainError:
+    """akka-http's ``UnsupportedRequestContentTypeRejection``: 415 text."""
+    return PlainError(415, "The request's Content-Type is not supported. Expected:\napplication/json")
+
+
+def unauthenticated(message: str = "The resource requires authentication, which was not supplied "
+                                   "with the request") -> PlainError:
+    return PlainError(401, message)

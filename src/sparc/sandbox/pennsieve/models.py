@@ -1,21 +1,72 @@
-"""Pennsieve Discover state and queries (no HTTP here): raise :mod:`.errors`, return JSON-ready dicts."""
+"""Pennsieve Discover state and queries (no HTTP here): raise :mod:`.errors`, return JSON-ready values.
+
+The behaviour follows the deployed discover-service (Pennsieve/discover-service at c1f582ce) where it
+differs from its OpenAPI spec; ``FIDELITY.md`` lists each such place with its source line. Failures
+that the deployed handlers map to a status are raised as the small exceptions below
+(:class:`NoDataset`, :class:`NoVersion`, :class:`Unpublished`, :class:`Embargoed`, :class:`TooLarge`);
+each route maps them as its Scala handler's ``recover`` block does, and anything it does not map
+becomes akka-http's plain-text 500 (see ``routes.py``).
+"""
 
 from __future__ import annotations
 
 import json
 import re
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import date, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sparc.sandbox.http import Page
 from sparc.sandbox.pennsieve import errors
+from sparc.sandbox.storage.db import name_tokens
 
 SEARCH_TOTAL_CAP = 10_000  # Elasticsearch's index.max_result_window: totalCount and offset + limit
-ORDER_BY = ("relevance", "date", "name", "size")
+ORDER_BY = ("name", "date", "relevance", "size")  # enumeratum declaration order (OrderBy.scala)
 DIRECTIONS = ("asc", "desc")
+# PublicDatasetVersionsTable.scala:101-107 (visibleStates)
+VISIBLE = ("PUBLISH_SUCCEEDED", "EMBARGO_SUCCEEDED", "RELEASE_IN_PROGRESS", "RELEASE_FAILED", "UNPUBLISHED")
+# DatasetHandler.scala:457 (getDatasetVersions)
+LISTED_VERSIONS = ("PUBLISH_SUCCEEDED", "UNPUBLISHED", "EMBARGO_SUCCEEDED")
+DATASET_TYPES = ("research", "trial", "collection", "release")  # core-models DatasetType (snake case)
+DOWNLOAD_ORIGINS = ("SPARC", "Discover", "AllOrigins", "AWSRequesterPayer", "Unknown")  # DownloadOrigin.scala
+PREFIX_LENGTH, MAX_EXPANSIONS = 2, 20  # SearchClient.scala:603-605
 _WORD = re.compile(r"\w+", re.UNICODE)
+_SQL_VISIBLE = ",".join(f"'{s}'" for s in VISIBLE)
+
+
+class DiscoverFailure(Exception):
+    """A failure a handler may map to a status (else it is an uncaught 500)."""
+
+
+class NoDataset(DiscoverFailure):
+    """``NoDatasetException``: no dataset with this id."""
+
+
+class NoVersion(DiscoverFailure):
+    """``NoDatasetVersionException``: the dataset has no visible version with this number."""
+
+
+class Unpublished(DiscoverFailure):
+    """``DatasetUnpublishedException``: carries the version's TombstoneDTO."""
+
+    def __init__(self, tombstone: dict[str, Any]) -> None:
+        super().__init__(tombstone)
+        self.tombstone = tombstone
+
+
+class Embargoed(DiscoverFailure):
+    """``UnauthorizedException``: embargoed files asked for without a user token."""
+
+
+class TooLarge(DiscoverFailure):
+    """``DatasetTooLargeException``."""
+
+
+class NoFile(DiscoverFailure):
+    """``NoFileException``."""
 
 
 def words(text: str) -> list[str]:
@@ -23,15 +74,62 @@ def words(text: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(text or "")]
 
 
-def org_match(query: str | None, name: str | None) -> bool:
-    """ES-style analyzed ``match`` on an organization name: any query token matches."""
-    return not query or bool(set(words(query)) & set(words(name or "")))
+def org_match(query: str, name: str | None) -> bool:
+    """ES-style analyzed ``match`` on an organization name: any query token matches (a query
+    without tokens matches nothing, ES's ``zero_terms_query: none``)."""
+    return bool(set(words(query)) & set(words(name or "")))
 
 
-def fts_query(text: str, operator: str = "AND", prefix: bool = False) -> str | None:
+def fts_query(text: str, operator: str = "AND") -> str | None:
     """A safe FTS5 query from free text (each token quoted)."""
-    tokens = [f'"{w}"' + ("*" if prefix else "") for w in words(text)]
-    return f" {operator} ".join(tokens) or None
+    return f" {operator} ".join(f'"{w}"' for w in words(text)) or None
+
+
+def auto_fuzziness(term: str) -> int:
+    """Elasticsearch ``fuzziness: AUTO``: 0 edits for 1-2 characters, 1 for 3-5, 2 above."""
+    return 0 if len(term) <= 2 else 1 if len(term) <= 5 else 2
+
+
+def edit_distance(a: str, b: str, limit: int) -> int:
+    """Damerau-Levenshtein (optimal string alignment) distance, ``limit + 1`` once above ``limit``.
+
+    Example: ``edit_distance("jpg", "jpeg", 2) == 1``.
+    """
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            cost = ca != cb
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                current[j] = min(current[j], previous2[j - 2] + 1)
+        if min(current) > limit:
+            return limit + 1
+        previous2, previous = previous, current
+    return previous[-1]
+
+
+class FuzzyVocabulary:
+    """Fuzzy term expansion over a fixed set of indexed terms, as an ES ``fuzzy``/``match`` with
+    ``fuzziness: AUTO, prefix_length: 2, max_expansions: 20`` expands a query term."""
+
+    def __init__(self, terms: Iterable[str]) -> None:
+        self.by_prefix: dict[str, list[str]] = {}
+        for term in terms:
+            self.by_prefix.setdefault(term[:PREFIX_LENGTH], []).append(term)
+        self.expand = lru_cache(maxsize=4096)(self._expand)
+
+    def _expand(self, term: str) -> tuple[tuple[str, int], ...]:
+        """Indexed terms within the allowed edits of ``term``, with their distance (closest first)."""
+        limit = auto_fuzziness(term)
+        if limit == 0 or len(term) < PREFIX_LENGTH:
+            return ((term, 0),) if term in self.by_prefix.get(term[:PREFIX_LENGTH], ()) else ()
+        found = [(t, d) for t in self.by_prefix.get(term[:PREFIX_LENGTH], ())
+                 if (d := edit_distance(term, t, limit)) <= limit]
+        return tuple(sorted(found, key=lambda td: (td[1], td[0]))[:MAX_EXPANSIONS])
 
 
 def where(*conditions: tuple[str, Any]) -> tuple[str, list[Any]]:
@@ -54,30 +152,32 @@ class Sort:
 
     @classmethod
     def parse(cls, order_by: str | None, direction: str | None) -> Sort:
+        """Case-insensitive enum names; a bad one is 400 with enumeratum's message."""
         by, way = (order_by or "relevance").lower(), (direction or "desc").lower()
         if by not in ORDER_BY:
-            raise errors.bad_request(f"invalid orderBy: {order_by}; must be one of {', '.join(ORDER_BY)}")
+            raise errors.bad_request(f"{order_by} is not a member of Enum ({', '.join(ORDER_BY)})")
         if way not in DIRECTIONS:
-            raise errors.bad_request(f"invalid orderDirection: {direction}; must be one of asc, desc")
+            raise errors.bad_request(f"{direction} is not a member of Enum ({', '.join(DIRECTIONS)})")
         return cls(by, way)
 
 
 def check_search_window(page: Page) -> None:
-    """Elasticsearch refuses ``offset + limit`` beyond ``index.max_result_window``; Discover answers 500."""
-    end = page.offset + page.limit
-    if end > SEARCH_TOTAL_CAP:
-        raise errors.DiscoverError(500, (
-            f"Result window is too large, from + size must be less than or equal to: [{SEARCH_TOTAL_CAP}] "
-            f"but was [{end}]. See the scroll api for a more efficient way to request large data sets. "
-            "This limit can be set by changing the [index.max_result_window] index level setting."))
+    """Elasticsearch refuses ``offset + limit`` beyond ``index.max_result_window``; Discover does not
+    catch the failure (SearchHandler.scala:117-133), so akka answers its plain-text 500."""
+    if page.offset + page.limit > SEARCH_TOTAL_CAP:
+        raise errors.internal()
 
 
-def file_node(row: sqlite3.Row) -> dict[str, Any]:
-    """A ``File`` FileTreeNodeDto."""
+def file_node(row: sqlite3.Row, migrated: bool, created_at: str | None = None) -> dict[str, Any]:
+    """A ``File`` FileTreeNodeDto as the deployed code builds it (FileTreeNode.scala:53-98):
+    4.x nodes have ``s3Version``/``sha256`` null; 5.0 nodes carry the S3 version and the stored
+    sha256; both carry a ``createdAt``."""
     return {"name": row["name"], "path": row["path"], "size": row["size"], "type": "File",
             "fileType": row["file_type"], "uri": row["uri"], "packageType": row["package_type"],
-            "icon": row["icon"], "sourcePackageId": row["source_package_id"], "createdAt": row["created_at"],
-            "s3Version": row["s3_version"], "sha256": row["sha256"]}
+            "icon": row["icon"], "sourcePackageId": row["source_package_id"],
+            "createdAt": created_at or row["created_at"],
+            "s3Version": row["s3_version"] if migrated else None,
+            "sha256": row["sha256"] if migrated else None}
 
 
 def search_hit(row: sqlite3.Row) -> dict[str, Any]:
@@ -88,15 +188,32 @@ def search_hit(row: sqlite3.Row) -> dict[str, Any]:
             "sourcePackageId": row["source_package_id"]}
 
 
-def relative_path(path: str, dataset_id: int, version: int) -> str:
-    """A path as accepted by Discover (relative, leading ``/``, or full ``s3://`` uri) → relative."""
-    if path.startswith("s3://"):
-        path = path[len("s3://"):].partition("/")[2]
-    path = path.strip("/")
-    for prefix in (f"{dataset_id}/{version}/", f"{dataset_id}/"):
-        if path.startswith(prefix):
-            return path[len(prefix):]
-    return path
+def java_split(text: str) -> list[str]:
+    """Java's ``String.split("/")``: trailing empty strings dropped (``"a/".split`` is ``[a]``)."""
+    parts = text.split("/")
+    while len(parts) > 1 and parts[-1] == "":
+        parts.pop()
+    return [] if parts == [""] and text else parts
+
+
+def truncate_path(root: list[str], path: list[str]) -> list[str]:
+    """FileDownloadDTO.truncatePath: drop leading segments while they equal the root's."""
+    i = 0
+    while i < len(root) and i < len(path) and root[i] == path[i]:
+        i += 1
+    return path[i:]
+
+
+def file_key(path: str, dataset_id: int, version: int, bucket: str, migrated: bool) -> str:
+    """The S3 key ``files?path=`` looks up (DatasetHandler.scala:593-613): every ``s3://<bucket>``
+    removed, one leading ``/`` removed, ``<id>/`` (5.0) or ``<id>/<v>/`` (4.x) prefixed unless the
+    path already starts with ``<id>`` / ``<id>/<v>``. Example: ``file_key("/a.csv", 90, 1, "b", False)``
+    is ``"90/1/a.csv"``."""
+    path = path.replace(f"s3://{bucket}", "")
+    if path.startswith("/"):
+        path = path[1:]
+    prefix = f"{dataset_id}" if migrated else f"{dataset_id}/{version}"
+    return path if path.startswith(prefix) else f"{prefix}/{path}"
 
 
 class Discover:
@@ -105,75 +222,115 @@ class Discover:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         conn.create_function("org_match", 2, org_match, deterministic=True)
+        self.name_terms = FuzzyVocabulary(r[0] for r in conn.execute("SELECT DISTINCT token FROM file_tokens"))
+        self.type_terms: dict[str, list[str]] = {}
+        for (file_type,) in conn.execute("SELECT DISTINCT file_type FROM files"):
+            for term in words(file_type):
+                self.type_terms.setdefault(term, []).append(file_type)
+        self.file_type_vocabulary = FuzzyVocabulary(self.type_terms)
+        self._layout: dict[int, tuple[bool, str]] = {}
 
-    # ---- datasets ---------------------------------------------------------------------------
-    def _tombstone(self, dataset_id: int) -> dict[str, Any] | None:
-        row = self.conn.execute("SELECT dto FROM tombstones WHERE id = ?", (dataset_id,)).fetchone()
-        return json.loads(row["dto"]) if row else None
+    def layout(self, row: sqlite3.Row) -> tuple[bool, str]:
+        """``(migrated, bucket)`` of a version row: publishing 5.0 ("migrated") versions have no
+        version segment in their ``uri``. Cached per version (the DTO is decoded once)."""
+        if row["pk"] not in self._layout:
+            uri = json.loads(row["dto"])["uri"]
+            bucket, _, prefix = uri[len("s3://"):].partition("/")
+            self._layout[row["pk"]] = (prefix.strip("/") == str(row["id"]), bucket)
+        return self._layout[row["pk"]]
 
-    def _version_row(self, dataset_id: int, version: int | None = None) -> sqlite3.Row:
-        if (tomb := self._tombstone(dataset_id)) is not None:
-            raise errors.gone(tomb)
-        if version is None:
-            row = self.conn.execute("SELECT * FROM datasets WHERE id = ? AND latest = 1", (dataset_id,)).fetchone()
-            if row is None:
-                raise errors.not_found(dataset_id)
-            return row
-        row = self.conn.execute("SELECT * FROM datasets WHERE id = ? AND version = ?",
+    # ---- datasets and versions -----------------------------------------------------------------
+    def _dataset_exists(self, dataset_id: int) -> None:
+        if self.conn.execute("SELECT 1 FROM datasets WHERE id = ? LIMIT 1", (dataset_id,)).fetchone() is None:
+            raise NoDataset(dataset_id)
+
+    def _tombstone(self, dataset_id: int, version: int) -> dict[str, Any]:
+        row = self.conn.execute("SELECT dto FROM tombstones WHERE id = ? AND version = ?",
                                 (dataset_id, version)).fetchone()
+        return json.loads(row["dto"])
+
+    def latest_visible(self, dataset_id: int) -> sqlite3.Row:
+        """``getLatestVisibleVersion`` (PublicDatasetVersionsTable.scala:302-312); 410 if unpublished."""
+        self._dataset_exists(dataset_id)
+        row = self.conn.execute(f"SELECT * FROM datasets WHERE id = ? AND status IN ({_SQL_VISIBLE})"
+                                " ORDER BY version DESC LIMIT 1", (dataset_id,)).fetchone()
         if row is None:
-            exists = self.conn.execute("SELECT 1 FROM datasets WHERE id = ?", (dataset_id,)).fetchone()
-            raise errors.not_found(version if exists else dataset_id)
+            raise NoDataset(dataset_id)
+        if row["status"] == "UNPUBLISHED":
+            raise Unpublished(self._tombstone(dataset_id, row["version"]))
         return row
 
-    def dataset(self, dataset_id: int, version: int | None = None) -> dict[str, Any]:
-        """The latest (or given) version's PublicDatasetDTO."""
-        return json.loads(self._version_row(dataset_id, version)["dto"])
-
-    def versions(self, dataset_id: int) -> list[dict[str, Any]]:
-        self._version_row(dataset_id)
-        rows = self.conn.execute("SELECT dto FROM datasets WHERE id = ? ORDER BY version", (dataset_id,))
-        return [json.loads(r["dto"]) for r in rows]
-
-    def by_doi(self, doi: str) -> dict[str, Any]:
-        """The dataset version published under ``doi``."""
-        tomb = self.conn.execute("SELECT dto FROM tombstones WHERE lower(doi) = lower(?)", (doi,)).fetchone()
-        if tomb:
-            raise errors.gone(json.loads(tomb["dto"]))
-        row = self.conn.execute("SELECT dto FROM datasets WHERE lower(doi) = lower(?)", (doi,)).fetchone()
+    def visible_version(self, dataset_id: int, version: int) -> sqlite3.Row:
+        """``getVisibleVersion`` (PublicDatasetVersionsTable.scala:314-331)."""
+        self._dataset_exists(dataset_id)
+        row = self.conn.execute(f"SELECT * FROM datasets WHERE id = ? AND version = ? AND status IN"
+                                f" ({_SQL_VISIBLE})", (dataset_id, version)).fetchone()
         if row is None:
+            raise NoVersion(dataset_id, version)
+        if row["status"] == "UNPUBLISHED":
+            raise Unpublished(self._tombstone(dataset_id, version))
+        return row
+
+    def files_version(self, dataset_id: int, version: int) -> sqlite3.Row:
+        """The visible version, refusing embargoed data (``authorizeIfUnderEmbargo`` without a token)."""
+        row = self.visible_version(dataset_id, version)
+        if row["embargo"]:
+            raise Embargoed()
+        return row
+
+    @staticmethod
+    def dto_text(row: sqlite3.Row) -> str:
+        """The stored PublicDatasetDTO JSON (sent as is: no decode/encode per request)."""
+        return str(row["dto"])
+
+    def versions(self, dataset_id: int) -> str:
+        """``GET /versions``: newest first, UNPUBLISHED versions included (DatasetHandler.scala:447-527)."""
+        self._dataset_exists(dataset_id)
+        rows = self.conn.execute(
+            f"SELECT dto FROM datasets WHERE id = ? AND status IN ({','.join('?' * len(LISTED_VERSIONS))})"
+            " ORDER BY version DESC", (dataset_id, *LISTED_VERSIONS))
+        return "[" + ",".join(r["dto"] for r in rows) + "]"
+
+    def by_doi(self, doi: str) -> str:
+        """``getVersionByDoi``: exact DOI; published → DTO, unpublished → :class:`Unpublished`."""
+        row = self.conn.execute("SELECT * FROM datasets WHERE doi = ? LIMIT 1", (doi,)).fetchone()
+        if row is None or row["status"] not in ("PUBLISH_SUCCEEDED", "EMBARGO_SUCCEEDED", "UNPUBLISHED"):
             raise errors.not_found(doi)
-        return json.loads(row["dto"])
+        if row["status"] == "UNPUBLISHED":
+            raise Unpublished(self._tombstone(row["id"], row["version"]))
+        return self.dto_text(row)
 
     def by_dois(self, dois: list[str]) -> dict[str, Any]:
         if not dois:
             raise errors.bad_request("missing DOIs")
         published, unpublished = {}, {}
-        for doi in dois:
+        for doi in dict.fromkeys(dois):
             try:
-                published[doi] = self.by_doi(doi)
-            except errors.DiscoverError as exc:
-                if exc.status == 410:
-                    unpublished[doi] = exc.body
+                published[doi] = json.loads(self.by_doi(doi))
+            except Unpublished as gone:
+                unpublished[doi] = gone.tombstone
+            except errors.DiscoverError:
+                pass
         return {"published": published, "unpublished": unpublished}
 
-    def _latest(self) -> list[sqlite3.Row]:
-        return self.conn.execute("SELECT * FROM datasets WHERE latest = 1").fetchall()
-
     def list_datasets(self, page: Page, sort: Sort, ids: list[str], tags: list[str], embargo: bool | None,
-                      dataset_type: str | None) -> dict[str, Any]:
-        """``GET /datasets``: the latest version of each dataset (relevance = date here)."""
+                      dataset_type: str | None) -> str:
+        """``GET /datasets``: the latest published (or embargoed) version of each dataset."""
         try:
             wanted = {int(i) for i in ids}
+            if any(not -2**31 <= i < 2**31 for i in wanted):
+                raise ValueError
         except ValueError:
             raise errors.bad_request("ids must be numbers") from None
+        if dataset_type is not None and dataset_type not in DATASET_TYPES:
+            raise errors.internal()  # DatasetType.withName throws, uncaught (DatasetHandler.scala:206-209)
         rows = [r for r in self._latest() if self._keep(r, tags, embargo)
                 and (not wanted or r["id"] in wanted)
                 and (dataset_type is None or r["dataset_type"] == dataset_type)]
         return self._dataset_page(page, sort, rows, {})
 
     def search_datasets(self, page: Page, sort: Sort, query: str | None, organization: str | None,
-                        organization_id: int | None, tags: list[str], embargo: bool | None) -> dict[str, Any]:
+                        organization_id: int | None, tags: list[str], embargo: bool | None) -> str:
         """``GET /search/datasets``: FTS5 relevance over name, description, tags, contributors, readme."""
         check_search_window(page)
         scores: dict[int, float] = {}
@@ -183,22 +340,24 @@ class Discover:
                 "SELECT rowid, bm25(datasets_fts, 10.0, 4.0, 6.0, 2.0, 1.0) FROM datasets_fts "
                 "WHERE datasets_fts MATCH ?", (match,))}
         rows = [r for r in self._latest() if self._keep(r, tags, embargo)
+                and r["status"] in ("PUBLISH_SUCCEEDED", "EMBARGO_SUCCEEDED")
                 and (not match or r["pk"] in scores)
-                and org_match(organization, r["organization_name"])
+                and (organization is None or org_match(organization, r["organization_name"]))
                 and (organization_id is None or r["organization_id"] == organization_id)]
-        result = self._dataset_page(page, sort, rows, scores)
-        result["totalCount"] = min(result["totalCount"], SEARCH_TOTAL_CAP)
-        return result
+        return self._dataset_page(page, sort, rows, scores, cap=SEARCH_TOTAL_CAP)
+
+    def _latest(self) -> list[sqlite3.Row]:
+        return self.conn.execute("SELECT * FROM datasets WHERE latest = 1").fetchall()
 
     @staticmethod
     def _keep(row: sqlite3.Row, tags: list[str], embargo: bool | None) -> bool:
-        have = set(json.loads(row["tags"]))
+        have = set(json.loads(row["tags"])) if tags else set()
         return (all(t.lower() in have for t in tags)
                 and (embargo is None or bool(row["embargo"]) == embargo))
 
     @staticmethod
-    def _dataset_page(page: Page, sort: Sort, rows: list[sqlite3.Row],
-                      scores: dict[int, float]) -> dict[str, Any]:
+    def _dataset_page(page: Page, sort: Sort, rows: list[sqlite3.Row], scores: dict[int, float],
+                      cap: int | None = None) -> str:
         keys: dict[str, Callable[[sqlite3.Row], Any]] = {
             "date": lambda r: r["created_at"], "name": lambda r: r["name"].lower(),
             "size": lambda r: r["size"],
@@ -207,26 +366,29 @@ class Discover:
         }
         rows = sorted(rows, key=lambda r: r["id"])
         rows.sort(key=keys[sort.by], reverse=sort.direction == "desc")
-        return page.body("datasets", [json.loads(r["dto"]) for r in page.slice(rows)], len(rows))
+        total = len(rows) if cap is None else min(len(rows), cap)
+        head = json.dumps({"limit": page.limit, "offset": page.offset, "totalCount": total})
+        return head[:-1] + ',"datasets":[' + ",".join(r["dto"] for r in page.slice(rows)) + "]}"
 
     def tags(self) -> list[dict[str, Any]]:
+        """Tags of datasets whose latest PUBLISH_SUCCEEDED version exists, lower-cased, counted and
+        sorted by tag (PublicDatasetsTable.scala:132-157)."""
         counts: dict[str, int] = {}
-        for row in self._latest():
-            for tag in json.loads(row["tags"]):
+        rows = self.conn.execute(
+            "SELECT d.tags FROM datasets d WHERE d.status = 'PUBLISH_SUCCEEDED' AND d.version ="
+            " (SELECT max(version) FROM datasets x WHERE x.id = d.id AND x.status = 'PUBLISH_SUCCEEDED')")
+        for (tags,) in rows:
+            for tag in json.loads(tags):
                 counts[tag] = counts.get(tag, 0) + 1
-        return [{"tag": t, "count": n} for t, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+        return [{"tag": t, "count": n} for t, n in sorted(counts.items())]
 
     # ---- files ------------------------------------------------------------------------------
-    def _files_row(self, dataset_id: int, version: int) -> sqlite3.Row:
-        """The version row, refusing embargoed data (no token in the sandbox)."""
-        row = self._version_row(dataset_id, version)
-        if row["embargo"]:
-            raise errors.embargoed()
-        return row
-
     def browse(self, dataset_id: int, version: int, path: str | None, page: Page) -> dict[str, Any]:
-        """One directory level: directories first, then files, each by name."""
-        pk = self._files_row(dataset_id, version)["pk"]
+        """One directory level: directories first, then files, each by name (PublicFilesTable.scala:310-395).
+        Node paths join the ``path`` as given with the name (``joinPath`` strips its slashes)."""
+        row = self.files_version(dataset_id, version)
+        migrated = self.layout(row)[0]
+        pk = row["pk"]
         parent = (path or "").strip("/")
         total = self.conn.execute(
             "SELECT (SELECT count(*) FROM dirs WHERE dataset_pk = ?1 AND parent = ?2)"
@@ -234,84 +396,184 @@ class Discover:
         rows = self.conn.execute(
             "SELECT 0 AS kind, name, path, size, NULL AS pk FROM dirs WHERE dataset_pk = ?1 AND parent = ?2"
             " UNION ALL SELECT 1, name, path, size, pk FROM files WHERE dataset_pk = ?1 AND parent = ?2"
-            " ORDER BY kind, name LIMIT ?3 OFFSET ?4", (pk, parent, page.limit, page.offset)).fetchall()
+            " ORDER BY kind, name LIMIT ?3 OFFSET ?4",
+            (pk, parent, min(page.limit, 2**62), min(page.offset, 2**62))).fetchall()
         file_rows = {r["pk"]: r for r in self.conn.execute(
             f"SELECT * FROM files WHERE pk IN ({','.join('?' * len(rows))})", [r["pk"] for r in rows])}
-        items = [file_node(file_rows[r["pk"]]) if r["kind"] else
-                 {"name": r["name"], "path": r["path"], "size": r["size"], "type": "Directory"} for r in rows]
+        items = []
+        for r in rows:
+            node_path = _join_path(path, r["name"]) if path is not None else r["name"]
+            if not r["kind"]:
+                items.append({"name": r["name"], "path": node_path, "size": r["size"], "type": "Directory"})
+                continue
+            # createdAt: 4.x public_files.created_at; 5.0 the version-file link's created_at
+            # (PublicFileVersionsTable.scala:579): the version's publication when not recorded
+            file_row = file_rows[r["pk"]]
+            created = row["created_at"] if migrated else file_row["created_at"] or row["created_at"]
+            items.append({**file_node(file_row, migrated, created), "path": node_path})
         return page.body("files", items, total)
 
     def file(self, dataset_id: int, version: int, path: str) -> dict[str, Any]:
-        pk = self._files_row(dataset_id, version)["pk"]
-        row = self.conn.execute("SELECT * FROM files WHERE dataset_pk = ? AND path = ?",
-                                (pk, relative_path(path, dataset_id, version))).fetchone()
-        if row is None:
-            raise errors.not_found(path)
-        return file_node(row)
+        """``files?path=``: one file node; 404 body = the path as given."""
+        row = self.files_version(dataset_id, version)
+        migrated, bucket = self.layout(row)
+        file_row = self.conn.execute(
+            "SELECT * FROM files WHERE bucket = ? AND key = ? AND dataset_pk = ?",
+            (bucket, file_key(path, dataset_id, version, bucket, migrated), row["pk"])).fetchone()
+        if file_row is None:
+            raise NoFile(path)
+        return file_node(file_row, migrated, file_row["created_at"] or row["created_at"])
 
     def metadata(self, dataset_id: int, version: int) -> bytes:
         """The raw ``manifest.json`` of the version."""
-        pk = self._files_row(dataset_id, version)["pk"]
+        pk = self.files_version(dataset_id, version)["pk"]
         row = self.conn.execute("SELECT content FROM files WHERE dataset_pk = ? AND path = 'manifest.json'",
                                 (pk,)).fetchone()
         return bytes(row["content"])
 
-    def select_files(self, dataset_id: int, version: int, paths: list[str],
-                     root_path: str | None = None) -> list[tuple[list[str], sqlite3.Row]]:
-        """Files matched by ``paths`` (a directory matches everything below), with their directory
-        segments relative to ``root_path``; ordered by path, without duplicates."""
-        pk = self._files_row(dataset_id, version)["pk"]
-        root = (root_path or "").strip("/")
-        wanted = [p.strip("/") for p in paths]
-        if root and not all(p == root or p.startswith(root + "/") for p in wanted):
-            raise errors.bad_request("if root path is specified, all paths must begin with root path")
+    def select_files(self, dataset_id: int, version: int, paths: list[str]) -> list[sqlite3.Row]:
+        """Files matched by ``paths`` (a directory matches everything below it; ``joinPath`` strips
+        leading and trailing slashes), ordered by path, without duplicates."""
+        pk = self.files_version(dataset_id, version)["pk"]
         found: dict[str, sqlite3.Row] = {}
-        for path in wanted:
+        for path in dict.fromkeys(p.strip("/") for p in paths):
+            if "//" in path:  # an empty ltree label: a Postgres syntax error, uncaught
+                raise errors.internal()
             sql, args = "SELECT * FROM files WHERE dataset_pk = ?", [pk]
             if path:
-                sql += " AND (path = ? OR substr(path, 1, ?) = ?)"
-                args += [path, len(path) + 1, path + "/"]
+                sql += " AND (path = ? OR (path > ? AND path < ?))"
+                args += [path, path + "/", path + "0"]  # "0" sorts right after "/"
             for row in self.conn.execute(sql, args):
                 found[row["path"]] = row
-        skip = len(root.split("/")) if root else 0
-        return [(path.split("/")[skip:-1], found[path]) for path in sorted(found)]
+        return [found[p] for p in sorted(found)]
 
     def download_manifest(self, dataset_id: int, version: int, paths: list[str], root_path: str | None,
                           size_cap: int, url_for: Callable[[sqlite3.Row], str]) -> dict[str, Any]:
-        """``DownloadResponse`` with presigned-style URLs; 403 over ``size_cap`` bytes."""
-        selected = self.select_files(dataset_id, version, paths, root_path)
-        size = sum(row["size"] for _, row in selected)
+        """``DownloadResponse`` (DatasetHandler.scala:1035-1143): no ``sha256`` key in rows
+        (PublicFilesTable.scala:275-281, PublicFileVersionsTable.scala:505-512 never read it)."""
+        if root_path is not None and not all(p.startswith(root_path) for p in paths):
+            raise errors.bad_request("if root path is specified, all paths must begin with root path")
+        selected = self.select_files(dataset_id, version, paths)
+        size = sum(row["size"] for row in selected)
         if size > size_cap:
-            raise errors.too_large()
-        return {"header": {"count": len(selected), "size": size},
-                "data": [{"fileName": row["name"], "path": dirs, "url": url_for(row), "size": row["size"],
-                          "sha256": row["sha256"]} for dirs, row in selected]}
+            raise TooLarge()
+        root = java_split(root_path) if root_path is not None else None
+        data = []
+        for row in selected:
+            dirs = row["path"].split("/")[:-1]
+            data.append({"fileName": row["name"], "path": truncate_path(root, dirs) if root is not None else dirs,
+                         "url": url_for(row), "size": row["size"]})
+        return {"header": {"count": len(selected), "size": size}, "data": data}
+
+    def version_files(self, dataset_id: int, version: int, size_cap: int) -> tuple[sqlite3.Row, list[sqlite3.Row]]:
+        """The files of a whole version in S3 listing order (by key), 403 over ``size_cap``."""
+        row = self.files_version(dataset_id, version)
+        if row["size"] > size_cap:
+            raise TooLarge()
+        files = self.conn.execute("SELECT * FROM files WHERE dataset_pk = ? ORDER BY key", (row["pk"],))
+        return row, files.fetchall()
+
+    def record_download(self, dataset_id: int, version: int, origin: str | None, when: str) -> None:
+        self.conn.execute("INSERT INTO downloads VALUES (?, ?, ?, ?)", (dataset_id, version, origin, when))
+
+    def downloads_summary(self, start: date, end: date) -> list[dict[str, Any]]:
+        """``/metrics/dataset/downloads/summary``: downloads in [start, end + 1 day) by dataset, version
+        and origin (MetricsHandler.scala:31, DatasetDownloadsTable.scala:83-118)."""
+        rows = self.conn.execute(
+            "SELECT dataset_id, version, origin, count(*) AS n FROM downloads WHERE downloaded_at >= ?"
+            " AND downloaded_at < ? GROUP BY dataset_id, version, origin ORDER BY dataset_id, version, origin",
+            (start.isoformat(), (end + timedelta(days=1)).isoformat()))
+        out = [{"datasetId": r["dataset_id"], "version": r["version"],
+                "origin": r["origin"] if r["origin"] in DOWNLOAD_ORIGINS else "Unknown", "downloads": r["n"]}
+               for r in rows]
+        return sorted(out, key=lambda d: (d["datasetId"], d["version"], d["origin"]))
+
+    def doi_page(self, dataset_id: int, version: int, page: Page) -> dict[str, Any]:
+        """``/versions/{v}/dois``: the DOIs a collection dataset lists (none in the sandbox)."""
+        self.files_version(dataset_id, version)
+        return page.body("dois", [], 0)
+
+    def assets(self, dataset_id: int, version: int, page: Page | None) -> dict[str, Any]:
+        """Release assets (code-release datasets only; none in the sandbox): an empty AssetTreePage."""
+        self.files_version(dataset_id, version)
+        if page is None:  # browseAllAssets answers limit/offset -1 (DatasetHandler.scala:1013-1014)
+            return {"limit": -1, "offset": -1, "totalCount": 0, "assets": []}
+        return page.body("assets", [], 0)
+
+    def data_use_agreement(self, dataset_id: int) -> tuple[dict[str, Any] | None, sqlite3.Row]:
+        """The dataset's current agreement (embargoed datasets have one here), else ``None`` (204)."""
+        row = self.latest_visible(dataset_id)
+        if not row["embargo"]:
+            return None, row
+        return {"id": 1, "name": "SPARC Data Use Agreement",
+                "body": "Data must be cited and may not be redistributed before the embargo ends.",
+                "organizationId": row["organization_id"]}, row
+
+    def package_files(self, source_package_id: str, page: Page) -> dict[str, Any]:
+        """``/packages/{id}/files``: files of 5.0 versions published from a workspace package
+        (PublicFileVersionsMapper only, so 4.x packages are 404)."""
+        rows = self.conn.execute(
+            "SELECT f.*, d.organization_id AS org, d.dto AS dto, d.created_at AS published FROM files f"
+            " JOIN datasets d ON d.pk = f.dataset_pk WHERE f.source_package_id = ? AND f.s3_version IS NOT NULL"
+            " AND d.status IN ('PUBLISH_SUCCEEDED', 'EMBARGO_SUCCEEDED') ORDER BY f.pk",
+            (source_package_id,)).fetchall()
+        if not rows:
+            raise errors.not_found(source_package_id)
+        items = [file_node(r, True, r["created_at"] or r["published"]) for r in page.slice(rows)]
+        body = page.body("files", items, len(rows))
+        body["organizationId"] = rows[0]["org"]
+        return body
+
+    def organization_metrics(self, organization_id: int) -> dict[str, Any]:
+        rows = self.conn.execute("SELECT id, name, size FROM datasets WHERE latest = 1 AND organization_id = ?"
+                                 " ORDER BY id", (organization_id,))
+        return {"datasets": [{"id": r["id"], "name": r["name"], "size": r["size"]} for r in rows]}
 
     # ---- search -----------------------------------------------------------------------------
+    def _fuzzy_terms(self, vocabulary: FuzzyVocabulary, text: str) -> dict[str, float]:
+        """Indexed terms matching any term of ``text`` (OR), weighted 1 for exact, less per edit."""
+        weights: dict[str, float] = {}
+        for term in name_tokens(text):
+            for found, distance in vocabulary.expand(term):
+                weights[found] = max(weights.get(found, 0.0), 1.0 / (1 + distance))
+        return weights
+
     def search_files(self, page: Page, query: str | None, file_type: str | None, organization: str | None,
                      organization_id: int | None, dataset_id: int | None) -> dict[str, Any]:
-        """``GET /search/files``: published, non-embargoed files of latest versions."""
+        """``GET /search/files`` (SearchClient.scala:673-729): files of latest published versions;
+        ``query`` fuzzy on the name's terms, ``fileType`` fuzzy on the type's terms (``jpg`` finds
+        JPEG), both ``fuzziness: AUTO, prefix_length: 2``."""
+        check_search_window(page)
+        prefix, order, args = "", "f.pk", list[Any]()
         sql = ("SELECT f.* FROM files f JOIN datasets d ON d.pk = f.dataset_pk"
                " WHERE f.searchable = 1 AND d.latest = 1")
-        order = "f.pk"
-        match = fts_query(query or "", "OR", prefix=True)
-        if match:
-            sql = sql.replace("FROM files f", "FROM files_fts JOIN files f ON f.pk = files_fts.rowid")
-            order = "bm25(files_fts, 10.0, 1.0), f.pk"
-        conditions, args = where(
-            ("files_fts MATCH ?", match or None),
-            ("(lower(f.file_type) = lower(?) OR lower(f.file_type) LIKE lower(?) || '%')",
-             file_type or None),
-            ("org_match(?, d.organization_name)", organization or None),
-            ("d.organization_id = ?", organization_id),
-            ("f.dataset_id = ?", dataset_id))
-        sql += conditions
-        return self._search_page(page, "files", sql, args, order, search_hit)
+        if query is not None:
+            terms = self._fuzzy_terms(self.name_terms, query)
+            if not terms:
+                return page.body("files", [], 0)
+            prefix = ("WITH q(token, w) AS (VALUES " + ",".join("(?, ?)" for _ in terms) + "), "
+                      "s AS (SELECT t.file_pk AS pk, sum(q.w) AS score FROM file_tokens t"
+                      " JOIN q ON q.token = t.token GROUP BY t.file_pk) ")
+            args = [v for kv in terms.items() for v in kv]
+            sql = sql.replace("FROM files f", "FROM s JOIN files f ON f.pk = s.pk")
+            order = "s.score DESC, length(f.path), f.pk"
+        conditions, extra = where(("org_match(?, d.organization_name)", organization),
+                                  ("d.organization_id = ?", organization_id),
+                                  ("f.dataset_id = ?", dataset_id))
+        if file_type is not None:
+            types = sorted({t for term in words(file_type) for found, _ in self.file_type_vocabulary.expand(term)
+                            for t in self.type_terms[found]})
+            if not types:
+                return page.body("files", [], 0)
+            conditions += f" AND f.file_type IN ({','.join('?' * len(types))})"
+            extra += types
+        return self._search_page(page, "files", prefix + sql + conditions, args + extra, order, search_hit)
 
     def search_records(self, page: Page, model: str | None, organization: str | None,
                        dataset_id: int | None) -> dict[str, Any]:
-        conditions, args = where(("r.model = ?", model or None),
-                                 ("org_match(?, r.organization_name)", organization or None),
+        """``GET /search/records``: records of each dataset's latest version (indexed so at load)."""
+        conditions, args = where(("r.model = ?", model),
+                                 ("org_match(?, r.organization_name)", organization),
                                  ("r.dataset_id = ?", dataset_id))
         sql = "SELECT * FROM records r WHERE 1 = 1" + conditions
         return self._search_page(page, "records", sql, args, "r.pk", lambda r: {
@@ -324,3 +586,8 @@ class Discover:
         total = self.conn.execute(f"SELECT count(*) FROM ({sql})", args).fetchone()[0]
         rows = self.conn.execute(f"{sql} ORDER BY {order} LIMIT ? OFFSET ?", [*args, page.limit, page.offset])
         return page.body(key, [render(r) for r in rows], min(total, SEARCH_TOTAL_CAP))
+
+
+def _join_path(prefix: str, name: str) -> str:
+    """``utils.joinPath``: slashes stripped from both sides, joined by one ``/``."""
+    return f"{prefix.strip('/')}/{name}".lstrip("/")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import re
 import sqlite3
 import sys
 from pathlib import Path
@@ -21,7 +22,13 @@ CREATE TABLE datasets (
     status TEXT NOT NULL, embargo INTEGER NOT NULL, organization_id INTEGER, organization_name TEXT,
     name TEXT NOT NULL, created_at TEXT NOT NULL, size INTEGER NOT NULL, dataset_type TEXT,
     doi TEXT, tags TEXT NOT NULL, dto TEXT NOT NULL, UNIQUE (id, version));
-CREATE TABLE tombstones (id INTEGER PRIMARY KEY, version INTEGER NOT NULL, doi TEXT, dto TEXT NOT NULL);
+CREATE TABLE tombstones (id INTEGER NOT NULL, version INTEGER NOT NULL, doi TEXT, dto TEXT NOT NULL,
+    PRIMARY KEY (id, version));
+CREATE INDEX tombstones_doi ON tombstones (lower(doi));
+CREATE INDEX datasets_doi ON datasets (lower(doi));
+CREATE TABLE downloads (dataset_id INTEGER NOT NULL, version INTEGER NOT NULL, origin TEXT,
+    downloaded_at TEXT NOT NULL);
+CREATE INDEX downloads_at ON downloads (downloaded_at);
 CREATE TABLE files (
     pk INTEGER PRIMARY KEY, dataset_pk INTEGER NOT NULL, dataset_id INTEGER NOT NULL,
     version INTEGER NOT NULL, path TEXT NOT NULL, parent TEXT NOT NULL, name TEXT NOT NULL,
@@ -32,6 +39,9 @@ CREATE TABLE files (
 CREATE UNIQUE INDEX files_path ON files (dataset_pk, path);
 CREATE INDEX files_parent ON files (dataset_pk, parent, name);
 CREATE INDEX files_key ON files (bucket, key);
+CREATE INDEX files_package ON files (source_package_id);
+CREATE TABLE file_tokens (token TEXT NOT NULL, file_pk INTEGER NOT NULL,
+    PRIMARY KEY (token, file_pk)) WITHOUT ROWID;
 CREATE TABLE dirs (dataset_pk INTEGER NOT NULL, path TEXT NOT NULL, parent TEXT NOT NULL,
     name TEXT NOT NULL, size INTEGER NOT NULL, PRIMARY KEY (dataset_pk, path));
 CREATE INDEX dirs_parent ON dirs (dataset_pk, parent, name);
@@ -42,6 +52,19 @@ CREATE VIRTUAL TABLE datasets_fts USING fts5(name, description, tags, contributo
     tokenize = 'porter unicode61');
 CREATE VIRTUAL TABLE files_fts USING fts5(name, path, tokenize = 'unicode61');
 """
+
+
+_LETTERS = re.compile(r"[^\W\d_]+")
+_STANDARD = re.compile(r"\w+(?:[.']\w+)*")
+
+
+def name_tokens(text: str) -> set[str]:
+    """Lower-cased terms of a file name as Discover's ES file index holds them: the standard
+    analyzer's words (``workflow.proj``) and the ``simple`` analyzer's letter runs (``workflow``,
+    ``proj``), see discover-service SearchClient.scala:98-107. Example: ``name_tokens("a-1.csv")``
+    is ``{"a", "1.csv", "csv"}``."""
+    text = text.lower()
+    return set(_STANDARD.findall(text)) | set(_LETTERS.findall(text))
 
 
 def catalogue_version(path: Path = CATALOGUE_PATH) -> str:
@@ -104,10 +127,11 @@ def _connect(path: Path) -> sqlite3.Connection:
 def load_catalogue(conn: sqlite3.Connection, catalogue: dict[str, Any]) -> None:
     """Insert the catalogue's datasets, files, directory sizes, records and search indexes."""
     conn.execute("BEGIN")
-    latest: dict[int, int] = {}
+    latest: dict[int, int] = {}  # the latest published (or embargoed) version of each dataset
     for entry in catalogue["datasets"]:
         dto = entry["dto"]
-        latest[dto["id"]] = max(latest.get(dto["id"], 0), dto["version"])
+        if dto["status"] in ("PUBLISH_SUCCEEDED", "EMBARGO_SUCCEEDED"):
+            latest[dto["id"]] = max(latest.get(dto["id"], 0), dto["version"])
     organizations: dict[int, str] = {}
     for entry in catalogue["datasets"]:
         dto = entry["dto"]
@@ -115,7 +139,7 @@ def load_catalogue(conn: sqlite3.Connection, catalogue: dict[str, Any]) -> None:
         cur = conn.execute(
             "INSERT INTO datasets (id, version, latest, status, embargo, organization_id, organization_name,"
             " name, created_at, size, dataset_type, doi, tags, dto) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (dto["id"], dto["version"], int(latest[dto["id"]] == dto["version"]), dto["status"],
+            (dto["id"], dto["version"], int(latest.get(dto["id"]) == dto["version"]), dto["status"],
              int(bool(dto.get("embargo"))), dto.get("organizationId"), dto["organizationName"], dto["name"],
              dto["createdAt"], dto["size"], dto.get("datasetType"), dto["doi"],
              json.dumps([t.lower() for t in dto["tags"]]), json.dumps(dto)))
@@ -127,12 +151,16 @@ def load_catalogue(conn: sqlite3.Connection, catalogue: dict[str, Any]) -> None:
                                               contributors, entry.get("readme", "")))
         _load_files(conn, pk, dto, entry["files"])
     for tomb in catalogue["tombstones"]:
-        conn.execute("INSERT INTO tombstones VALUES (?,?,?,?)",
+        conn.execute("INSERT INTO tombstones VALUES (?,?,?,?)",  # one per unpublished version
                      (tomb["id"], tomb["version"], tomb["doi"], json.dumps(tomb)))
     conn.executemany(
         "INSERT INTO records (dataset_id, version, model, organization_name, properties) VALUES (?,?,?,?,?)",
         [(r["datasetId"], r["version"], r["model"], organizations.get(r["datasetId"]),
-          json.dumps(r["properties"])) for r in catalogue["records"]])
+          json.dumps(r["properties"])) for r in catalogue["records"]
+         if latest.get(r["datasetId"]) == r["version"]])  # indexed for the latest version only
+    conn.executemany("INSERT INTO downloads VALUES (?,?,?,?)",
+                     [(d["datasetId"], d["version"], d["origin"], d["downloadedAt"])
+                      for d in catalogue.get("downloads", [])])
     conn.execute("COMMIT")
 
 
@@ -163,3 +191,7 @@ def _load_files(conn: sqlite3.Connection, pk: int, dto: dict[str, Any], files: l
     if searchable:
         conn.execute("INSERT INTO files_fts (rowid, name, path) SELECT pk, name, path FROM files "
                      "WHERE dataset_pk = ?", (pk,))
+        conn.executemany("INSERT OR IGNORE INTO file_tokens VALUES (?, ?)",
+                         [(token, row[0]) for row in conn.execute(
+                             "SELECT pk, name FROM files WHERE dataset_pk = ?", (pk,))
+                          for token in name_tokens(row[1])])
