@@ -55,8 +55,8 @@ def test_download_lands_files_by_version_path_with_one_summary_line(
     assert result.stdout == ""
     summary = result.stderr.strip().splitlines()
     assert len(summary) == 1, summary
-    assert summary[0].startswith("8 files, ") and "8 downloaded, 0 skipped, 0 failed" in summary[0]
-    assert "checked: " in summary[0] and "nothing" not in summary[0]
+    assert summary[0].startswith("8 files") and "8 downloaded, 0 skipped, 0 failed" in summary[0]
+    assert " in " in summary[0] and "/s)" in summary[0] and "checked: 8 md5" in summary[0]
 
 
 def test_download_json_rerun_and_default_folder(run, tmp_path: Path,  # type: ignore[no-untyped-def]

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import json
 import sys
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
+
+from sparc.cli._errors import one_line
 
 
 def _client(ctx: click.Context) -> Any:
@@ -140,19 +141,16 @@ def download(ctx: click.Context, dataset_id: int, paths: tuple[str, ...],
     from sparc.client.errors import DownloadError
 
     target = output_dir if output_dir is not None else Path(str(dataset_id))
+    per_file = verbose or bool(ctx.ensure_object(dict).get("verbose"))  # -v here or global
     try:
         result = _client(ctx).pennsieve.download(
             dataset_id, list(paths) or None, target, version=version, max_workers=jobs,
             existing=existing, verify=not no_verify, progress=False if quiet else progress)
     except DownloadError as exc:
         if getattr(exc, "result", None) is not None:
-            _report_download(exc.result, as_json, quiet, verbose or bool(
-                ctx.ensure_object(dict).get("verbose")))
+            _report_download(exc.result, as_json, quiet, per_file)
         raise  # the root group shows it as one line, exit 1
-    _report_download(result, as_json, quiet, verbose or bool(
-        ctx.ensure_object(dict).get("verbose")))
-    if not result.ok:  # a result with failures that was returned rather than raised
-        result.raise_for_failures()
+    _report_download(result, as_json, quiet, per_file)
 
 
 def _report_download(result: Any, as_json: bool, quiet: bool, per_file: bool) -> None:
@@ -163,33 +161,8 @@ def _report_download(result: Any, as_json: bool, quiet: bool, per_file: bool) ->
         sys.stdout.write("\n")
     if per_file:
         for f in result.files:
-            reason = f"  ({type(f.error).__name__}: {f.error})" if f.error is not None else ""
-            click.echo(f"{f.status:<10} {f.check:<13} {_size(f.size):>10}  {f.path}{reason}",
-                       err=True)
+            why = f"{type(f.error).__name__}: {f.error}" if f.error is not None else f.note
+            click.echo(one_line(f"{f.status:<10} {f.check:<13} {f.size:>12}  {f.path}"
+                                + (f"  ({why})" if why else "")), err=True)
     if not quiet:
-        click.echo(download_summary(result), err=True)
-
-
-def download_summary(result: Any) -> str:
-    """One line: files, bytes, rate, skipped, failed, and which checks were done.
-
-    Example: ``12 files, 40.0 MiB in 2.1 s (19.0 MiB/s): 10 downloaded, 2 skipped, 0 failed;
-    checked: md5 9, size 3``.
-    """
-    moved = int(result.bytes_transferred)
-    seconds = float(result.seconds)
-    rate = f"{_size(moved / seconds)}/s" if seconds > 0 else "-"
-    checks = Counter(f.check for f in result.files if f.status != "failed")
-    checked = ", ".join(f"{name} {n}" for name, n in checks.most_common()) or "nothing"
-    return (f"{len(result.files)} files, {_size(moved)} in {seconds:.1f} s ({rate}): "
-            f"{len(result.downloaded)} downloaded, {len(result.skipped)} skipped, "
-            f"{len(result.failed)} failed; checked: {checked}")
-
-
-def _size(n: float) -> str:
-    """Bytes for people: ``_size(1536) == '1.5 KiB'``."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            break
-        n /= 1024
-    return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        click.echo(result.summary(), err=True)
