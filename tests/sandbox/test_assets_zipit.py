@@ -1,15 +1,14 @@
-"""Asset downloads (signed URLs, Range), zipit, stats and server lifecycle over real HTTP."""
+"""zipit, the download size cap, stats and server lifecycle over real HTTP (asset/S3 behaviour:
+test_assets_s3.py)."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
 import socket
 import subprocess
 import sys
-import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -29,52 +28,6 @@ def urls(client: httpx.Client, dataset: int, version: int, *paths: str) -> list[
     return response.json()["data"]
 
 
-def test_asset_download_matches_sha256(client: httpx.Client) -> None:
-    for item in urls(client, 120, 1, "files/primary/sub-1/ecap_run1.edf", "files/primary/sub-2/stimulation_log.csv"):
-        response = client.get(item["url"])
-        assert response.status_code == 200 and len(response.content) == item["size"]
-        assert hashlib.sha256(response.content).hexdigest() == item["sha256"]
-        assert response.headers["accept-ranges"] == "bytes" and response.headers["etag"].startswith('"')
-
-
-def test_asset_ranges_and_head(client: httpx.Client) -> None:
-    item = urls(client, 120, 1, "files/primary/sub-1/ecap_run2.edf")[0]
-    full = client.get(item["url"]).content
-    size = item["size"]
-    for header, (start, end) in {"bytes=0-9": (0, 10), "bytes=1048570-1048600": (1048570, 1048601),
-                                 f"bytes={size - 5}-": (size - 5, size), "bytes=-7": (size - 7, size),
-                                 f"bytes=10-{size + 100}": (10, size)}.items():
-        response = client.get(item["url"], headers={"Range": header})
-        assert response.status_code == 206 and response.content == full[start:end]
-        assert response.headers["content-range"] == f"bytes {start}-{end - 1}/{size}"
-    bad = client.get(item["url"], headers={"Range": f"bytes={size}-"})
-    assert bad.status_code == 416 and "InvalidRange" in bad.text
-    head = client.head(item["url"])
-    assert head.status_code == 200 and head.headers["content-length"] == str(size) and head.content == b""
-
-
-def test_asset_bad_signature_is_403_xml(client: httpx.Client) -> None:
-    url = urls(client, 90, 1, "readme.md")[0]["url"]
-    response = client.get(url.replace("X-Amz-Signature=", "X-Amz-Signature=0"))
-    assert response.status_code == 403 and "<Code>AccessDenied</Code>" in response.text
-    assert client.get(url.split("?")[0]).status_code == 403
-
-
-def test_five_zero_asset_has_version(client: httpx.Client) -> None:
-    item = urls(client, 396, 3, "files/primary/sub-11352/map-client-workflow.proj")[0]
-    assert "versionId=" in item["url"] and "/_assets/prd-sparc-discover50-use1/396/files/" in item["url"]
-    assert len(client.get(item["url"]).content) == 5617
-
-
-def test_expired_url_is_403(tmp_path: Path) -> None:
-    with SandboxProcess(tmp_path, "--url-expiry", "1") as sb, httpx.Client(base_url=sb.url) as c:
-        url = urls(c, 90, 1, "readme.md")[0]["url"]
-        assert c.get(url).status_code == 200
-        time.sleep(2.1)
-        response = c.get(url)
-        assert response.status_code == 403 and "Request has expired" in response.text
-
-
 def test_download_size_cap(tmp_path: Path) -> None:
     # start-up time is measured by bench/sandbox.py, not asserted here
     with SandboxProcess(tmp_path, "--download-size-cap", "1000000") as sb, httpx.Client(base_url=sb.url) as c:
@@ -82,7 +35,8 @@ def test_download_size_cap(tmp_path: Path) -> None:
         assert response.status_code == 403 and response.json() == "requested files are too large to download"
         assert c.post(MANIFEST.format(90, 1), json={"paths": ["metadata"]}).status_code == 200
         error = c.post("/zipit/discover", json={"data": {"datasetId": 90, "version": 1, "paths": ["files"]}})
-        assert json.loads(error.text)["status"] == 500
+        assert json.loads(error.text) == {"status": 500, "info": "Request failed with status code 403",
+                                          "error": "there was an error creating the zip, please check the logs"}
         code = sb.stop()
     assert code == 0
 
@@ -106,23 +60,48 @@ def error_of(response: httpx.Response) -> dict:
     return json.loads(response.text)
 
 
-def test_zipit_single_file(zipit) -> None:
+def archive_of(response: httpx.Response) -> zipfile.ZipFile:
+    assert response.status_code == 200 and response.headers["content-type"] == "application/zip"
+    archive = zipfile.ZipFile(io.BytesIO(response.content))
+    assert archive.testzip() is None
+    assert all(i.compress_type == zipfile.ZIP_STORED for i in archive.infolist())  # archiver store: true
+    return archive
+
+
+def test_zipit_single_file_is_raw_without_content_length(zipit) -> None:
     response = zipit(datasetId=90, version=1, paths=["metadata/records/award.csv"])
     assert response.status_code == 200 and response.headers["content-type"] == "application/octet-stream"
     assert response.headers["content-disposition"] == 'attachment; filename="award.csv"'
-    assert len(response.content) == 3032
+    assert "content-length" not in response.headers and len(response.content) == 3032
+
+
+def test_zipit_single_file_is_decided_by_the_manifest_count(zipit) -> None:
+    """Two paths of which one exists: the manifest has one file, so zipit sends it raw."""
+    response = zipit(datasetId=90, version=1, paths=["metadata/records/award.csv", "nope/x.csv"])
+    assert response.headers["content-type"] == "application/octet-stream" and len(response.content) == 3032
+    folder = zipit(datasetId=292, version=1, paths=["files/primary"])  # a folder holding one file
+    assert folder.headers["content-disposition"] == 'attachment; filename="Scaffold_Creator-settings.json"'
 
 
 def test_zipit_folder_zip(zipit) -> None:
     response = zipit(datasetId=90, version=1, paths=["metadata"])
-    assert response.headers["content-type"] == "application/zip"
     assert response.headers["content-disposition"] == 'attachment; filename="metadata.zip"'
-    archive = zipfile.ZipFile(io.BytesIO(response.content))
-    assert archive.testzip() is None
-    infos = {i.filename: i for i in archive.infolist()}
+    infos = {i.filename: i for i in archive_of(response).infolist()}
     assert infos["metadata/records/award.csv"].file_size == 3032
-    assert all(i.compress_type == zipfile.ZIP_STORED for i in infos.values())
-    assert sum(i.file_size for i in infos.values()) == 48774
+    assert sum(i.file_size for i in infos.values()) == 48774 and "!ERROR.txt" not in infos
+
+
+def test_zipit_folder_archive_is_named_below_root_path(zipit) -> None:
+    rooted = zipit(datasetId=90, version=1, paths=["metadata/records"], rootPath="metadata")
+    assert rooted.headers["content-disposition"] == 'attachment; filename="records.zip"'
+    assert "records/award.csv" in archive_of(rooted).namelist()
+    # the rootPath check is a string prefix; segments are removed only while they match whole
+    partial = zipit(datasetId=90, version=1, paths=["metadata/records"], rootPath="meta")
+    assert partial.headers["content-disposition"] == 'attachment; filename="metadata.zip"'
+    assert "metadata/records/award.csv" in archive_of(partial).namelist()
+    at_root = zipit(datasetId=90, version=1, paths=["metadata/records"], rootPath="metadata/records")
+    assert at_root.headers["content-disposition"] == 'attachment; filename="pennsieve-data.zip"'
+    assert "award.csv" in archive_of(at_root).namelist()
 
 
 def test_zipit_named_archive_and_form(client: httpx.Client, zipit, validate_zipit_request) -> None:
@@ -132,7 +111,7 @@ def test_zipit_named_archive_and_form(client: httpx.Client, zipit, validate_zipi
     validate_zipit_request(request)
     response = client.send(request)
     assert response.headers["content-disposition"] == 'attachment; filename="ecap.zip"'
-    names = zipfile.ZipFile(io.BytesIO(response.content)).namelist()
+    names = archive_of(response).namelist()
     assert "files/primary/sub-1/ecap_run1.edf" in names and len(names) == 3
     plain = zipit(datasetId=120, version=1, paths=["files/primary/sub-1", "files/README.md"])
     assert plain.headers["content-disposition"] == 'attachment; filename="pennsieve-data.zip"'
@@ -141,82 +120,124 @@ def test_zipit_named_archive_and_form(client: httpx.Client, zipit, validate_zipi
 def test_zipit_names_are_encoded_like_encode_uri(zipit) -> None:
     assert attachment('a b;c(1)#é"\r\n.csv') == 'attachment; filename="a%20b;c(1)#%C3%A9%22%0D%0A.csv"'
     response = zipit(datasetId=90, version=1, paths=["metadata", "manifest.json"], archiveName='x"y\r\nz é')
-    assert response.status_code == 200 and response.headers["content-type"] == "application/zip"
     assert response.headers["content-disposition"] == 'attachment; filename="x%22y%0D%0Az%20%C3%A9.zip"'
-    assert zipfile.ZipFile(io.BytesIO(response.content)).testzip() is None
+    archive_of(response)
 
 
-def test_zipit_missing_paths_are_listed_in_an_error_entry(zipit) -> None:
-    response = zipit(datasetId=90, version=1, paths=["metadata/records/award.csv", "nope/x.csv", "/gone/"])
-    assert response.headers["content-type"] == "application/zip"
-    assert response.headers["content-disposition"] == 'attachment; filename="pennsieve-data.zip"'
-    archive = zipfile.ZipFile(io.BytesIO(response.content))
-    assert archive.testzip() is None and archive.namelist() == ["metadata/records/award.csv", "!ERROR.txt"]
-    assert json.loads(archive.read("!ERROR.txt")) == {
-        "status": 404, "error": "some files could not be found", "info": ["nope/x.csv", "/gone/"]}
-    folder = zipit(datasetId=90, version=1, paths=["metadata", "nope"])
-    names = zipfile.ZipFile(io.BytesIO(folder.content)).namelist()
-    assert names[-1] == "!ERROR.txt" and "metadata/records/award.csv" in names
+def test_zipit_lists_only_files_it_failed_to_fetch(sandbox, zipit) -> None:
+    """Paths that match nothing are not reported (the manifest never names them); a file whose
+    download fails is a ``FILE Error: <name>`` line of ``!ERROR.txt``."""
+    response = zipit(datasetId=90, version=1, paths=["metadata/records", "nope/x.csv"])
+    assert "!ERROR.txt" not in archive_of(response).namelist()
+    sandbox.set_faults([{"route": "GET /_assets/*/metadata/records/award.csv", "kind": "status", "status": 503},
+                        {"route": "GET /_assets/*/metadata/records/term.csv", "kind": "expire"}])
+    try:
+        response = zipit(datasetId=90, version=1, paths=["metadata/records", "metadata/schema.json"])
+    finally:
+        sandbox.clear_faults()
+    archive = archive_of(response)
+    assert "metadata/records/award.csv" not in archive.namelist() and "metadata/schema.json" in archive.namelist()
+    assert archive.namelist()[-1] == "!ERROR.txt"
+    assert archive.read("!ERROR.txt").decode() == \
+        "FILE Error: metadata/records/award.csv\nFILE Error: metadata/records/term.csv"
+
+
+def test_zipit_single_file_that_cannot_be_fetched_is_an_error_file(sandbox, zipit) -> None:
+    sandbox.set_faults([{"route": "GET /_assets/*", "kind": "status", "status": 500}])
+    try:
+        response = zipit(datasetId=90, version=1, paths=["metadata/records/award.csv"])
+    finally:
+        sandbox.clear_faults()
+    assert error_of(response) == {"status": 500, "error": UNKNOWN, "info": ""}
+
+
+def test_zipit_manifest_failure_is_an_error_file(sandbox, zipit) -> None:
+    """zipit asks Discover over HTTP: a failing download-manifest is its UNKNOWN error (status 500)."""
+    sandbox.set_faults([{"route": "POST /discover/*/download-manifest", "kind": "status", "status": 503}])
+    try:
+        response = zipit(datasetId=90, version=1, paths=["metadata"])
+    finally:
+        sandbox.clear_faults()
+    assert error_of(response) == {"status": 500, "error": UNKNOWN, "info": "Request failed with status code 503"}
+
+
+UNKNOWN = "there was an error creating the zip, please check the logs"
 
 
 @pytest.mark.parametrize("data, status, error", [
     ({"datasetId": 90}, 400, "the request was invalid"),
     ({"datasetId": 90, "version": 1, "paths": []}, 400, "the request was invalid"),
-    ({"datasetId": 90, "version": 1, "paths": ["nothing/here"]}, 400, "no data to download"),
-    ({"datasetId": 90, "version": 1, "paths": ["nothing/here", "nor/there"]}, 400, "no data to download"),
-    ({"datasetId": 5, "version": 1, "paths": ["files"]}, 500,
-     "there was an error creating the zip, please check the logs"),
-    ({"datasetId": 275, "version": 1, "paths": ["files"]}, 500,
-     "there was an error creating the zip, please check the logs"),
+    ({"datasetId": 90, "version": 1, "paths": ["nothing/here"]}, 500, "no data to download"),
+    ({"datasetId": 90, "version": 1, "paths": ["nothing/here", "nor/there"]}, 500, "no data to download"),
+    ({"datasetId": 5, "version": 1, "paths": ["files"]}, 500, UNKNOWN),
+    ({"datasetId": 275, "version": 1, "paths": ["files"]}, 500, UNKNOWN),
+    ({"datasetId": 90, "version": 1, "paths": ["files"], "rootPath": "metadata"}, 500, UNKNOWN),
 ])
 def test_zipit_errors(client: httpx.Client, data, status, error) -> None:
-    body = error_of(client.post("/zipit/discover", json={"data": data}))
+    response = client.post("/zipit/discover", json={"data": data})
+    body = error_of(response)
     assert (body["status"], body["error"]) == (status, error)
-    assert client.post("/zipit/discover", content=b"{not json").headers["content-disposition"].endswith(
-        '"!ERROR.txt"')
+    assert response.headers["content-type"].startswith("text/plain")
+    assert response.text.startswith('{\n  "status": ')  # JSON.stringify(..., undefined, 2)
+
+
+@pytest.mark.parametrize("content", [b"{not json", b'"metadata"', b"[" * 200_000 + b"]" * 200_000,
+                                     b'{"data": {"paths": ["' + b"x" * 200_000 + b'"]}}'])
+def test_zipit_body_parser_failures_crash_its_error_middleware(client: httpx.Client, content: bytes) -> None:
+    """Malformed JSON and bodies over 100 kb reach error.middleware.ts, which throws: Express's 500."""
+    response = client.post("/zipit/discover", content=content, headers={"content-type": "application/json"})
+    assert response.status_code == 500 and response.headers["content-type"].startswith("text/html")
+    assert "<pre>Internal Server Error</pre>" in response.text
 
 
 VALID = {"datasetId": 90, "version": 1, "paths": ["metadata", "manifest.json"]}
 
 
-@pytest.mark.parametrize("data, spec_checks", [
-    ({**VALID, "archiveName": 7}, True), ({**VALID, "paths": [1, 2]}, True), ({**VALID, "paths": "metadata"}, True),
-    ({**VALID, "datasetId": True}, True), ({**VALID, "datasetId": 1.5}, True), ({**VALID, "version": None}, True),
-    ({**VALID, "datasetId": 2**40}, True), ({**VALID, "rootPath": 5}, False), ({**VALID, "userToken": []}, False),
-    (["metadata"], True), ("metadata", True),
+@pytest.mark.parametrize("data", [
+    {**VALID, "paths": "metadata"}, {**VALID, "datasetId": True}, {**VALID, "version": None},
+    {**VALID, "paths": [None]}, {**VALID, "rootPath": None}, {**VALID, "datasetId": "nine"},
+    {"datasetId": 90, "version": 1, "paths": ["metadata"], "archiveName": "x"}, ["metadata"], "metadata",
 ])
-def test_zipit_wrong_types_are_invalid(client: httpx.Client, validate_zipit_request, data, spec_checks) -> None:
-    request = client.build_request("POST", "/zipit/discover", json={"data": data})
-    if spec_checks:  # the spec has no rootPath/userToken, so it cannot reject those
-        from openapi_core.validation.request.exceptions import InvalidRequestBody
-
-        with pytest.raises(InvalidRequestBody):
-            validate_zipit_request(request)
-    body = error_of(client.send(request))
+def test_zipit_invalid_requests(client: httpx.Client, data) -> None:
+    body = error_of(client.post("/zipit/discover", json={"data": data}))
     assert (body["status"], body["error"]) == (400, "the request was invalid") and body["info"]
 
 
-def test_zipit_selection_failure_is_an_error_file(monkeypatch: pytest.MonkeyPatch) -> None:
-    from sparc.sandbox.server import SandboxServer
+@pytest.mark.parametrize("data, outcome", [
+    ({**VALID, "archiveName": 7}, "7.zip"),  # yup string() casts numbers
+    ({**VALID, "paths": ["metadata", 5]}, "pennsieve-data.zip"),  # "5" matches nothing
+    ({**VALID, "datasetId": " 90 "}, "pennsieve-data.zip"),  # whitespace removed, +"90"
+    ({**VALID, "userToken": []}, "pennsieve-data.zip"),  # String([]) == ""
+    ({**VALID, "datasetId": 1.5}, UNKNOWN),  # /datasets/1.5/… matches no Discover route
+    ({**VALID, "datasetId": 2**40}, UNKNOWN),
+    ({**VALID, "rootPath": 5}, UNKNOWN),  # "5": Discover's 400 root path check
+])
+def test_zipit_casts_like_yup(client: httpx.Client, data, outcome) -> None:
+    response = client.post("/zipit/discover", json={"data": data})
+    if outcome == UNKNOWN:
+        assert error_of(response)["error"] == UNKNOWN
+    else:
+        assert response.headers["content-disposition"] == f'attachment; filename="{outcome}"'
 
-    def broken(*args: object) -> None:
-        raise RuntimeError("disk on fire")
 
-    with SandboxServer() as server:
-        monkeypatch.setattr(server.app.state.discover, "select_files", broken)
-        response = httpx.post(server.url + "/zipit/discover", json={"data": VALID})
-    body = error_of(response)
-    assert (body["status"], body["error"]) == (500, "there was an error creating the zip, please check the logs")
-    assert "disk on fire" in body["info"]
+def test_zipit_duplicate_names_follow_its_quirks() -> None:
+    from sparc.sandbox.pennsieve.zipit import Names
+
+    names = Names()
+    assert [names.add(["a"], n) for n in ("x.csv", "x.csv", "README", "README", ".env", ".env")] == \
+        ["a/x.csv", "a/x (1).csv", "a/README", "a/ (1)E", "a/.env", "a/.env (1)"]
 
 
 def test_zipit_archive_too_big() -> None:
     from sparc.sandbox.server import SandboxServer, SandboxSettings
 
-    with SandboxServer(SandboxSettings(archive_size_cap=10_000)) as server:
-        response = httpx.post(server.url + "/zipit/discover",
-                              json={"data": {"datasetId": 90, "version": 1, "paths": ["metadata"]}})
-        assert json.loads(response.text)["status"] == 422
+    with SandboxServer(SandboxSettings(archive_size_cap=48774)) as server:
+        data = {"datasetId": 90, "version": 1, "paths": ["metadata"]}
+        response = httpx.post(server.url + "/zipit/discover", json={"data": data})
+        assert json.loads(response.text)["status"] == 422  # size >= MAX_ARCHIVE_SIZE
+        data["paths"] = ["metadata/records"]
+        assert httpx.post(server.url + "/zipit/discover", json={"data": data}).headers["content-type"] == \
+            "application/zip"
 
 
 def test_stats(sandbox, client: httpx.Client) -> None:
