@@ -15,6 +15,7 @@ import re
 import sqlite3
 import time
 import uuid
+from datetime import UTC
 from email.utils import formatdate, parsedate_to_datetime
 
 from starlette.datastructures import Headers
@@ -71,7 +72,8 @@ def _http_date(value: str | None) -> int | None:
     if not value or len(value) > 64:
         return None
     try:
-        return int(parsedate_to_datetime(value).timestamp())
+        when = parsedate_to_datetime(value)
+        return int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp())
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
 
