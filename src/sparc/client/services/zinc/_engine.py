@@ -115,6 +115,13 @@ def _load_scaffold(region: Any, path: Path) -> Any:
             f"scaffold_settings.scaffoldPackage (top level: {keys}); expected {ACCEPTED_INPUTS}",
             path=str(path))
     scaffolds = require("scaffoldmaker.scaffolds")
+    known = [t.getName() for t in scaffolds.Scaffolds().getScaffoldTypes()]
+    if package.get("scaffoldTypeName") not in known:
+        raise NotExportableError(
+            f"{path.name!r}: scaffoldmaker has no scaffold type "
+            f"{package.get('scaffoldTypeName')!r}; expected one of {', '.join(known)}",
+            path=str(path))
+    package = {**package, "_ScaffoldPackage": True}
     try:
         scaffold_package = scaffolds.Scaffolds_decodeJSON(package)
         if not hasattr(scaffold_package, "generate"):
@@ -145,8 +152,10 @@ def read_mbf(path: Path) -> Any:
     import xml.etree.ElementTree as ET
 
     try:
-        root_tag = next(ET.iterparse(str(path), events=("start",)))[1].tag
-    except (ET.ParseError, StopIteration) as exc:
+        root_tag = ""
+        for _, element in ET.iterparse(str(path), events=("start",)):  # whole file: well-formed?
+            root_tag = root_tag or element.tag
+    except ET.ParseError as exc:
         raise NotExportableError(f"{path.name!r} is not well-formed XML ({exc}); expected an "
                                  "MBF XML segmentation", path=str(path)) from exc
     if root_tag.rsplit("}", 1)[-1].lower() != "mbf":
