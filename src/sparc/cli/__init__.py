@@ -16,6 +16,7 @@ import click
 from sparc.cli._errors import BadArgumentLine, SparcGroup
 from sparc.cli._pennsieve import datasets, download, files
 from sparc.cli._sandbox import sandbox
+from sparc.cli._zinc import zinc
 
 
 @click.group(cls=SparcGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -45,7 +46,7 @@ def cli(ctx: click.Context, config_file: str | None, profile: str | None, verbos
     ctx.ensure_object(dict).update(config_file=config_file, profile=profile, verbose=verbose)
 
 
-for command in (datasets, files, download, sandbox):
+for command in (datasets, files, download, sandbox, zinc):
     cli.add_command(command)
 
 
