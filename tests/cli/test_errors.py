@@ -6,6 +6,7 @@ Each case runs ``sparc`` as a real process, so stdout/stderr, signals and exit c
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -162,3 +163,22 @@ def test_help_is_fast_without_heavy_imports() -> None:
                           timeout=60)
     assert done.returncode == 0, done.stderr
     assert "sparc download" in done.stdout or "DATASET_ID" in done.stdout
+
+
+def test_describe_names_what_and_where() -> None:
+    """The one line for each kind of error (pure functions, no process needed)."""
+    from sparc.cli._errors import MAX_MESSAGE, describe, one_line
+    from sparc.client.errors import NotFoundError, TransportError
+
+    full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "<stdout>")
+    assert describe(full) == "No space left on device: <stdout>"
+    assert describe(BrokenPipeError(errno.EPIPE, "Broken pipe")) == "Broken pipe: <stdout>"
+    moved = OSError(errno.EXDEV, "Invalid cross-device link", "/a", None, "/b")
+    assert describe(moved) == "Invalid cross-device link: /a -> /b"
+    gone = NotFoundError("no such dataset", status=404, method="GET", url="http://h/d/9")
+    assert describe(gone) == "NotFoundError: no such dataset (GET http://h/d/9)"
+    refused = TransportError("GET http://h/x failed", method="GET", url="http://h/x")
+    assert describe(refused) == "TransportError: GET http://h/x failed"
+    assert describe(ValueError("odd")).startswith("unexpected ValueError: odd")
+    assert one_line("a\n  b  c\r\n") == "a b  c"
+    assert len(one_line("x" * 10 * MAX_MESSAGE)) == MAX_MESSAGE

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import sys
 import traceback
 from collections.abc import Sequence
@@ -31,6 +32,7 @@ RESUME_HINT = "; partial files kept, run again to resume"
 #: Longest error line shown (server messages can be huge, e.g. an echoed 100 kB query).
 MAX_MESSAGE = 1000
 STDOUT_NAME = "<stdout>"
+_LINE_BREAKS = re.compile(r"\s*[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+\s*")
 
 
 class OneLineError(click.ClickException):
@@ -49,9 +51,10 @@ class BadArgumentLine(OneLineError):
 def one_line(text: str) -> str:
     """``text`` on a single line, at most :data:`MAX_MESSAGE` characters.
 
+    Line breaks (and the indentation after them) become one space; other spacing stays.
     Example: ``one_line("a\\n  b") == "a b"``.
     """
-    flat = " ".join(text.split())
+    flat = _LINE_BREAKS.sub(" ", text).strip()
     return flat if len(flat) <= MAX_MESSAGE else flat[: MAX_MESSAGE - 1] + "…"
 
 

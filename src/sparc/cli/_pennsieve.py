@@ -163,6 +163,6 @@ def _report_download(result: Any, as_json: bool, quiet: bool, per_file: bool) ->
         for f in result.files:
             why = f"{type(f.error).__name__}: {f.error}" if f.error is not None else f.note
             click.echo(one_line(f"{f.status:<10} {f.check:<13} {f.size:>12}  {f.path}"
-                                + (f"  ({why})" if why else "")), err=True)
+                                + (f"  {why}" if why else "")), err=True)
     if not quiet:
         click.echo(result.summary(), err=True)
