@@ -78,6 +78,15 @@ def test_download_json_rerun_and_default_folder(run, tmp_path: Path,  # type: ig
     assert {(f["status"], f["check"]) for f in forced["files"]} == {("downloaded", "none")}
 
 
+def test_download_without_paths_takes_the_whole_version(
+        run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)
+    listed = json.loads(run("files", "ls", "107", "-r", "--json").stdout)
+    result = json.loads(run("download", "107", "--json", "-q").stdout)
+    assert sorted(f["path"] for f in result["files"]) == sorted(n["path"] for n in listed)
+    assert all((tmp_path / "107" / n["path"]).stat().st_size == n["size"] for n in listed)
+
+
 def test_download_verbose_lists_each_file(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     result = run("download", "90", "metadata/records", "-o", str(tmp_path), "-v")
     assert result.exit_code == 0, result.output
