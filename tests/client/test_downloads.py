@@ -256,3 +256,209 @@ def test_dropped_connections_resume_within_one_call(sandbox: SandboxProcess, tmp
     assert len(resumes) == 2, resumes
     assert saved.stat().st_size == node["size"] == 5_000_000
     assert hashlib.sha256(saved.read_bytes()).hexdigest() == node["sha256"]
+
+
+# -- existing=, the sidecar record, the result object ----------------------------------------------
+@pytest.fixture
+def faults(sandbox: SandboxProcess):  # type: ignore[no-untyped-def]
+    sandbox.clear_faults()
+    try:
+        yield sandbox
+    finally:
+        sandbox.clear_faults()
+
+
+def test_existing_modes_and_the_sidecar(client: SparcClient, sandbox: SandboxProcess,
+                                        tmp_path: Path) -> None:
+    import json
+
+    p = client.pennsieve
+    out = tmp_path / "out"
+    first = p.download(90, "metadata/records", out, version=1)
+    assert len(first.downloaded) == 8 and first.ok and first.bytes_transferred == sum(
+        f.size for f in first.files)
+    sidecar = out / ".sparc" / "downloads.jsonl"
+    lines = [json.loads(line) for line in sidecar.read_text().splitlines()]
+    assert {r["path"] for r in lines} == {f.path for f in first.files}
+    assert all({"size", "mtime_ns", "check", "checksum"} <= set(r) for r in lines)
+
+    sandbox.reset_stats()
+    again = p.download(90, "metadata/records", out, version=1)  # refresh: nothing moves
+    assert len(again.skipped) == 8 and again.bytes_transferred == 0
+    assert asset_requests(sandbox.stats()) == 0
+
+    changed = out / "metadata/records/award.csv"
+    changed.write_bytes(changed.read_bytes() + b"local edit\n")
+    with pytest.warns(UserWarning, match="changed locally"):
+        kept = p.download(90, "metadata/records", out, version=1, existing="skip")
+    note = next(f for f in kept.files if f.local_path == changed)
+    assert note.status == "skipped" and "changed locally" in note.note
+    assert changed.read_bytes().endswith(b"local edit\n")
+
+    refreshed = p.download(90, "metadata/records", out, version=1)  # refresh repairs it
+    assert [f.path for f in refreshed.downloaded] == ["metadata/records/award.csv"]
+    assert not changed.read_bytes().endswith(b"local edit\n")
+
+    sandbox.reset_stats()
+    overwritten = p.download(90, "metadata/records", out, version=1, existing="overwrite")
+    assert len(overwritten.downloaded) == 8 and asset_requests(sandbox.stats()) == 8
+
+
+def test_refresh_without_a_record_asks_the_server(client: SparcClient, sandbox: SandboxProcess,
+                                                  tmp_path: Path) -> None:
+    """A file already there, not downloaded by us: its MD5 goes out as If-None-Match; 304
+    means it is current and nothing moves."""
+    out = tmp_path / "out"
+    client.pennsieve.download(90, "metadata/records/award.csv", out, version=1)
+    (out / ".sparc" / "downloads.jsonl").unlink()
+    sandbox.reset_stats()
+    again = client.pennsieve.download(90, "metadata/records/award.csv", out, version=1)
+    assert again.files[0].status == "skipped" and again.files[0].bytes_transferred == 0
+    assert again.files[0].note in ("unchanged on the server (ETag)",  # production: no sha256
+                                   "already there (sha256 matches)")
+    assert sandbox.stats()["bytes_sent"] < again.files[0].size  # JSON only, no file bytes
+
+
+def test_result_object(client: SparcClient, tmp_path: Path) -> None:
+    import json
+
+    result = client.pennsieve.download(90, "metadata/records", tmp_path, version=1)
+    assert len(result) == 8 and all(isinstance(p, Path) and p.is_file() for p in result)
+    assert result[0] == sorted(result)[0] and list(result) == sorted(result)
+    assert result.summary().startswith("8 files: 8 downloaded, 0 skipped, 0 failed")
+    data = json.loads(json.dumps(result.to_json()))
+    assert data["downloaded"] == 8 and data["ok"] is True
+    assert {f["check"] for f in data["files"]} <= {"sha256", "md5"}
+    result.raise_for_failures()  # nothing failed
+    from sparc.client import DownloadResult, FileResult
+    from sparc.client.services.pennsieve import DownloadResult as Same
+
+    assert DownloadResult is Same and isinstance(result.files[0], FileResult)
+
+
+def test_failed_files_are_reported_with_the_result(client: SparcClient, faults: SandboxProcess,
+                                                   tmp_path: Path) -> None:
+    from sparc.client.errors import DownloadError
+
+    faults.set_faults([{"route": "GET /_assets/*/award.csv", "kind": "status", "status": 404}])
+    with pytest.raises(DownloadError) as info:
+        client.pennsieve.download(90, "metadata/records", tmp_path, version=1)
+    result = info.value.result
+    assert len(result.failed) == 1 and len(result.downloaded) == 7 and not result.ok
+    failed = result.failed[0]
+    assert failed.path == "metadata/records/award.csv" and isinstance(failed.error, NotFoundError)
+    assert set(info.value.failures) == {"metadata/records/award.csv"}
+    assert not (tmp_path / "metadata/records/award.csv").exists()
+
+
+def test_ctrl_c_stops_every_transfer_within_a_second(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while four workers read stalled streams: all stop at once, partial files
+    stay, and the next call resumes them."""
+    import _thread
+    import threading
+
+    with SandboxProcess(tmp_path / "sb", "--time-scale", "1") as sb:
+        monkeypatch.setenv("PENNSIEVE_API_HOST", sb.url)
+        sb.set_faults([{"route": "GET /_assets/*", "kind": "slow", "after_bytes": 300_000,
+                        "seconds": 10}])
+        out = tmp_path / "out"
+        with SparcClient() as client:
+            timer = threading.Timer(1.5, _thread.interrupt_main)
+            timer.start()
+            started = time.monotonic()
+            with pytest.raises(KeyboardInterrupt):
+                client.pennsieve.download(120, "files/primary", out, version=1, max_workers=4)
+            stopped = time.monotonic() - started
+            assert stopped < 1.5 + 1.0, stopped
+            time.sleep(0.2)
+            assert not [t for t in threading.enumerate() if t.name.startswith("sparc-download")]
+            partials = list(out.rglob("*.incomplete"))
+            assert partials and all(p.stat().st_size > 0 for p in partials)
+            sb.clear_faults()
+            sb.reset_stats()
+            result = client.pennsieve.download(120, "files/primary", out, version=1)
+            assert result.ok and not list(out.rglob("*.incomplete"))
+            assert sb.stats()["bytes_sent"] < sum(f.size for f in result.files)
+
+
+def test_dead_server_fails_in_bounded_time(tmp_path: Path) -> None:
+    import socket
+
+    from sparc.client._http import HttpCore
+    from sparc.client.errors import TransportError
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.monotonic()
+    with HttpCore() as http, pytest.raises(TransportError):
+        fetch_to_file(http, RemoteFile(f"http://127.0.0.1:{port}/_assets/b/k", 10),
+                      tmp_path / "k", progress=False)
+    assert time.monotonic() - started < 20
+
+
+def test_multi_file_zip_resumes_after_a_failure(client: SparcClient, faults: SandboxProcess,
+                                                tmp_path: Path) -> None:
+    from sparc.client.errors import DownloadError
+
+    nodes = records(client)[:3]
+    dest = tmp_path / "three.zip"
+    faults.set_faults([{"route": "GET /_assets/*/" + nodes[2]["name"], "kind": "status",
+                        "status": 404}])
+    with pytest.raises(DownloadError):
+        client.pennsieve.download_file(nodes, output_name=dest)
+    assert not dest.exists()
+    parts = tmp_path / ".three.zip.parts"
+    assert (parts / nodes[0]["path"]).is_file()
+    faults.clear_faults()
+    faults.reset_stats()
+    saved = client.pennsieve.download_file(nodes, output_name=dest)
+    assert saved == dest and asset_requests(faults.stats()) == 1  # only the missing file
+    with zipfile.ZipFile(dest) as archive:
+        assert archive.namelist() == [n["path"] for n in nodes] and archive.testzip() is None
+    assert not parts.exists()
+
+
+def test_auth_is_sent_only_to_its_host_over_real_http(tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    import httpx
+
+    from sparc.client._http import HttpCore
+
+    seen: list[tuple[str, str | None]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            seen.append((self.headers["Host"], self.headers.get("Authorization")))
+            if self.path == "/hop":  # redirect to the same server under another name
+                self.send_response(302)
+                self.send_header("Location", f"http://localhost:{port}/landed")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    port = server.server_address[1]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with HttpCore(auth=httpx.BasicAuth("key", "secret"), auth_hosts={"127.0.0.1"}) as core:
+            core.request("GET", f"http://127.0.0.1:{port}/api")
+            core.request("GET", f"http://localhost:{port}/elsewhere")
+            core.request("GET", f"http://127.0.0.1:{port}/hop")
+            core.request("GET", f"http://127.0.0.1:{port}/presigned", auth=False)
+    finally:
+        server.shutdown()
+    by_path = dict(zip(["api", "elsewhere", "hop", "landed", "presigned"], seen, strict=True))
+    assert by_path["api"][1] and by_path["api"][1].startswith("Basic ")
+    assert by_path["elsewhere"][1] is None and by_path["landed"][1] is None
+    assert by_path["hop"][1] is not None and by_path["presigned"][1] is None

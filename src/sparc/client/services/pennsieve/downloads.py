@@ -28,7 +28,7 @@ import uuid
 import warnings
 import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -253,8 +253,11 @@ class DownloadsMixin:
             futures: dict[Future[FileResult], Path] = {
                 pool.submit(job, entry, dest): dest for entry, dest in targets}
             try:
-                for future in as_completed(futures):
-                    results.append(future.result())
+                pending: set[Future[FileResult]] = set(futures)
+                while pending:  # short waits: Ctrl-C is seen at once, even when simulated
+                    done, pending = wait_futures(pending, timeout=0.2,
+                                                 return_when=FIRST_COMPLETED)
+                    results.extend(future.result() for future in done)
             except BaseException:  # Ctrl-C, or a fatal error: stop every transfer now
                 cancel.cancel()
                 for future in futures:
