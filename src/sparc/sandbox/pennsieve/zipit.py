@@ -363,4 +363,32 @@ async def archive(client: httpx.AsyncClient, files: list[dict[str, Any]]) -> Asy
         await client.aclose()
 
 
-routes = [Route("/discover", zipit_discover, methods=["POST"])]
+def validate_workspace(body: Any, api_key: str | None) -> None:
+    """``PackagesRequestSchema`` (_schema.ts:3-43): ``api_key`` in the query, ``data.nodeIds``."""
+    problems = [] if api_key is not None else ["query.api_key is a required field"]
+    body_object = cast_object(body) if body is not _MISSING else {}
+    data = cast_object(body_object.get("data", {})) if body_object is not None else None
+    if data is None:
+        problems.append("body.data must be a `object` type, but the final value was: `null`.")
+    else:
+        node_ids = cast_array(data["nodeIds"]) if "nodeIds" in data else None
+        if not node_ids or any(n is None for n in node_ids):
+            problems.append("body.data.nodeIds is a required field")
+        file_ids = cast_array(data["fileIds"]) if "fileIds" in data else []
+        if file_ids is None or ("fileIds" in data and not file_ids) or any(
+                cast_number(f) is None for f in file_ids):
+            problems.append("body.data.fileIds must be a `array` of numbers with at least 1 item")
+        if "archiveName" in data and (node_ids is None or len(node_ids) < 2):
+            problems.append("body.data.archiveName can only be specified when multiple nodeIds are specified")
+    if problems:
+        raise ZipitError(INVALID, ",\n".join(problems))
+
+
+async def zipit_workspace(request: Request) -> Response:
+    """``POST /zipit/?api_key=``: workspace packages. The sandbox has no workspace (no Pennsieve API
+    behind it), so a valid request fails as the API's 401 for the key does: zipit's UNKNOWN error."""
+    validate_workspace(await read_body(request), request.query_params.get("api_key"))
+    raise ZipitError(UNKNOWN, "Request failed with status code 401")
+
+
+routes = [Route("/discover", zipit_discover, methods=["POST"]), Route("/", zipit_workspace, methods=["POST"])]
