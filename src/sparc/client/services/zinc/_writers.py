@@ -71,9 +71,9 @@ def tubes(geometry: Geometry, tube_radius: float | None) -> tuple[Any, Any, Any]
         ring = xyz[:, None, :] + r * (cos[None, :, None] * normals[:, None, :]
                                       + sin[None, :, None] * binormals[:, None, :])
         k = len(chain)
-        i, j = np.meshgrid(np.arange(k - 1), np.arange(TUBE_SIDES), indexing="ij")
-        a = i * TUBE_SIDES + j
-        b = i * TUBE_SIDES + (j + 1) % TUBE_SIDES
+        ring_index, side = np.meshgrid(np.arange(k - 1), np.arange(TUBE_SIDES), indexing="ij")
+        a = ring_index * TUBE_SIDES + side
+        b = ring_index * TUBE_SIDES + (side + 1) % TUBE_SIDES
         c = a + TUBE_SIDES
         d = b + TUBE_SIDES
         tris = np.concatenate([np.stack([a, b, c], -1).reshape(-1, 3),

@@ -108,6 +108,9 @@ class ZincService(ServiceBase):
         super().__init__(config=config, connect=connect, http=http)
         self._pennsieve: Any = None
 
+    def __enter__(self) -> ZincService:
+        return self
+
     # -- ServiceBase --------------------------------------------------------------------------
     def connect(self) -> ZincService:
         """Nothing to sign in to; returns the service (the ``zinc`` extra is checked on use)."""
