@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from readback import ALL_FORMATS, DATA, SETTINGS_PATH
+from zinc_readback import ALL_FORMATS, DATA, SETTINGS_PATH
 
 from sparc.sandbox.process import SandboxProcess
 

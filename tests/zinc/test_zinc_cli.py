@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from readback import DATA, bounds, counts, meshio_read, trimesh_scene
+from zinc_readback import DATA, bounds, counts, meshio_read, trimesh_scene
 
 from sparc.sandbox.process import SandboxProcess
 

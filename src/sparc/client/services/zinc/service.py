@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 import tempfile
 import time
 import uuid
@@ -174,7 +175,8 @@ class ZincService(ServiceBase):
                                     f"{str(source)!r} is a local path")
             path = Path(source).expanduser()
             folder.mkdir(parents=True, exist_ok=True)
-            return self._convert(path, formats, folder, _stem(path), refinement, tube_radius)
+            return self._convert(path, formats, folder, _stem(path), refinement, tube_radius,
+                                 progress=progress)
         if isinstance(source, bool) or not isinstance(source, int | str):
             raise ArgumentError(f"source must be a dataset id or a local path, got {source!r}")
         return self._export_dataset(int(source), formats, folder, version, file, refinement,
@@ -294,7 +296,8 @@ class ZincService(ServiceBase):
                     stem += "_"
                 stems.add(stem)
                 try:
-                    written += self._convert(path, formats, folder, stem, refinement, tube_radius)
+                    written += self._convert(path, formats, folder, stem, refinement, tube_radius,
+                                             progress=progress)
                 except (NotExportableError, EmptyExportError) as exc:
                     if file is not None:
                         raise
@@ -307,29 +310,44 @@ class ZincService(ServiceBase):
         return written
 
     def _convert(self, path: Path, formats: list[str], folder: Path, stem: str, refinement: int,
-                 tube_radius: float | None, exact: dict[str, str] | None = None) -> list[Path]:
-        """Load ``path`` once (fresh Zinc context) and write each format into ``folder``."""
+                 tube_radius: float | None, exact: dict[str, str] | None = None,
+                 progress: bool | None = False) -> list[Path]:
+        """Load ``path`` once (fresh Zinc context) and write each format into ``folder``.
+
+        With ``progress`` (None: when stderr is a terminal or in Jupyter) a bar counts the
+        steps: loading/tessellating, then one per format.
+        """
+        from tqdm.auto import tqdm
+
+        from sparc.client.progress import bars_enabled
         from sparc.client.services.zinc import _engine, _writers
 
         _engine.check_installed()
-        started = time.perf_counter()
-        geometry = _engine.load_geometry(path, refinement=refinement, webgl="webgl" in formats)
-        log.info("%s: loaded as %s in %.2f s", path.name, geometry.source_kind,
-                 time.perf_counter() - started)
         written = []
-        for fmt in formats:
-            if fmt == "webgl":
-                files = _writers.webgl_files(geometry, stem)
-                if len(files) < 2:
-                    raise EmptyExportError(f"{path.name!r}: Zinc produced no WebGL graphics")
-                for name, text in files:
-                    written.append(_publish(folder, name, lambda p, t=text: p.write_text(
-                        t, encoding="utf-8")))
-                continue
-            name = (exact or {}).get(fmt) or f"{stem}{_writers.SUFFIXES[fmt]}"
-            writer = _writers.WRITERS[fmt]
-            written.append(_publish(folder, name, lambda p, w=writer: w(geometry, p,
-                                                                          tube_radius)))
+        with tqdm(total=1 + len(formats), desc=f"zinc {path.name}: loading", unit="step",
+                  disable=not bars_enabled(progress), file=sys.stderr, leave=False,
+                  dynamic_ncols=True) as bar:
+            started = time.perf_counter()
+            geometry = _engine.load_geometry(path, refinement=refinement,
+                                             webgl="webgl" in formats)
+            log.info("%s: loaded as %s in %.2f s", path.name, geometry.source_kind,
+                     time.perf_counter() - started)
+            bar.update(1)
+            for fmt in formats:
+                bar.set_description(f"zinc {path.name}: {fmt}")
+                if fmt == "webgl":
+                    files = _writers.webgl_files(geometry, stem)
+                    if len(files) < 2:
+                        raise EmptyExportError(f"{path.name!r}: Zinc produced no WebGL graphics")
+                    for name, text in files:
+                        written.append(_publish(folder, name, lambda p, t=text: p.write_text(
+                            t, encoding="utf-8")))
+                else:
+                    name = (exact or {}).get(fmt) or f"{stem}{_writers.SUFFIXES[fmt]}"
+                    writer = _writers.WRITERS[fmt]
+                    written.append(_publish(folder, name, lambda p, w=writer: w(
+                        geometry, p, tube_radius)))
+                bar.update(1)
         return written
 
 

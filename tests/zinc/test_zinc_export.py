@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from readback import (
+from zinc_readback import (
     ALL_FORMATS,
     DATA,
     EXF_PATH,

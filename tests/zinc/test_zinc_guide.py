@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from readback import DATA, bounds, counts, mbf_contour_bounds, meshio_read
+from zinc_readback import DATA, bounds, counts, mbf_contour_bounds, meshio_read
 
 
 def test_tutorial_as_written(sandbox_env: Path) -> None:
