@@ -239,7 +239,7 @@ def test_parallel_walk_keeps_the_sequential_order(client: SparcClient,
 def test_publishing_50_versions_share_keys(client: SparcClient, tmp_path: Path) -> None:
     """Older 5.0 versions are served by S3 object version under the same key."""
     p = client.pennsieve
-    assert [v["version"] for v in p.list_versions(396)] == [1, 2, 3]
+    assert [v["version"] for v in p.list_versions(396)] == [3, 2, 1]  # newest first
     by_version = {v: {n["path"]: n for n in p.walk(396, v)} for v in (1, 2, 3)}
     changed = [path for path, node in by_version[2].items()
                if path in by_version[3] and node["sha256"] != by_version[3][path]["sha256"]
