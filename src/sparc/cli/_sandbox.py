@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -32,7 +33,7 @@ def sandbox() -> None:
                    "(see FAULTS.md; change them later with POST /_sandbox/faults).")
 @click.option("--seed", type=int, default=None,
               help="Seed for the fault rules' rate draws (same seed, same requests: same faults).")
-def serve(**options: object) -> None:
+def serve(**options: Any) -> None:
     """Serve the sandbox until SIGINT/SIGTERM.
 
     The first line printed is the base URL; the next are `export NAME=value`

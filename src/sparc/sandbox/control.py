@@ -10,6 +10,7 @@ import asyncio
 import json
 import re
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.requests import Request
@@ -80,7 +81,9 @@ class Connections:
     def protocol(self, base: type[asyncio.Protocol] | None = None) -> type[asyncio.Protocol]:
         """uvicorn's HTTP protocol class (``auto`` unless ``base``), registering its connections."""
         if base is None:
-            from uvicorn.protocols.http.auto import AutoHTTPProtocol as base
+            from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+            base = AutoHTTPProtocol
         registry = self._open
 
         class RegisteredProtocol(base):  # type: ignore[misc, valid-type]
@@ -112,7 +115,7 @@ def route_template(scope: Scope) -> str:
     return scope.get("root_path", "") + _CONVERTOR.sub(r"{\1}", route.path)
 
 
-def match_template(routes: list[BaseRoute], scope: Scope) -> str:
+def match_template(routes: Sequence[BaseRoute], scope: Scope) -> str:
     """The route template ``routes`` would give a request, without running it (``<unmatched>``)."""
     for route in routes:
         try:

@@ -35,7 +35,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from http import HTTPStatus
@@ -109,6 +109,7 @@ class FaultRule:
                                      f"(allowed: {', '.join(allowed)})")
         method, pattern = _parse_route(spec.get("route"), where)
         rate = _number(spec, "rate", where, 1.0)
+        assert rate is not None
         if not 0 <= rate <= 1:
             raise FaultRuleError(f"{where}: rate must be between 0 and 1; got {rate!r}")
         count = _integer(spec, "count", where, minimum=1)
@@ -144,8 +145,8 @@ def _parse_route(route: Any, where: str) -> tuple[str | None, str]:
     if not isinstance(route, str) or not route.strip():
         raise FaultRuleError(f"{where}: route must be a path glob such as \"/_assets/*\" or "
                              f"\"GET /zipit/*\"; got {route!r}")
-    method, _, pattern = route.strip().rpartition(" ")
-    method = method.strip() or None
+    head, _, pattern = route.strip().rpartition(" ")
+    method = head.strip() or None
     if method is not None and method not in METHODS:
         raise FaultRuleError(f"{where}: unknown method {method!r} in route {route!r} "
                              f"(use one of {', '.join(METHODS)}, or no method)")
@@ -325,7 +326,7 @@ class FaultMiddleware:
     """
 
     def __init__(self, app: ASGIApp, faults: Faults, connections: Connections,
-                 routes: list[BaseRoute], time_scale: float) -> None:
+                 routes: Sequence[BaseRoute], time_scale: float) -> None:
         self.app, self.faults, self.connections = app, faults, connections
         self.routes, self.time_scale = routes, time_scale
 
