@@ -1,8 +1,13 @@
-"""Shared fixtures: one real sandbox server (``sparc sandbox serve --port 0``) per test session."""
+"""Shared fixtures: one real sandbox server (``sparc sandbox serve --port 0``) per test session.
+
+Tests that need faults or real delays start a sandbox of their own (``sandbox_factory``), so
+nothing leaks into the shared one; a test that sets faults on the shared sandbox anyway has them
+cleared when it ends.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -19,3 +24,33 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxProcess
 @pytest.fixture(scope="session")
 def sandbox_url(sandbox: SandboxProcess) -> str:
     return sandbox.url
+
+
+@pytest.fixture(autouse=True)
+def _shared_sandbox_without_faults(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Clear fault rules a test left on the shared sandbox."""
+    yield
+    if "sandbox" in request.fixturenames:
+        sb: SandboxProcess = request.getfixturevalue("sandbox")
+        if sb.faults():
+            sb.clear_faults()
+
+
+@pytest.fixture
+def sandbox_factory(tmp_path_factory: pytest.TempPathFactory
+                    ) -> Iterator[Callable[..., SandboxProcess]]:
+    """Start extra sandboxes for one test, stopped when it ends. Example::
+
+        sb = sandbox_factory("--time-scale", "1", "--seed", "3")
+        sb.set_faults([{"route": "GET /_assets/*", "kind": "slow", "seconds": 2}])
+    """
+    started: list[SandboxProcess] = []
+
+    def start(*args: str) -> SandboxProcess:
+        sb = SandboxProcess(tmp_path_factory.mktemp("sandbox"), *args).start()
+        started.append(sb)
+        return sb
+
+    yield start
+    for sb in started:
+        sb.stop()
