@@ -127,6 +127,21 @@ def test_failed_file_exits_1_after_the_summary(timed_sandbox: SandboxProcess,
     assert not (tmp_path / path).exists()
 
 
+def test_library_warning_is_one_line(sandbox: SandboxProcess, tmp_path: Path) -> None:
+    """--existing skip keeps a locally changed file and says so: one Warning line."""
+    path = "metadata/records/term.csv"
+    first = sparc_run(sandbox.env, "download", "90", path, "-o", str(tmp_path), "-q")
+    assert first.returncode == 0, first.stderr
+    with open(tmp_path / path, "a") as changed:
+        changed.write("a local edit\n")
+    done = sparc_run(sandbox.env, "download", "90", path, "-o", str(tmp_path), "-q",
+                     "--existing", "skip")
+    assert done.returncode == 0, done.stderr
+    [line] = error_lines(done.stderr)
+    assert line.startswith("Warning: ") and str(tmp_path / path) in line
+    assert (tmp_path / path).read_text().endswith("a local edit\n")
+
+
 def test_usage_errors_stay_clicks(sandbox: SandboxProcess) -> None:
     done = sparc_run(sandbox.env, "datasets", "show", "not-a-number")
     assert done.returncode == 2 and "Usage:" in done.stderr and "Traceback" not in done.stderr

@@ -3,7 +3,7 @@
 Every error a command raises becomes ONE line on stderr naming what went wrong and the
 path or URL it concerns, with exit status 1; Ctrl-C exits 130; click's usage errors stay
 click's (exit 2). ``sparc --traceback ...`` or ``SPARC_DEBUG=1`` prints the traceback
-instead of the line. Example::
+instead of the line. Library warnings are one ``Warning: ...`` line each. Example::
 
     $ sparc download 90 -o /etc/passwd/data
     Error: Not a directory: /etc/passwd/data
@@ -18,6 +18,7 @@ import os
 import re
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 from typing import IO, Any, NoReturn
 
@@ -161,6 +162,12 @@ def _report(ctx: click.Context, exc: BaseException, line: str, exit_code: int) -
     raise OneLineError(line)
 
 
+def _show_warning_line(message: Warning | str, category: type[Warning], filename: str,
+                       lineno: int, file: IO[str] | None = None, line: str | None = None) -> None:
+    """A library warning as ``Warning: <one line>`` on stderr (no source file and line)."""
+    _echo_err(f"Warning: {one_line(str(message))}")
+
+
 def _echo_err(line: str) -> None:
     try:
         click.echo(line, err=True)
@@ -181,7 +188,9 @@ class SparcGroup(click.Group):
         if real_stdout is not None and not isinstance(real_stdout, _NamedStdout):
             sys.stdout = _NamedStdout(real_stdout)
         try:
-            return super().main(args, *a, **kw)
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning_line
+                return super().main(args, *a, **kw)
         finally:
             if isinstance(sys.stdout, _NamedStdout):
                 sys.stdout = real_stdout
