@@ -21,11 +21,17 @@ from typing import Any
 SPARC = [sys.executable, "-m", "sparc.cli"]
 
 
-def sparc_env(sandbox_env: Mapping[str, str], **extra: str) -> dict[str, str]:
-    """The environment of a ``sparc`` child: ours, pointed at the sandbox, no debug mode."""
-    env = {**os.environ, **sandbox_env, **extra}
+def sparc_env(sandbox_env: Mapping[str, str], **extra: str | None) -> dict[str, str]:
+    """The environment of a ``sparc`` child: ours, pointed at the sandbox, no debug mode;
+    ``extra`` adds variables (``None`` removes one)."""
+    env = {**os.environ, **sandbox_env}
     if "SPARC_DEBUG" not in extra:
         env.pop("SPARC_DEBUG", None)
+    for name, value in extra.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     return env
 
 

@@ -5,33 +5,37 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from sparc.cli import cli
 from sparc.sandbox.process import SandboxProcess
 
+Run = Callable[..., Result]
+
 
 @pytest.fixture
-def run(sandbox: SandboxProcess):  # type: ignore[no-untyped-def]
+def run(sandbox: SandboxProcess) -> Run:
+    """``run("datasets", "show", "90")``: the CLI in-process, pointed at the sandbox."""
     runner = CliRunner()
 
-    def invoke(*args: str):  # type: ignore[no-untyped-def]
+    def invoke(*args: str) -> Result:
         return runner.invoke(cli, list(args), env=sandbox.env, catch_exceptions=False)
 
     return invoke
 
 
-def test_datasets_search_table_and_json(run) -> None:  # type: ignore[no-untyped-def]
+def test_datasets_search_table_and_json(run: Run) -> None:
     table = run("datasets", "search", "cancer", "--limit", "2")
     assert table.exit_code == 0 and "(2 of 2)" in table.output
     page = json.loads(run("datasets", "search", "cancer", "--json").output)
     assert {d["id"] for d in page["datasets"]} == {93, 33}
 
 
-def test_datasets_show_and_errors(run) -> None:  # type: ignore[no-untyped-def]
+def test_datasets_show_and_errors(run: Run) -> None:
     shown = run("datasets", "show", "90")
     assert shown.exit_code == 0 and "doi:" in shown.output
     missing = run("datasets", "show", "987654")
@@ -39,7 +43,7 @@ def test_datasets_show_and_errors(run) -> None:  # type: ignore[no-untyped-def]
     assert "Traceback" not in missing.output
 
 
-def test_files_ls_and_recursive(run) -> None:  # type: ignore[no-untyped-def]
+def test_files_ls_and_recursive(run: Run) -> None:
     level = run("files", "ls", "90", "--version", "1")
     assert level.exit_code == 0 and level.output.splitlines()[0].startswith("d ")
     nodes = json.loads(run("files", "ls", "90", "metadata", "-r", "--json").output)
@@ -47,7 +51,7 @@ def test_files_ls_and_recursive(run) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_download_lands_files_by_version_path_with_one_summary_line(
-        run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+        run: Run, tmp_path: Path) -> None:
     result = run("download", "90", "metadata/records", "-o", str(tmp_path / "out"))
     assert result.exit_code == 0, result.output
     records = sorted((tmp_path / "out" / "metadata" / "records").iterdir())
@@ -59,7 +63,7 @@ def test_download_lands_files_by_version_path_with_one_summary_line(
     assert " in " in summary[0] and "/s)" in summary[0] and "checked: 8 md5" in summary[0]
 
 
-def test_download_json_rerun_and_default_folder(run, tmp_path: Path,  # type: ignore[no-untyped-def]
+def test_download_json_rerun_and_default_folder(run: Run, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """-o defaults to ./<dataset id>; --json prints the result; a rerun moves no bytes."""
     monkeypatch.chdir(tmp_path)
@@ -79,7 +83,7 @@ def test_download_json_rerun_and_default_folder(run, tmp_path: Path,  # type: ig
 
 
 def test_download_without_paths_takes_the_whole_version(
-        run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+        run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     listed = json.loads(run("files", "ls", "107", "-r", "--json").stdout)
     result = json.loads(run("download", "107", "--json", "-q").stdout)
@@ -87,7 +91,7 @@ def test_download_without_paths_takes_the_whole_version(
     assert all((tmp_path / "107" / n["path"]).stat().st_size == n["size"] for n in listed)
 
 
-def test_download_verbose_lists_each_file(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_download_verbose_lists_each_file(run: Run, tmp_path: Path) -> None:
     result = run("download", "90", "metadata/records", "-o", str(tmp_path), "-v")
     assert result.exit_code == 0, result.output
     lines = result.stderr.strip().splitlines()
@@ -95,7 +99,7 @@ def test_download_verbose_lists_each_file(run, tmp_path: Path) -> None:  # type:
     assert lines[0].split()[0] == "downloaded"
 
 
-def test_download_unknown_path_is_one_line(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_download_unknown_path_is_one_line(run: Run, tmp_path: Path) -> None:
     result = run("download", "90", "no/such/thing", "-o", str(tmp_path))
     assert result.exit_code == 1
     assert result.stderr.count("\n") == 1 and "NotFoundError" in result.stderr

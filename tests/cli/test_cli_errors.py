@@ -59,6 +59,14 @@ def test_missing_config_file_is_an_error_but_a_missing_default_is_fine(
     # No --config: no file is needed (the environment points at the sandbox).
     fine = sparc_run(sandbox.env, "datasets", "show", "90", cwd=tmp_path)
     assert fine.returncode == 0 and "doi:" in fine.stdout, fine.stderr
+    assert error_lines(fine.stderr) == []
+    # A --config that exists is used: here it alone points sparc at the sandbox.
+    ini = tmp_path / "sparc.ini"
+    ini.write_text(f"[global]\ndefault_profile = box\n\n[box]\n"
+                   f"pennsieve_api_host = {sandbox.url}\n")
+    used = sparc_run({}, "--config", str(ini), "datasets", "show", "90",
+                     extra_env={"PENNSIEVE_API_HOST": None})
+    assert used.returncode == 0 and "doi:" in used.stdout, used.stderr
 
 
 def test_output_folder_under_a_file(sandbox: SandboxProcess, tmp_path: Path) -> None:

@@ -40,8 +40,9 @@ def cli(ctx: click.Context, config_file: str | None, profile: str | None, verbos
 
         logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO,
                             format="%(levelname)s %(name)s: %(message)s")
-    if config_file is not None and not os.path.isfile(config_file):  # typed, so it must exist
-        why = "is a folder" if os.path.isdir(config_file) else "no such file"
+    typed = os.path.expanduser(config_file) if config_file is not None else None
+    if typed is not None and not os.path.isfile(typed):  # the user typed it: it must exist
+        why = "is a folder" if os.path.isdir(typed) else "no such file"
         raise BadArgumentLine(f"--config {config_file}: {why}")
     ctx.ensure_object(dict).update(config_file=config_file, profile=profile, verbose=verbose)
 
