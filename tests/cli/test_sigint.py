@@ -76,6 +76,7 @@ def test_sigint_stops_download_within_2s_and_rerun_resumes(timed_sandbox: Sandbo
     result = json.loads(rerun.stdout)
     [entry] = result["files"]
     assert entry["status"] == "downloaded" and entry["path"] == BIG_FILE
-    assert result["bytes_transferred"] == BIG_SIZE - kept  # only the missing bytes
+    # Only the missing bytes move again (a resume may re-fetch a little overlap, not more).
+    assert BIG_SIZE - kept <= result["bytes_transferred"] <= BIG_SIZE - kept + 2**20
     assert timed_sandbox.stats()["bytes_sent"] < BIG_SIZE
     assert final.stat().st_size == BIG_SIZE and not _partials(folder)
