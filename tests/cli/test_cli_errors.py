@@ -175,12 +175,14 @@ def test_ctrl_c_exits_130_with_one_line(timed_sandbox: SandboxProcess) -> None:
 
 
 def test_help_is_fast_without_heavy_imports() -> None:
-    """``sparc --help`` (and a command's help) import neither httpx nor tqdm."""
+    """``sparc --help`` (and a command's help) import neither httpx, tqdm nor Zinc's stack."""
     code = ("import sys\nfrom sparc.cli import cli\n"
-            "for args in (['--help'], ['download', '--help'], ['datasets', 'search', '-h']):\n"
+            "for args in (['--help'], ['download', '--help'], ['datasets', 'search', '-h'],"
+            " ['zinc', '--help']):\n"
             "    try:\n        cli.main(args, prog_name='sparc')\n"
             "    except SystemExit as exc:\n        assert exc.code == 0, exc.code\n"
-            "heavy = [m for m in ('httpx', 'tqdm', 'sparc.client.services.pennsieve')"
+            "heavy = [m for m in ('httpx', 'tqdm', 'sparc.client.services.pennsieve',"
+            " 'cmlibs', 'scaffoldmaker', 'numpy')"
             " if m in sys.modules]\nassert not heavy, heavy\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60)
