@@ -482,3 +482,19 @@ def test_auth_is_sent_only_to_its_host_over_real_http(tmp_path: Path) -> None:
     assert by_path["api"][1] and by_path["api"][1].startswith("Basic ")
     assert by_path["elsewhere"][1] is None and by_path["landed"][1] is None
     assert by_path["hop"][1] is not None and by_path["presigned"][1] is None
+
+
+def test_whole_version_archive(client: SparcClient, tmp_path: Path) -> None:
+    from sparc.client.errors import DownloadTooLargeError
+
+    saved = client.pennsieve.download_version_archive(396, output_name=tmp_path)
+    version = client.pennsieve.get_dataset(396)["version"]
+    assert saved == tmp_path / f"Pennsieve-dataset-396-version-{version}.zip"
+    with zipfile.ZipFile(saved) as archive:
+        assert archive.testzip() is None and archive.namelist()
+    assert not list(tmp_path.glob("*.incomplete")) and not list(tmp_path.glob(".*"))
+    exact = client.pennsieve.download_version_archive(396, version, tmp_path / "v.zip")
+    assert exact == tmp_path / "v.zip" and zipfile.is_zipfile(exact)
+    with pytest.raises(DownloadTooLargeError, match="too large"):  # 90 holds a 1 GiB file
+        client.pennsieve.download_version_archive(90, 1, tmp_path / "big.zip")
+    assert not (tmp_path / "big.zip").exists()

@@ -27,6 +27,7 @@ import time
 import uuid
 import warnings
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
@@ -54,6 +55,7 @@ from sparc.client.errors import (
     DownloadTooLargeError,
     NotFoundError,
     SparcError,
+    TransportError,
     summarize_failures,
 )
 from sparc.client.progress import byte_bar
@@ -328,6 +330,18 @@ class DownloadsMixin:
         out = check_output_name(output_name)
         dataset_id, version = self._ids(dataset_id, version)
         url = self.resolve_url(f"/discover{version_route(dataset_id, version)}/download")
+        for attempt in (1, 2):  # one stream, no ranges: a broken one is fetched again whole
+            try:
+                return self._save_version_archive(url, dataset_id, version, out, progress)
+            except (TransportError, DownloadError) as exc:
+                if attempt == 2:
+                    raise
+                log.warning("whole-version archive of dataset %d v%d: %s; downloading it "
+                            "again", dataset_id, version, exc)
+        raise AssertionError("unreachable")
+
+    def _save_version_archive(self, url: str, dataset_id: int, version: int, out: Path | None,
+                              progress: bool | None) -> Path:
         with self.http.stream("GET", url, params={"downloadOrigin": "SPARC"}, service=SERVICE,
                               retry_if=retry_unless_uncaught) as resp:
             name = attachment_name(resp) or f"Pennsieve-dataset-{dataset_id}-version-{version}.zip"
@@ -338,7 +352,7 @@ class DownloadsMixin:
             try:
                 with tmp.open("wb") as handle, byte_bar(int(length) if length else None,
                                                         dest.name, progress) as bar:
-                    for chunk in resp.iter_bytes(1024 * 1024):
+                    for chunk in resp.iter_bytes():
                         handle.write(chunk)
                         bar.update(len(chunk))
                 got = tmp.stat().st_size
@@ -482,7 +496,8 @@ def _check_zip(path: Path, label: str) -> None:
         with zipfile.ZipFile(path) as archive:
             bad = archive.testzip()
             names = archive.namelist()
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, NotImplementedError) as exc:
+        # a flipped byte in a header can give an undecodable name or a bogus method too
         raise DownloadError(f"{label}: the archive received is not a valid ZIP ({exc})") from exc
     if bad is not None:
         raise DownloadError(f"{label}: entry {bad!r} of the archive is corrupt (CRC mismatch)")

@@ -23,7 +23,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from sparc.client._http import redact_url
 from sparc.client.config import DEFAULT_PENNSIEVE_API_HOST
+from sparc.client.errors import TransportError
 from sparc.client.services._base import ServiceBase
 from sparc.client.services.pennsieve.discover import SEARCH_WINDOW, SERVICE, DiscoverMixin
 from sparc.client.services.pennsieve.downloads import DownloadsMixin
@@ -32,6 +34,8 @@ __all__ = ["PennsieveService", "SEARCH_WINDOW"]
 
 log = logging.getLogger("sparc.client")
 
+#: How many times a garbled (undecodable) JSON answer is asked for again.
+GARBLED_RETRIES = 2
 #: Absolute URLs on this host go to the configured ``pennsieve_api_host`` instead.
 PRODUCTION_HOST = urlsplit(DEFAULT_PENNSIEVE_API_HOST).hostname
 
@@ -78,9 +82,26 @@ class PennsieveService(DiscoverMixin, DownloadsMixin, ServiceBase):
         return url
 
     def request(self, method: str, url: str, **kwargs: Any) -> Any:
-        """Call any Pennsieve endpoint; returns decoded JSON (or text, or bytes)."""
-        response = self.http.request(method, self.resolve_url(url), service=SERVICE, **kwargs)
-        return _decode(response)
+        """Call any Pennsieve endpoint; returns decoded JSON (or text, or bytes).
+
+        A JSON answer that does not decode (garbled in transit) is asked for again (reads
+        only), then raises :class:`~sparc.client.errors.TransportError`.
+        """
+        target = self.resolve_url(url)
+        rereadable = method.upper() in ("GET", "HEAD", "OPTIONS") or bool(kwargs.get("idempotent"))
+        for attempt in range(GARBLED_RETRIES + 1):
+            response = self.http.request(method, target, service=SERVICE, **kwargs)
+            try:
+                return _decode(response)
+            except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+                shown = redact_url(response.request.url)
+                if not rereadable or attempt == GARBLED_RETRIES:
+                    raise TransportError(f"{method.upper()} {shown}: the answer is not valid "
+                                         f"JSON (garbled in transit?): {exc}",
+                                         method=method.upper(), url=shown) from exc
+                log.warning("%s %s: the answer is not valid JSON (%s); asking again",
+                            method.upper(), shown, exc)
+        raise AssertionError("unreachable")
 
     def get(self, url: str, **kwargs: Any) -> Any:
         """``GET`` any Pennsieve URL or path, e.g. ``get('/discover/datasets/90')``."""
