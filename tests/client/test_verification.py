@@ -193,3 +193,17 @@ def test_one_gib_multipart_object_verified_across_a_drop(client: SparcClient,
                         "count": 1}])
     outcome = fetch_file(client.pennsieve.http, remote, tmp_path / "full.dat")
     assert outcome.check == "md5-multipart" and outcome.bytes_transferred == 2**30
+
+
+def test_download_file_uses_the_callers_sha256(client: SparcClient, faults: SandboxProcess,
+                                               tmp_path: Path) -> None:
+    """A node that knows its sha256 (5.0 nodes, or the caller's own) gets the strongest check."""
+    clean = fetch_file(client.pennsieve.http, remote_of(client, 90, RECORD), tmp_path / "c.csv")
+    node = {"datasetId": 90, "datasetVersion": 1, "path": RECORD,
+            "sha256": hashlib.sha256(clean.path.read_bytes()).hexdigest()}
+    saved = client.pennsieve.download_file(node, output_name=tmp_path / "ok.csv")
+    assert saved.read_bytes() == clean.path.read_bytes()
+    faults.set_faults([{"route": "GET /_assets/*", "kind": "corrupt"}])
+    with pytest.raises(ChecksumMismatchError, match="sha256"):
+        client.pennsieve.download_file(node, output_name=tmp_path / "bad.csv")
+    assert not (tmp_path / "bad.csv").exists()

@@ -133,7 +133,11 @@ class DownloadsMixin:
                 f"spans {listed}; call it once per dataset version (or use download())")
         dataset_id, version = self._ids(refs[0].dataset_id, refs[0].version)
         paths = [r.path for r in refs]
-        entries = self._resolve_entries(dataset_id, version, paths)
+        known = {r.path: str(f["sha256"]) for f in files if f.get("sha256")
+                 for r in [_ref(f)]}  # the caller's nodes may know a sha256; the manifest not
+        entries = [e if e.get("sha256") or _entry_path(e) not in known
+                   else {**e, "sha256": known[_entry_path(e)]}
+                   for e in self._resolve_entries(dataset_id, version, paths)]
         if len(entries) == 1:  # one file (or a folder holding one file)
             entry = entries[0]
             return self._download_one(dataset_id, version, entry,
