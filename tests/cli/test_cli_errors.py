@@ -93,11 +93,13 @@ def test_output_folder_not_writable(sandbox: SandboxProcess, tmp_path: Path) -> 
     assert "not permitted" in line or "Permission denied" in line, line
 
 
-def test_full_disk_on_stdout(sandbox: SandboxProcess) -> None:
-    """``sparc datasets search cancer --json > /dev/full``: ENOSPC, one line naming stdout."""
+@pytest.mark.parametrize("args", [("datasets", "search", "cancer", "--json"), ("--help",),
+                                  ("--version",), ("download", "--help")])
+def test_full_disk_on_stdout(sandbox: SandboxProcess, args: tuple[str, ...]) -> None:
+    """``sparc datasets search cancer --json > /dev/full``: ENOSPC, one line naming stdout
+    (also for the root's --help/--version, which click writes before any command runs)."""
     with open("/dev/full", "w") as full:
-        done = sparc_run(sandbox.env, "datasets", "search", "cancer", "--json",
-                         stdout=full, stderr=subprocess.PIPE)
+        done = sparc_run(sandbox.env, *args, stdout=full, stderr=subprocess.PIPE)
     line = assert_one_line_error(done, "No space left on device", "<stdout>")
     assert "Exception ignored" not in done.stderr, line
 

@@ -131,9 +131,9 @@ class _NamedStdout:
 def _silence_stdout() -> None:
     """After stdout broke (closed pipe, full disk), point its descriptor at /dev/null so the
     interpreter's last flush neither fails nor prints "Exception ignored ..."."""
-    try:
-        fd = sys.__stdout__.fileno() if sys.__stdout__ is not None else -1
-    except (OSError, ValueError):
+    try:  # the stream in use (under click's CliRunner it has no descriptor: nothing to do)
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
         return
     if fd < 0:
         return
@@ -194,6 +194,19 @@ class SparcGroup(click.Group):
         finally:
             if isinstance(sys.stdout, _NamedStdout):
                 sys.stdout = real_stdout
+
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        """Parse the root options; ``--help``/``--version`` write to stdout here, before
+        :meth:`invoke`, so a broken stdout is caught here too."""
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except OSError as exc:
+            if _is_stdout_error(exc) or exc.errno == errno.EPIPE:
+                _silence_stdout()
+            if debug_requested(None):
+                raise
+            raise OneLineError(describe(exc)) from exc
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
