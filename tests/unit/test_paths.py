@@ -91,3 +91,24 @@ def test_save_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for bad in ("../a", "a/b", "..", ""):
         with pytest.raises(UnsafePathError):
             save_target(None, bad)
+
+
+def test_download_records_sidecar(tmp_path: Path) -> None:
+    """One JSON line per saved file under <output>/.sparc/; the last line for a path wins;
+    a sidecar grown long is compacted on load."""
+    from sparc.client._download import DownloadRecords, Record
+
+    records = DownloadRecords(tmp_path)
+    for i in range(150):
+        records.add(Record("a.csv", i, 1, "md5", f"md5:{i:032x}", None, "pennsieve:90/1"))
+    records.add(Record("b.csv", 5, 2, "size"))
+    sidecar = tmp_path / ".sparc" / "downloads.jsonl"
+    assert len(sidecar.read_text().splitlines()) == 151
+    again = DownloadRecords(tmp_path)
+    assert again.get("a.csv").size == 149 and again.get("b.csv").check == "size"  # type: ignore[union-attr]
+    assert len(sidecar.read_text().splitlines()) == 2  # compacted
+    local = tmp_path / "b.csv"
+    local.write_bytes(b"12345")
+    stat = local.stat()
+    assert Record("b.csv", 5, stat.st_mtime_ns, "size").matches_disk(local)
+    assert not Record("b.csv", 5, stat.st_mtime_ns + 1, "size").matches_disk(local)

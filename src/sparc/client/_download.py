@@ -766,6 +766,7 @@ class DownloadRecords:
         self.file = root / RECORDS_FILE
         self._lock = threading.Lock()
         self.records: dict[str, Record] = {}
+        self._unwritable = False
         lines = 0
         try:
             with self.file.open(encoding="utf-8") as handle:
@@ -777,18 +778,26 @@ class DownloadRecords:
         except OSError:
             return
         if lines > 2 * len(self.records) + 100:
-            self._compact()
+            with contextlib.suppress(OSError):
+                self._compact()
 
     def get(self, path: str) -> Record | None:
         return self.records.get(path)
 
     def add(self, record: Record) -> None:
+        """Remember ``record`` (a sidecar that cannot be written only costs a re-check later)."""
         line = json.dumps(record.__dict__, separators=(",", ":")) + "\n"
         with self._lock:
             self.records[record.path] = record
-            self.file.parent.mkdir(parents=True, exist_ok=True)
-            with self.file.open("a", encoding="utf-8") as handle:
-                handle.write(line)
+            try:
+                self.file.parent.mkdir(parents=True, exist_ok=True)
+                with self.file.open("a", encoding="utf-8") as handle:
+                    handle.write(line)
+            except OSError as exc:
+                if not self._unwritable:
+                    log.warning("cannot record downloads in %s (%s); a re-run will check the "
+                                "files again", self.file, exc)
+                self._unwritable = True
 
     def _compact(self) -> None:
         tmp = self.file.with_name(self.file.name + ".tmp")
