@@ -153,6 +153,8 @@ OPERATIONS = [
               lambda c, out, ref: list(c.pennsieve.walk(90)), "json",
               _json_overrides((PermissionDeniedError,))),
     Operation("file", ["GET /_assets/*"], _one_file, "files"),
+    Operation("file-manifest", ["POST /discover/datasets/*/files/download-manifest"], _one_file,
+              "files", _json_overrides((PermissionDeniedError,))),
     Operation("file-dict", ["GET /_assets/*"], _file_dict, "files"),
     Operation("folder", ["GET /_assets/*"], _folder, "files"),
     Operation("several-zip", ["POST /zipit/*", "GET /_assets/*"], _several, "zip"),
@@ -283,7 +285,7 @@ def test_fault_matrix(op: Operation, scenario: Scenario, client: SparcClient,
             for path in error.failures:
                 assert not (out / path).exists() or (out / path).read_bytes() == expected.get(
                     path), f"{path} failed but a file sits at its final name"
-        if op.name in ("file", "file-dict"):
+        if op.name in ("file", "file-manifest", "file-dict"):
             assert got == {}, "the download failed, yet a final file exists"
     elif op.output == "zip":
         assert got == {}, "the call failed, yet an archive sits at its final name"
