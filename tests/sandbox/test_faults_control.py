@@ -363,3 +363,19 @@ def test_bad_faults_file_stops_the_server_with_one_line(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 1
     assert "rule 0: kind must be one of" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_asset_faults_reach_zipit_s_own_fetches(sb: SandboxProcess, http: httpx.Client) -> None:
+    import io
+    import zipfile
+
+    sb.set_faults([{"route": "GET /_assets/*", "kind": "status", "status": 500, "count": 1}])
+    paths = ["metadata/records/award.csv", "metadata/records/term.csv"]
+    response = http.post("/zipit/discover",
+                         json={"data": {"datasetId": 90, "version": 1, "paths": paths}})
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        names = archive.namelist()
+        report = archive.read("!ERROR.txt").decode()
+    assert "FILE Error:" in report and "award.csv" in report
+    assert any(name.endswith("term.csv") for name in names)
+    assert sb.faults()[0]["remaining"] == 0
