@@ -119,7 +119,8 @@ def files_ls(ctx: click.Context, dataset_id: int, path: str | None, version: int
               default="refresh", show_default=True,
               help="A file already there: keep it, download it again, or download it again "
                    "only when it differs from the remote.")
-@click.option("--no-verify", is_flag=True, help="Skip checksum and size checks.")
+@click.option("--no-verify", is_flag=True,
+              help="Do not checksum the bytes (each file's check is then 'none').")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line.")
 @click.option("-v", "--verbose", is_flag=True, help="One line per file on stderr.")
 @click.option("--progress/--no-progress", default=None, hidden=True,
@@ -134,8 +135,9 @@ def download(ctx: click.Context, dataset_id: int, paths: tuple[str, ...],
 
     Files land at OUTPUT_DIR/<path in the version>, checked against the strongest evidence
     the service gives (sha256, else MD5 ETag, else size). Interrupted? Run the same command
-    again: partial files are resumed. Exits 1 when any file failed. Example::
+    again: partial files are resumed. Exits 1 when any file failed. Example:
 
+    \b
         sparc download 90 files/primary -o data/ -j 8
     """
     from sparc.client.errors import DownloadError
