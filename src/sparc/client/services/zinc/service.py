@@ -154,9 +154,10 @@ class ZincService(ServiceBase):
     ) -> list[Path]:
         """Export a scaffold or segmentation; returns the written paths.
 
-        ``source`` is a SPARC dataset id (its scaffold settings JSON, Zinc ``.exf``/``.ex`` and
-        MBF ``.xml`` files are found through Discover and downloaded to a temporary folder: all
-        of them, or only ``file``, a path or name within the dataset) or a local file.
+        ``source`` is a SPARC dataset id (an int, or digits naming no local file: its scaffold
+        settings JSON, Zinc ``.exf``/``.ex`` and MBF ``.xml`` files are found through Discover
+        and downloaded to a temporary folder: all of them, or only ``file``, a path or name
+        within the dataset) or a local file.
         ``format`` is one of ``vtk stl obj ply glb webgl`` (or a list of them; one load serves
         all). Files go to the folder ``output`` (default: the current folder) named after the
         input, e.g. ``Scaffold_Creator-settings.stl``. Surfaces follow the true curved geometry
@@ -168,8 +169,8 @@ class ZincService(ServiceBase):
         formats = _formats(format)
         _check_options(refinement, tube_radius)
         folder = Path(output if output is not None else ".").expanduser().resolve()
-        if isinstance(source, os.PathLike) or (isinstance(source, str)
-                                               and not source.strip().isdigit()):
+        if isinstance(source, os.PathLike) or (isinstance(source, str) and (
+                not source.strip().isdigit() or os.path.exists(source))):
             if file is not None or version is not None:
                 raise ArgumentError("file= and version= apply to dataset sources only; "
                                     f"{str(source)!r} is a local path")
