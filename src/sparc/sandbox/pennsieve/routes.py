@@ -13,6 +13,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, date, datetime
+from functools import partial
 from typing import Any
 
 from starlette.convertors import Convertor, register_url_convertor
@@ -247,7 +248,7 @@ async def download_version(request: Request) -> Response:
     prefix = f"Pennsieve-dataset-{dataset_id}-version-{version}"
     migrated = discover.layout(row)[0]
     key_prefix_len = len(f"{dataset_id}/" if migrated else f"{dataset_id}/{version}/")
-    entries = [ZipEntry(f"{prefix}/{f['key'][key_prefix_len:]}", f["size"], lambda f=f: object_chunks(f))
+    entries = [ZipEntry(f"{prefix}/{f['key'][key_prefix_len:]}", f["size"], partial(object_chunks, f))
                for f in files]
     rate = float(getattr(settings, "whole_version_zip_rate", 5e6))
     chunks = throttled(zip_stream(entries, compress=True), rate, float(settings.time_scale))
