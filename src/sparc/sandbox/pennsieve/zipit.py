@@ -2,7 +2,8 @@
 
 Like the real service, the sandbox's zipit is a client of the other services: it asks Discover's
 download-manifest over HTTP, then fetches each presigned URL over HTTP (so faults injected on
-``/discover/*`` or ``/_assets/*`` reach it as they would reach zipit). Then:
+``/discover/*`` or ``/_assets/*`` reach it as they would reach zipit; with no rule active the bytes
+are read in-process, for speed). Then:
 
 - one file in the manifest (``header.count == 1``) → that file raw, ``application/octet-stream``,
   no Content-Length (archiver.handlers.ts:65, 89-114);
@@ -20,9 +21,9 @@ import json
 import logging
 import math
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import httpx
 from starlette.requests import Request
@@ -30,6 +31,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from sparc.sandbox.http import INT32_MAX, SandboxError
+from sparc.sandbox.storage.objects import find_object, object_chunks
 from sparc.sandbox.zipstream import ZipWriter
 
 INVALID = "the request was invalid"
@@ -270,7 +272,7 @@ async def zipit_discover(request: Request) -> Response:
         if header.get("size", 0) >= settings.archive_size_cap:
             raise ZipitError(TOO_BIG)
         if header.get("count") == 1:
-            return await single_file(client, files[0])
+            return await single_file(client, request, files[0])
     except BaseException:
         await client.aclose()
         raise
@@ -278,7 +280,7 @@ async def zipit_discover(request: Request) -> Response:
         name = (files[0].get("path") or [None])[0] or "pennsieve-data"
     else:
         name = data.get("archiveName") or "pennsieve-data"
-    return StreamingResponse(archive(client, files), media_type="application/zip",
+    return StreamingResponse(archive(client, request, files), media_type="application/zip",
                              headers={"Content-Disposition": attachment(f"{name}.zip")})
 
 
@@ -304,8 +306,20 @@ async def fetch_manifest(client: httpx.AsyncClient, base: str, data: dict[str, A
         raise ZipitError(UNKNOWN, "could not parse manifest json") from None
 
 
-async def open_file(client: httpx.AsyncClient, item: dict[str, Any]) -> httpx.Response | None:
-    """GET a presigned URL as a stream; ``None`` when it fails (axios rejects non-2xx answers)."""
+Upstream = tuple[AsyncIterator[bytes], Callable[[], Awaitable[None]]]
+
+
+async def open_file(client: httpx.AsyncClient, request: Request, item: dict[str, Any]) -> Upstream | None:
+    """GET a presigned URL as a stream: its chunks and a closer; ``None`` when it fails (axios
+    rejects non-2xx answers).
+
+    While no fault rule is active the bytes are read in-process (the fresh URL cannot fail, and a
+    loopback hop would cost most of the throughput); with rules active zipit fetches over HTTP so
+    that they reach it.
+    """
+    faults = getattr(request.app.state, "faults", None)
+    if faults is not None and not faults.listing():
+        return _stored_object(request, str(item.get("url", "")))
     try:
         response = await client.send(client.build_request("GET", str(item["url"])), stream=True)
     except (httpx.HTTPError, KeyError, ValueError):
@@ -313,28 +327,49 @@ async def open_file(client: httpx.AsyncClient, item: dict[str, Any]) -> httpx.Re
     if not 200 <= response.status_code < 300:
         await response.aclose()
         return None
-    return response
+    return response.aiter_raw(), response.aclose
 
 
-async def single_file(client: httpx.AsyncClient, item: dict[str, Any]) -> Response:
+def _stored_object(request: Request, url: str) -> Upstream | None:
+    """The object a presigned asset URL names, read from storage (``None``: no such object)."""
+    parts = urlsplit(url)
+    bucket, _, key = unquote(parts.path).removeprefix("/_assets/").partition("/")
+    version = parse_qs(parts.query).get("versionId", [None])[0]
+    row = find_object(request.app.state.db, bucket, key, version)
+    if row is None:
+        return None
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for chunk in object_chunks(row):
+            yield chunk
+
+    async def close() -> None:
+        return None
+
+    return chunks(), close
+
+
+async def single_file(client: httpx.AsyncClient, request: Request, item: dict[str, Any]) -> Response:
     """The one file, raw and without Content-Length; a failed fetch is the UNKNOWN error file."""
-    upstream = await open_file(client, item)
+    upstream = await open_file(client, request, item)
     if upstream is None:
         raise ZipitError(UNKNOWN)
+    chunks, close = upstream
 
     async def body() -> AsyncIterator[bytes]:
         try:
-            async for chunk in upstream.aiter_raw():
+            async for chunk in chunks:
                 yield chunk
         finally:
-            await upstream.aclose()
+            await close()
             await client.aclose()
 
     return StreamingResponse(body(), media_type="application/octet-stream",
                              headers={"Content-Disposition": attachment(str(item.get("fileName", "")))})
 
 
-async def archive(client: httpx.AsyncClient, files: list[dict[str, Any]]) -> AsyncIterator[bytes]:
+async def archive(client: httpx.AsyncClient, request: Request,
+                  files: list[dict[str, Any]]) -> AsyncIterator[bytes]:
     """The STORED ZIP of ``files``, fetched one at a time; failed fetches listed in ``!ERROR.txt``.
 
     A transfer that breaks after its headers aborts the whole answer, as an archiver error does
@@ -344,17 +379,18 @@ async def archive(client: httpx.AsyncClient, files: list[dict[str, Any]]) -> Asy
     try:
         for item in files:
             name = names.add([str(p) for p in item.get("path") or []], str(item.get("fileName", "")))
-            upstream = await open_file(client, item)
+            upstream = await open_file(client, request, item)
             if upstream is None:
                 errors.append(f"{FILE_ERROR}{name}")
                 continue
+            chunks, close = upstream
             try:
                 yield writer.start(name, int(item.get("size") or 0))
-                async for chunk in upstream.aiter_raw():
+                async for chunk in chunks:
                     yield writer.write(chunk)
                 yield writer.finish()
             finally:
-                await upstream.aclose()
+                await close()
         if errors:
             report = "\n".join(errors).encode()
             yield writer.start(ERROR_FILE, len(report)) + writer.write(report) + writer.finish()
