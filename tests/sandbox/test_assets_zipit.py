@@ -306,3 +306,19 @@ def test_api_secret_is_not_printed(tmp_path: Path, capfd: pytest.CaptureFixture[
         pass
     err = capfd.readouterr().err
     assert "api key 'k-123', api secret (as given)" in err and "s3cr3t-value" not in err
+
+
+@pytest.mark.parametrize("content, expect", [
+    (b'{"data": {"datasetId": 90, "version": 1, "paths": ["metadata", "x"], "archiveName": "\\udfff"}}', UNKNOWN),
+    (b'{"data": {"datasetId": 90, "version": 1, "paths": ["\\ud800", "metadata"]}}', "pennsieve-data.zip"),
+    (b'{"data": {"datasetId": 90, "version": 1, "paths": ["metadata"], "userToken": "\\ud800"}}', UNKNOWN),
+    (b'{"data": {"datasetId": ' + b"9" * 5000 + b', "version": 1, "paths": ["metadata"]}}', UNKNOWN),
+    (b'{"data": {"datasetId": 90, "version": 1e400, "paths": ["metadata"]}}', UNKNOWN),
+])
+def test_zipit_hostile_values_never_crash(client: httpx.Client, content: bytes, expect: str) -> None:
+    response = client.post("/zipit/discover", content=content, headers={"content-type": "application/json"})
+    assert response.status_code == 200
+    if expect == UNKNOWN:
+        assert error_of(response)["error"] == UNKNOWN
+    else:
+        assert response.headers["content-disposition"] == f'attachment; filename="{expect}"'

@@ -407,3 +407,23 @@ def test_accepts_akka_boolean_spellings(client: httpx.Client) -> None:
     yes = client.get("/discover/datasets", params={"embargo": "YES", "limit": 100}).json()
     assert yes["datasets"] and all(d["embargo"] for d in yes["datasets"])
     assert client.get("/discover/datasets", params={"embargo": "0"}).status_code == 200
+
+
+@pytest.mark.parametrize("body, count", [
+    (b'{"paths": ["\\ud800"]}', 0),  # Java sends a lone surrogate as "?"
+    (b'{"paths": ["metadata/records/award.csv"], "rootPath": "\\udfff"}', None),
+    (b'{"paths": ["metadata//records"]}', None),  # an empty ltree label: uncaught
+    (b'{"paths": ["metadata"], "rootPath": 1e999}', "400"),
+    (b'{"paths": [' + b'"x",' * 20_000 + b'"metadata"]}', 9),
+])
+def test_hostile_manifest_bodies(client: httpx.Client, body: bytes, count) -> None:
+    response = client.post("/discover/datasets/90/versions/1/files/download-manifest", content=body,
+                           headers={"content-type": "application/json"})
+    if count is None:
+        assert response.status_code in (400, 500) and response.headers["content-type"].startswith(
+            ("application/json", "text/plain"))
+        assert response.status_code == 400 or response.text == "There was an internal server error."
+    elif count == "400":
+        assert response.status_code == 400
+    else:
+        assert response.status_code == 200 and response.json()["header"]["count"] == count

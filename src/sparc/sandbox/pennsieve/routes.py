@@ -211,6 +211,7 @@ async def download_manifest(request: Request) -> Response:
         raise errors.malformed_content("Attempt to decode value on failed cursor: DownField(paths)")
     if root is not None and not isinstance(root, str):
         raise errors.malformed_content("String: DownField(rootPath)")
+    paths, root = [java_utf8(p) for p in paths], java_utf8(root) if root is not None else None
     state = request.app.state
     base = str(request.base_url)
     try:
@@ -220,6 +221,12 @@ async def download_manifest(request: Request) -> Response:
     except DiscoverFailure as failure:
         raise recover(failure, {TooLarge: lambda _: errors.too_large(), Embargoed: _unauthorized}) from None
     return JSONResponse(manifest)
+
+
+def java_utf8(text: str) -> str:
+    """A string as Java's ``getBytes(UTF_8)`` sends it on: lone surrogates (JSON ``"\\ud800"``)
+    become ``?``."""
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 async def download_version(request: Request) -> Response:

@@ -120,7 +120,7 @@ def cast_number(value: Any) -> float | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
-        return value
+        return float(value)
     if isinstance(value, str):
         text = re.sub(r"\s", "", value)
         if not _JS_NUMBER.fullmatch(text):
@@ -210,7 +210,7 @@ async def read_body(request: Request) -> Any:
             return _MISSING
         if text.lstrip()[:1] not in ("{", "["):  # body-parser's strict mode
             raise ValueError("not an object or array")
-        return json.loads(text, parse_constant=_no_constant)
+        return json.loads(text, parse_constant=_no_constant, parse_int=float)  # JS numbers are doubles
     except (ValueError, RecursionError):
         raise ExpressCrash() from None
 
@@ -280,8 +280,13 @@ async def zipit_discover(request: Request) -> Response:
         name = (files[0].get("path") or [None])[0] or "pennsieve-data"
     else:
         name = data.get("archiveName") or "pennsieve-data"
+    try:
+        disposition = attachment(f"{name}.zip")
+    except UnicodeEncodeError:  # encodeURI throws on a lone surrogate (archiver.handlers.ts:155-170)
+        await client.aclose()
+        raise ZipitError(UNKNOWN) from None
     return StreamingResponse(archive(client, request, files), media_type="application/zip",
-                             headers={"Content-Disposition": attachment(f"{name}.zip")})
+                             headers={"Content-Disposition": disposition})
 
 
 async def fetch_manifest(client: httpx.AsyncClient, base: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -293,8 +298,10 @@ async def fetch_manifest(client: httpx.AsyncClient, base: str, data: dict[str, A
            f"/files/download-manifest")
     body = {"paths": data["paths"], **({"rootPath": data["rootPath"]} if "rootPath" in data else {})}
     try:
-        response = await client.post(url, json=body, params={"api_key": data.get("userToken", "undefined")})
-    except httpx.HTTPError as exc:
+        response = await client.post(url, content=json.dumps(body).encode(),  # escapes lone surrogates
+                                     headers={"content-type": "application/json"},
+                                     params={"api_key": data.get("userToken", "undefined")})
+    except (httpx.HTTPError, UnicodeError) as exc:  # axios rejects an unsendable URL as well
         raise ZipitError(UNKNOWN, str(exc) or type(exc).__name__) from None
     if not 200 <= response.status_code < 300:
         raise ZipitError(UNKNOWN, f"Request failed with status code {response.status_code}")
