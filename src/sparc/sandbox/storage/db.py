@@ -24,8 +24,7 @@ CREATE TABLE datasets (
     doi TEXT, tags TEXT NOT NULL, dto TEXT NOT NULL, UNIQUE (id, version));
 CREATE TABLE tombstones (id INTEGER NOT NULL, version INTEGER NOT NULL, doi TEXT, dto TEXT NOT NULL,
     PRIMARY KEY (id, version));
-CREATE INDEX tombstones_doi ON tombstones (lower(doi));
-CREATE INDEX datasets_doi ON datasets (lower(doi));
+CREATE INDEX datasets_doi ON datasets (doi);
 CREATE TABLE downloads (dataset_id INTEGER NOT NULL, version INTEGER NOT NULL, origin TEXT,
     downloaded_at TEXT NOT NULL);
 CREATE INDEX downloads_at ON downloads (downloaded_at);
