@@ -243,6 +243,14 @@ def test_one_gib_file_verified_in_constant_memory(client: SparcClient, tmp_path:
     assert grown_mib < 200  # streamed, never held in memory
 
 
+def test_overlapping_paths_download_each_file_once(client: SparcClient,
+                                                   tmp_path: Path) -> None:
+    result = client.pennsieve.download(
+        90, ["metadata/records", "metadata/records/award.csv", "metadata/records/"], tmp_path,
+        version=1)
+    assert len(result.files) == 8 and result.ok
+
+
 def test_download_names_missing_paths(client: SparcClient, tmp_path: Path) -> None:
     with pytest.raises(NotFoundError, match="'metadata/nope'"):
         client.pennsieve.download(90, ["metadata/records", "metadata/nope"], tmp_path)

@@ -373,7 +373,8 @@ class DownloadsMixin:
                          paths: list[str]) -> list[dict[str, Any]]:
         """Manifest entries for files and folders, raising :class:`NotFoundError` naming any
         path that matches nothing."""
-        entries = self._manifest_entries(dataset_id, version, paths) if paths else []
+        listed = self._manifest_entries(dataset_id, version, paths) if paths else []
+        entries = list({_entry_path(e): e for e in listed}.values())  # a file and its folder
         found = [_entry_path(e) for e in entries]
         missing = [p for p in paths if not any(f == p or f.startswith(p + "/") for f in found)]
         if missing or not entries:
