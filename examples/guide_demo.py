@@ -24,6 +24,18 @@ def show(title: str, value: Any, limit: int = 1800) -> None:
     print(f"\n### {title}\n{text}", flush=True)
 
 
+def zinc_demo(client: Any) -> list[str]:
+    """Export the sandbox's scaffold (dataset 292) and MBF segmentation (107), if the zinc extra
+    is installed; the written paths."""
+    try:
+        import cmlibs.zinc  # noqa: F401
+    except ImportError:
+        return ["(skipped: pip install 'sparc.client[zinc]' for the Zinc exports)"]
+    written = [*client.zinc.export(292, format=["vtk", "stl", "glb"], output="zinc"),
+               *client.zinc.export(107, format="vtk", output="zinc")]
+    return [str(Path(p).relative_to(Path.cwd())) for p in written]
+
+
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="sparc-demo-") as scratch, \
             SandboxProcess(Path(scratch) / "sandbox") as sandbox:
@@ -59,9 +71,27 @@ def main() -> int:
              "/files/browse', params={'limit':2})", result)
 
         # --- beyond the guide ------------------------------------------------------------------
-        records = client.pennsieve.download(90, "metadata/records", "data", progress=False)
+        result = client.pennsieve.download(90, "metadata/records", "data", progress=False)
         show("client.pennsieve.download(90, 'metadata/records', 'data')  # parallel, verified",
-             [str(p.relative_to(Path.cwd())) for p in records])
+             [f"{f.path}: {f.status}, checked by {f.check}" for f in result.files]
+             + [result.summary()])
+        again = client.pennsieve.download(90, "metadata/records", "data", progress=False)
+        show("the same download again (complete files are skipped, nothing re-hashed)",
+             again.summary())
+
+        # fault injection: a burst of 503s and a dropped stream; the client rides through both
+        sandbox.set_faults([
+            {"route": "/discover/search/*", "kind": "status", "status": 503, "count": 2},
+            {"route": "/_assets/*", "kind": "reset", "after_bytes": 1000, "count": 1},
+        ])
+        found = client.pennsieve.list_datasets(query='cancer', limit=2)
+        resumed = client.pennsieve.download(90, "files/derivative", "faulty", progress=False)
+        show("under injected faults (2 x 503 on search, a connection dropped mid-file)",
+             [f"search still found {found['totalCount']} datasets", resumed.summary()])
+        sandbox.clear_faults()
+
+        show("client.zinc.export(292 | 107, format=...)  # scaffolds and segmentations to meshes",
+             zinc_demo(client))
         client.close()
         stats = sandbox.stats()
         show("sandbox /_sandbox/stats", {"requests_total": stats["requests_total"],
