@@ -188,7 +188,8 @@ class DownloadResult(Sequence[Path]):
             if f.status != "failed":
                 checks[f.check] = checks.get(f.check, 0) + 1
         checked = ", ".join(f"{n} {kind}" for kind, n in sorted(checks.items()))
-        return (f"{len(self.files)} files: {len(self.downloaded)} downloaded, "
+        count = len(self.files)
+        return (f"{count} file{'' if count == 1 else 's'}: {len(self.downloaded)} downloaded, "
                 f"{len(self.skipped)} skipped, {len(self.failed)} failed; "
                 f"{_human(moved)} in {self.seconds:.1f} s ({_human(rate)}/s)"
                 + (f"; checked: {checked}" if checked else ""))
