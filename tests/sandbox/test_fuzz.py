@@ -13,6 +13,7 @@ The quick pass (a few examples per operation, fixed seed) runs in ``make test``;
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import httpx
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 
 schemathesis = pytest.importorskip("schemathesis")
@@ -128,3 +130,33 @@ def test_every_spec_operation_is_served(fuzz_client: httpx.Client) -> None:
             .replace("{sourcePackageId}", "N:package:x")
         response = fuzz_client.request(operation.method.upper(), path, params={"path": "x"})
         assert response.status_code != 405 and (response.status_code, response.text) != (404, "Not Found"), label
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),  # lone surrogates too
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12)
+BODIES = {
+    "/discover/datasets/90/versions/1/files/download-manifest": st.fixed_dictionaries(
+        {}, optional={"paths": st.lists(st.text(), max_size=4) | JSON_VALUES, "rootPath": JSON_VALUES}),
+    "/discover/datasets/275/preview": st.fixed_dictionaries({}, optional={"dataUseAgreementId": JSON_VALUES}),
+    "/zipit/discover": st.fixed_dictionaries({}, optional={"data": st.fixed_dictionaries({}, optional={
+        name: JSON_VALUES | st.just(90) for name in ("datasetId", "version", "paths", "rootPath", "archiveName",
+                                                      "userToken")}) | JSON_VALUES}),
+}
+
+
+@pytest.mark.parametrize("path", list(BODIES))
+def test_arbitrary_json_bodies(fuzz_client: httpx.Client, path: str) -> None:
+    """Any JSON body (lone surrogates, huge numbers, wrong types) gets a documented answer."""
+
+    @settings(max_examples=40, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(body=BODIES[path])
+    def probe(body: Any) -> None:
+        response = fuzz_client.post(path, content=json.dumps(body).encode(),
+                                    headers={"content-type": "application/json"})
+        assert response.status_code < 500 or deliberate(response), (
+            f"{response.status_code} for {json.dumps(body)[:200]}: {response.text[:200]!r}")
+
+    probe()
