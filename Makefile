@@ -23,11 +23,15 @@ $(STAMP): pyproject.toml
 demo: env
 	$(BIN)/python examples/guide_demo.py
 
+# Tests mostly wait on loopback HTTP (retries, backoff, slow faults): 4 workers, each with its
+# own sandbox, keep the suite short on 2 cores.
+TEST_WORKERS ?= 4
+
 test: env
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS)
 
 test-slow: env
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m slow
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) -m slow
 
 bench: env
 	$(BIN)/python bench/import_time.py

@@ -189,12 +189,14 @@ def test_download_into_existing_folder(client: SparcClient, tmp_path: Path) -> N
 
 
 def test_expired_link_is_refreshed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with SandboxProcess(tmp_path / "sb", "--url-expiry", "1", "--time-scale", "0") as short:
+    # links live 3 s (signed to the second: 2-3 s), long enough for a renewed one to be used
+    # at once even on a loaded machine, short enough to wait out
+    with SandboxProcess(tmp_path / "sb", "--url-expiry", "3", "--time-scale", "0") as short:
         monkeypatch.setenv("PENNSIEVE_API_HOST", short.url)
         with SparcClient() as client:
             node = next(client.pennsieve.walk(90, version=1, path="metadata/records"))
             stale = client.pennsieve.download_manifest(90, [node["path"]], 1)["data"][0]
-            time.sleep(2.1)
+            time.sleep(3.1)
             remote = RemoteFile(stale["url"], int(stale["size"]), stale.get("sha256"))
             with pytest.raises(PermissionDeniedError):
                 fetch_to_file(client.pennsieve.http, remote, tmp_path / "a.csv", progress=False)

@@ -25,7 +25,6 @@ import json
 import logging
 import math
 import os
-import random
 import re
 import threading
 import time
@@ -37,7 +36,7 @@ from typing import IO, Any, overload
 
 import httpx
 
-from sparc.client._http import HttpCore, interrupt_response
+from sparc.client._http import HttpCore, RetryPolicy, interrupt_response
 from sparc.client.errors import (
     ArgumentError,
     ChecksumMismatchError,
@@ -61,10 +60,8 @@ log = logging.getLogger("sparc.client")
 
 CHUNK_SIZE = 1024 * 1024
 MiB = 1024 * 1024
-#: Failed attempts in a row (no byte arrived in between) before a file is given up.
-MAX_ATTEMPTS_WITHOUT_PROGRESS = 5
-#: Backoff between resumes: ``RESUME_BACKOFF * 2**n`` seconds (jittered), at most this many.
-RESUME_BACKOFF, RESUME_MAX_BACKOFF = 0.5, 8.0
+# Failed attempts in a row (no byte arrived in between) before a file is given up, and the
+# backoff between them, follow the HTTP core's RetryPolicy (max_retries, backoff, max_backoff).
 #: A file is given up when no byte arrived for this long, whatever the attempt count.
 NO_PROGRESS_LIMIT = 60.0
 #: How many times an expired presigned link is renewed for one file.
@@ -496,6 +493,50 @@ class FetchOutcome:
     etag: str | None = None
 
 
+class OutageBreaker:
+    """Stops a many-file download early when the server is down, instead of letting every
+    file spend its own retries: once ``limit`` files in a row have failed with a transport or
+    server error (no file finished in between), the files not yet started fail at once.
+
+    Thread-safe; one per download. Example::
+
+        breaker = OutageBreaker(limit=4)
+        breaker.check()            # before a file: raises TransportError once tripped
+        breaker.failed(exc)        # a file gave up; breaker.succeeded() when one finished
+    """
+
+    OUTAGE_ERRORS = (TransportError, ServerError, RateLimitedError)
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(2, limit)
+        self._lock = threading.Lock()
+        self._in_a_row = 0
+        self._reason: BaseException | None = None
+
+    @property
+    def tripped(self) -> bool:
+        return self._in_a_row >= self.limit
+
+    def succeeded(self) -> None:
+        with self._lock:
+            self._in_a_row, self._reason = 0, None
+
+    def failed(self, error: BaseException) -> None:
+        if not isinstance(error, self.OUTAGE_ERRORS):
+            return  # a bad checksum or a missing file says nothing about the server
+        with self._lock:
+            self._in_a_row += 1
+            self._reason = self._reason or error
+
+    def check(self) -> None:
+        """Raise :class:`TransportError` (not attempted) when the breaker has tripped."""
+        if self.tripped:
+            raise TransportError(
+                f"not attempted: the {self._in_a_row} files before it failed in a row "
+                f"({self._reason}); the server looks unavailable, run the download again later "
+                "to resume")
+
+
 @dataclass
 class _Hooks:
     on_bytes: Callable[[int], None] | None = None
@@ -510,11 +551,12 @@ class _Hooks:
             self.on_note(text)
 
 
-def _retry_delay(attempt: int, retry_after: float | None) -> float:
+def _retry_delay(policy: RetryPolicy, attempt: int, retry_after: float | None) -> float:
+    """Seconds before resume number ``attempt`` (1-based): the HTTP core's backoff, or the
+    server's ``Retry-After`` (at most :data:`NO_PROGRESS_LIMIT`)."""
     if retry_after is not None:
         return min(max(0.0, retry_after), NO_PROGRESS_LIMIT)
-    ceiling = min(RESUME_MAX_BACKOFF, RESUME_BACKOFF * 2 ** (attempt - 1))
-    return random.uniform(ceiling / 2, ceiling)
+    return policy.delay(attempt - 1, None)
 
 
 @contextlib.contextmanager
@@ -655,16 +697,16 @@ class _Transfer:
                 if self.offset > before:
                     attempts, last_bytes_at = 0, now
                 attempts += 1
-                if (attempts > MAX_ATTEMPTS_WITHOUT_PROGRESS
-                        or now - last_bytes_at > NO_PROGRESS_LIMIT):
+                policy = self.http.retry
+                if attempts > policy.max_retries or now - last_bytes_at > NO_PROGRESS_LIMIT:
                     raise
                 retry_after = exc.retry_after if isinstance(exc, RateLimitedError) else None
-                delay = _retry_delay(attempts, retry_after)
+                delay = _retry_delay(policy, attempts, retry_after)
                 why = str(exc).split(": ", 1)[-1] if isinstance(exc, TransportError) else \
                     f"HTTP {exc.status}"
                 log.info("%s: %s; retry %d of %d in %.1f s, resuming at byte %d", self.label,
-                         why, attempts, MAX_ATTEMPTS_WITHOUT_PROGRESS, delay, self.offset)
-                self.hooks.note(f"retry {attempts}/{MAX_ATTEMPTS_WITHOUT_PROGRESS} in "
+                         why, attempts, policy.max_retries, delay, self.offset)
+                self.hooks.note(f"retry {attempts}/{policy.max_retries} in "
                                 f"{delay:.0f} s at {_human(self.offset)}")
                 self.cancel.sleep(delay)
 

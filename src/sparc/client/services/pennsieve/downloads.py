@@ -40,6 +40,7 @@ from sparc.client._download import (
     DownloadRecords,
     DownloadResult,
     FileResult,
+    OutageBreaker,
     Record,
     RemoteFile,
     check_output_name,
@@ -229,6 +230,7 @@ class DownloadsMixin:
         records = DownloadRecords(root)
         source = _source(dataset_id, version)
         cancel = CancelToken()
+        breaker = OutageBreaker(max_workers)  # a dead server fails the rest at once
         lock = threading.Lock()
         total = sum(int(e["size"]) for e, _ in targets)
         label = f"dataset {dataset_id} v{version}: {len(targets)} files"
@@ -244,12 +246,16 @@ class DownloadsMixin:
                 path, remote = _entry_path(entry), _remote(entry)
                 size = remote.size or 0
                 try:
-                    return self._fetch_entry(dataset_id, version, path, remote, dest, records,
-                                             source, existing, verify, cancel, count, note,
-                                             to_warn)
+                    breaker.check()
+                    result = self._fetch_entry(dataset_id, version, path, remote, dest,
+                                               records, source, existing, verify, cancel,
+                                               count, note, to_warn)
                 except SparcError as exc:
                     log.info("%s failed: %s", path, exc)
+                    breaker.failed(exc)
                     return FileResult(path, dest, "failed", size, 0, "none", exc)
+                breaker.succeeded()
+                return result
 
             def note(text: str) -> None:
                 with lock:
