@@ -20,3 +20,21 @@ def client(sandbox: SandboxProcess, monkeypatch: pytest.MonkeyPatch,
     monkeypatch.chdir(tmp_path)
     with SparcClient(connect=False) as c:
         yield c
+
+
+@pytest.fixture
+def tombstoned_id(client: SparcClient) -> int:
+    """An unpublished dataset of the catalogue, found through the API (410 on its route)."""
+    from sparc.client.errors import GoneError, NotFoundError
+
+    listed = {d["id"] for d in client.pennsieve.iter_datasets()}
+    for candidate in range(1, 1000):
+        if candidate in listed:
+            continue
+        try:
+            client.pennsieve.get_dataset(candidate)
+        except GoneError:
+            return candidate
+        except NotFoundError:
+            continue
+    raise AssertionError("the sandbox catalogue has no unpublished dataset")

@@ -4,6 +4,7 @@ argument's, and never a raw httpx/ValueError; wrong folders and ids are NotFound
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -80,28 +81,15 @@ def test_unknown_version_is_not_found_at_once(client: SparcClient, sandbox: Sand
         assert sandbox.stats()["requests_total"] <= 3  # no retries
 
 
-def test_unpublished_dataset_is_gone_at_once(client: SparcClient, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    gone = _tombstoned(client)
+def test_unpublished_dataset_is_gone_at_once(client: SparcClient, tmp_path: Path,
+                                             tombstoned_id: int) -> None:
+    gone = tombstoned_id
     started = time.monotonic()
     with pytest.raises(GoneError):
         client.pennsieve.download(gone, "files", tmp_path, version=1)
     with pytest.raises(GoneError):
         client.pennsieve.browse(gone, version=1)
     assert time.monotonic() - started < 3
-
-
-def _tombstoned(client: SparcClient) -> int:
-    listed = {d["id"] for d in client.pennsieve.iter_datasets()}
-    for candidate in range(1, 1000):
-        if candidate in listed:
-            continue
-        try:
-            client.pennsieve.get_dataset(candidate)
-        except GoneError:
-            return candidate
-        except NotFoundError:
-            continue
-    raise AssertionError("the sandbox catalogue has no unpublished dataset")
 
 
 def test_no_raw_exceptions_escape(client: SparcClient) -> None:

@@ -53,26 +53,13 @@ def test_unknown_dataset_is_not_found(client: SparcClient) -> None:
         client.pennsieve.get_dataset(90, version=999)
 
 
-def test_unpublished_dataset_is_gone_with_tombstone(client: SparcClient) -> None:
-    gone_id = _find_tombstoned(client)
+def test_unpublished_dataset_is_gone_with_tombstone(client: SparcClient,
+                                                   tombstoned_id: int) -> None:
+    gone_id = tombstoned_id
     with pytest.raises(GoneError) as info:
         client.pennsieve.get_dataset(gone_id)
     assert info.value.tombstone["status"] == "UNPUBLISHED"
     assert info.value.tombstone["id"] == gone_id
-
-
-def _find_tombstoned(client: SparcClient) -> int:
-    listed = {d["id"] for d in client.pennsieve.iter_datasets()}
-    for candidate in range(1, 1000):
-        if candidate in listed:
-            continue
-        try:
-            client.pennsieve.get_dataset(candidate)
-        except GoneError:
-            return candidate
-        except NotFoundError:
-            continue
-    raise AssertionError("the sandbox catalogue has no unpublished dataset")
 
 
 def test_embargoed_files_need_access(client: SparcClient) -> None:
