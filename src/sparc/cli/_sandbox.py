@@ -7,6 +7,9 @@ from typing import Any
 
 import click
 
+from sparc.sandbox.settings import DEFAULT_CLI_PORT, SandboxSettings
+
+_default = SandboxSettings.default
 
 @click.group()
 def sandbox() -> None:
@@ -14,19 +17,21 @@ def sandbox() -> None:
 
 
 @sandbox.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
+@click.option("--host", default=_default("host"), show_default=True, help="Address to bind.")
+@click.option("--port", default=DEFAULT_CLI_PORT, show_default=True, type=click.IntRange(0, 65535),
               help="Port to bind; 0 picks a free port.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for the SQLite database and uploads [default: a temporary folder].")
-@click.option("--api-key", default=None, help="The sandbox user's API key [default: sandbox-key].")
+@click.option("--api-key", default=None,
+              help=f"The sandbox user's API key [default: {_default('api_key')}].")
 @click.option("--api-secret", default=None,
-              help="The sandbox user's API secret [default: sandbox-secret].")
-@click.option("--url-expiry", default=3600, show_default=True, type=click.IntRange(1),
-              help="Lifetime of download URLs, in seconds.")
-@click.option("--download-size-cap", default=10 * 10**9, show_default=True,
+              help=f"The sandbox user's API secret [default: {_default('api_secret')}].")
+@click.option("--url-expiry", default=_default("url_expiry"), show_default=True,
+              type=click.IntRange(1), help="Lifetime of download URLs, in seconds.")
+@click.option("--download-size-cap", default=_default("download_size_cap"), show_default=True,
               type=click.IntRange(0), help="Total-size cap of a download manifest, in bytes.")
-@click.option("--time-scale", default=1.0, show_default=True, type=click.FloatRange(0),
+@click.option("--time-scale", default=_default("time_scale"), show_default=True,
+              type=click.FloatRange(0),
               help="Multiplies every simulated delay (0 = no delays).")
 @click.option("--faults", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="JSON file with a list of fault rules to apply from the start "

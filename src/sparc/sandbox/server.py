@@ -9,7 +9,6 @@ import sys
 import tempfile
 import threading
 from collections.abc import Generator
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -27,29 +26,11 @@ from sparc.sandbox.http import SandboxError, render_error
 from sparc.sandbox.pennsieve import routes as discover
 from sparc.sandbox.pennsieve import zipit
 from sparc.sandbox.pennsieve.models import Discover
+from sparc.sandbox.settings import DEFAULT_API_KEY, DEFAULT_API_SECRET, SandboxSettings
 from sparc.sandbox.storage.db import open_database
 
-DEFAULT_API_KEY = "sandbox-key"
-DEFAULT_API_SECRET = "sandbox-secret"
-
-
-@dataclass(frozen=True)
-class SandboxSettings:
-    """Everything that configures one sandbox server."""
-
-    host: str = "127.0.0.1"
-    port: int = 0
-    data_dir: Path | None = None
-    api_key: str = DEFAULT_API_KEY
-    api_secret: str = DEFAULT_API_SECRET
-    url_expiry: int = 3600
-    download_size_cap: int = 10 * 10**9
-    time_scale: float = 1.0
-    archive_size_cap: int = 5 * 10**9
-    whole_version_zip_cap: int = 10**9
-    whole_version_zip_rate: float = 5e6  # bytes/s of the whole-version ZIP (x time_scale delays)
-    faults: tuple[dict[str, Any], ...] = ()  # fault rules active at start (see faults.py)
-    seed: int | None = None  # seeds the fault rules' rate draws; None = random
+__all__ = ["SandboxSettings", "SandboxServer", "StartupError", "create_app", "serve",
+           "DEFAULT_API_KEY", "DEFAULT_API_SECRET"]
 
 
 def credentials_line(settings: SandboxSettings) -> str:
@@ -152,27 +133,22 @@ def _config(app: Starlette) -> uvicorn.Config:
                           http=app.state.connections.protocol())
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000, data_dir: Path | None = None,
-          api_key: str | None = None, api_secret: str | None = None, url_expiry: int = 3600,
-          download_size_cap: int = 10 * 10**9, time_scale: float = 1.0,
-          faults: Path | str | None = None, seed: int | None = None) -> int:
+def serve(faults: Path | str | None = None, **options: Any) -> int:
     """Serve the sandbox until SIGINT/SIGTERM; print the base URL (first stdout line), then exports.
 
-    ``faults`` names a JSON file of fault rules (see FAULTS.md); ``seed`` makes their draws repeatable.
+    ``options`` are :class:`SandboxSettings` fields (``None`` keeps the default); ``faults``
+    names a JSON file of fault rules (see FAULTS.md), ``seed`` makes their draws repeatable.
     """
     try:
         rules = tuple(load_rules_file(str(faults))) if faults is not None else ()
     except FaultRuleError as exc:
         raise StartupError(f"--faults: {exc}") from exc
     with contextlib.ExitStack() as stack:
-        if data_dir is None:
-            data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sparc-sandbox-")))
-        settings = SandboxSettings(host=host, port=port, data_dir=Path(data_dir),
-                                   api_key=api_key or DEFAULT_API_KEY,
-                                   api_secret=api_secret or DEFAULT_API_SECRET, url_expiry=url_expiry,
-                                   download_size_cap=download_size_cap, time_scale=time_scale,
-                                   faults=rules, seed=seed)
-        sock = stack.enter_context(bind(host, port))
+        settings = SandboxSettings().replace(**options, faults=rules)
+        if settings.data_dir is None:
+            settings = settings.replace(data_dir=Path(stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="sparc-sandbox-"))))
+        sock = stack.enter_context(bind(settings.host, settings.port))
         app = create_app(settings)
         print(f"sandbox user: {credentials_line(settings)}", file=sys.stderr, flush=True)
         _Server(_config(app), announce=base_url(sock)).run(sockets=[sock])
@@ -194,7 +170,7 @@ class SandboxServer:
         settings = self.settings
         if settings.data_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="sparc-sandbox-")
-            settings = SandboxSettings(**{**settings.__dict__, "data_dir": Path(self._tmp.name)})
+            settings = settings.replace(data_dir=Path(self._tmp.name))
         sock = bind(settings.host, settings.port)
         try:
             self.app = create_app(settings)
