@@ -35,6 +35,19 @@ def by_suffix(paths: list[Path], stem: str) -> dict[str, Path]:
     return out
 
 
+def obj_groups(path: Path) -> dict[str, int]:
+    """Faces per group name of an OBJ (a ``g`` line may name several groups)."""
+    faces: dict[str, int] = {}
+    current: list[str] = []
+    for line in path.read_text().splitlines():
+        if line.startswith("g "):
+            current = line.split()[1:]
+        elif line.startswith("f "):
+            for name in current:
+                faces[name] = faces.get(name, 0) + 1
+    return faces
+
+
 def check_surface_files(files: dict[str, Path], source: np.ndarray, *, tolerance: float,
                         min_triangles: int) -> dict[str, tuple[int, int]]:
     """Every surface format holds triangles whose bounds match ``source`` (and each other)."""
@@ -50,8 +63,9 @@ def check_surface_files(files: dict[str, Path], source: np.ndarray, *, tolerance
         found[fmt] = (points, cells["triangle"])
     assert len({found[f] for f in ("vtk", "ply", "obj")}) == 1, found  # same mesh everywhere
     assert found["stl"][1] == found["vtk"][1]
-    scene = trimesh_scene(files["glb"])
-    assert sum(len(g.faces) for g in scene.geometry.values()) == found["vtk"][1]
+    scene = trimesh_scene(files["glb"])  # one mesh per group: groups overlap
+    assert sum(len(g.faces) for g in scene.geometry.values()) >= found["vtk"][1]
+    assert max(len(g.faces) for g in scene.geometry.values()) <= found["vtk"][1]
     assert np.allclose(scene.bounds, source, atol=tolerance * size)
     entries, box = webgl_bounds(files["webgl"])
     assert entries and all(e["Type"] == "Surfaces" for e in entries)
@@ -75,9 +89,31 @@ def test_scaffold_settings_from_dataset_every_format(exports_292: tuple[Path, li
     assert {"serosa of body of stomach", "luminal surface of body of stomach"} <= names, names
     groups = {e["GroupName"] for e in json.loads(files["webgl"].read_text())}
     assert groups == names
-    obj = files["obj"].read_text()
-    assert "g serosa_of_body_of_stomach" in obj
+    assert obj_groups(files["obj"])["serosa_of_body_of_stomach"] > 0
     assert not list(out.glob(".*")), "temporary files left behind"
+
+
+def test_every_annotation_group_is_kept(exports_292: tuple[Path, list[Path]]) -> None:
+    """Overlapping groups (stomach holds body of stomach) each stay a named part in every format
+    that can hold overlapping sets; STL/PLY/VTK 'part' stay a disjoint partition."""
+    out, paths = exports_292
+    files = by_suffix(paths, "Scaffold_Creator-settings")
+    wanted = {"stomach", "body of stomach", "fundus of stomach", "serosa of stomach",
+              "esophagus", "serosa of body of stomach"}
+    glb = {name: len(g.faces) for name, g in trimesh_scene(files["glb"]).geometry.items()}
+    assert wanted <= set(glb) and len(glb) == 38, sorted(glb)
+    assert glb["stomach"] > glb["body of stomach"] > glb["serosa of body of stomach"] > 0
+    webgl = {e["GroupName"] for e in json.loads(files["webgl"].read_text())}
+    assert webgl == set(glb)
+    obj = obj_groups(files["obj"])
+    assert obj == {name.replace(" ", "_"): count for name, count in glb.items()}
+    mesh = meshio_read(files["vtk"])
+    arrays = {name.replace("%20", " "): values[0] for name, values in mesh.cell_data.items()}
+    assert set(arrays) == set(glb) | {"part"}
+    assert {name: int(arrays[name].sum()) for name in glb} == glb
+    assert len(set(arrays["part"].tolist())) < len(glb)  # the partition stays disjoint
+    # sizes stay sane: the vertices are shared, not copied per group
+    assert files["glb"].stat().st_size < 3 * files["stl"].stat().st_size
 
 
 def test_refinement_follows_the_curved_geometry(data: Path, tmp_path: Path) -> None:
@@ -127,10 +163,11 @@ def test_mbf_from_dataset_every_format(exports_107: tuple[Path, list[Path]]) -> 
         assert counts(mesh)[1]["triangle"] > 20_000, fmt
         assert np.allclose(bounds(mesh.points), source, atol=3.5), fmt  # largest d/2: 3.485
     scene = trimesh_scene(files["glb"])
-    assert len(scene.geometry) == 8
+    assert len(scene.geometry) == 9  # ilx_0793091 holds the same lines as another group
+    assert "http://uri.interlex.org/base/ilx_0793091" in scene.geometry
     assert "limiting ridge on circular-longitudinal muscle interface" in scene.geometry
     entries, box = webgl_bounds(files["webgl"])
-    assert len(entries) == 8 and all(e["Type"] == "Lines" for e in entries)
+    assert len(entries) == 9 and all(e["Type"] == "Lines" for e in entries)
     assert np.allclose(box, source)
 
 

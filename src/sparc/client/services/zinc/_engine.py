@@ -67,7 +67,14 @@ def check_installed() -> None:
 @dataclass
 class Geometry:
     """What one input becomes: a triangle surface (``kind="surface"``) or line segments
-    (``kind="lines"``), each cell tagged with a part (annotation group) index."""
+    (``kind="lines"``).
+
+    Each cell belongs to one *class*: the set of annotation groups holding its face/line element
+    (``class_groups[cell_class[i]]``, indices into ``group_names``). Groups overlap (``stomach``
+    holds ``body of stomach``), so formats that can name overlapping sets (OBJ, glTF, VTK arrays,
+    WebGL) keep every group; ``part`` is the disjoint partition (each cell in its smallest group)
+    for a single per-cell label.
+    """
 
     kind: str
     points: np.ndarray                 # (n, 3) float64, the source's own coordinates
@@ -77,6 +84,30 @@ class Geometry:
     radius: np.ndarray | None = None   # (n,) per point, lines only (from the file; may be None)
     webgl: list[tuple[str, str]] = field(default_factory=list)  # (suffix, text) ZincJS buffers
     source_kind: str = ""              # "scaffold" | "zinc" | "mbf"
+    cell_class: np.ndarray | None = None            # (m,) class index per cell
+    class_groups: list[tuple[int, ...]] = field(default_factory=list)
+    class_part: list[int] = field(default_factory=list)  # class -> index into part_names
+    group_names: list[str] = field(default_factory=list)  # every group holding some cell
+
+    def classes(self) -> np.ndarray:
+        import numpy as np
+
+        if self.cell_class is None:
+            return np.zeros(len(self.cells), dtype=np.int64)
+        return self.cell_class
+
+    def group_labels(self) -> list[str]:
+        """``group_names`` plus :data:`UNGROUPED` when some cell is in no group."""
+        extra = [UNGROUPED] if any(not g for g in self.class_groups) else []
+        return list(self.group_names) + extra
+
+    def group_classes(self) -> list[tuple[str, list[int]]]:
+        """(group label, the classes it holds) for every label of :meth:`group_labels`."""
+        out = [(name, [c for c, sig in enumerate(self.class_groups) if j in sig])
+               for j, name in enumerate(self.group_names)]
+        if any(not g for g in self.class_groups):
+            out.append((UNGROUPED, [c for c, sig in enumerate(self.class_groups) if not sig]))
+        return out
 
 
 # -- loading ------------------------------------------------------------------------------------
@@ -223,8 +254,8 @@ def load_geometry(path: Path, *, refinement: int = 6, webgl: bool = False) -> Ge
 
     3-D meshes give their exterior (boundary) faces, 2-D meshes every face, each evaluated on the
     true (e.g. cubic Hermite) geometry at ``refinement`` divisions per element edge; 1-D meshes
-    (MBF contours and trees) give line segments. Each face/segment goes to the smallest annotation
-    group holding it (its part).
+    (MBF contours and trees) give line segments. Every annotation group holding a face/line is
+    kept (:attr:`Geometry.group_names`); each cell's part is the smallest group holding it.
     """
     context, region = new_region()
     kind, keep = load(region, path)
@@ -235,11 +266,9 @@ def load_geometry(path: Path, *, refinement: int = 6, webgl: bool = False) -> Ge
         raise EmptyExportError(f"{path.name!r} ({kind}) was read but has no elements, so there is "
                                "no surface or line to export")
     if dimension >= 2:
-        geometry = _surfaces(context, region, coordinates, dimension, refinement, path)
+        geometry = _surfaces(context, region, coordinates, dimension, refinement, path, webgl)
     else:
-        geometry = _lines(region, coordinates, refinement, path)
-    if webgl:
-        geometry.webgl = _threejs(region.getScene())
+        geometry = _lines(region, coordinates, refinement, path, webgl)
     geometry.source_kind = kind
     del keep
     if not len(geometry.cells):
@@ -247,26 +276,58 @@ def load_geometry(path: Path, *, refinement: int = 6, webgl: bool = False) -> Ge
     return geometry
 
 
-def _partition(elements: list[Any], fieldmodule: Any, mesh: Any) -> dict[str, list[Any]]:
-    """Assign each element to the smallest annotation group holding it (else UNGROUPED)."""
-    groups = []
+@dataclass
+class _Classes:
+    group_names: list[str]
+    signatures: list[tuple[int, ...]]      # per class: indices into group_names
+    elements: list[list[Any]]              # per class
+    part_names: list[str]
+    class_part: list[int]
+
+    def group_elements(self) -> list[list[Any]]:
+        """Elements of every group label (group_names, then UNGROUPED if used)."""
+        out: list[list[Any]] = [[] for _ in self.group_names]
+        ungrouped: list[Any] = []
+        for signature, elements in zip(self.signatures, self.elements, strict=True):
+            for j in signature:
+                out[j] += elements
+            if not signature:
+                ungrouped += elements
+        return out + ([ungrouped] if ungrouped else [])
+
+
+def _classify(elements: list[Any], fieldmodule: Any, mesh: Any) -> _Classes:
+    """Split elements by the set of annotation groups holding them (their class)."""
+    candidates = []
     for group in group_names(fieldmodule):
         mesh_group = group.getMeshGroup(mesh)
         if mesh_group.isValid() and mesh_group.getSize():
-            groups.append((mesh_group.getSize(), group.getName(), mesh_group))
-    groups.sort(key=lambda g: (g[0], g[1]))
-    parts: dict[str, list[Any]] = {}
+            candidates.append((group.getName(), mesh_group.getSize(), mesh_group))
+    candidates.sort(key=lambda g: (g[0], g[1]))
+    members: dict[tuple[int, ...], list[Any]] = {}
     for element in elements:
-        name = next((n for _, n, mg in groups if mg.containsElement(element)), UNGROUPED)
-        parts.setdefault(name, []).append(element)
-    return dict(sorted(parts.items()))
+        signature = tuple(i for i, (_, _, mg) in enumerate(candidates)
+                          if mg.containsElement(element))
+        members.setdefault(signature, []).append(element)
+    used = sorted({i for signature in members for i in signature})
+    renumber = {old: new for new, old in enumerate(used)}
+    names = [candidates[i][0] for i in used]
+    classes = sorted((tuple(renumber[i] for i in sig), els) for sig, els in members.items())
+    smallest = []
+    for signature, _ in classes:  # the disjoint part: the smallest group holding the element
+        best = min(signature, key=lambda j: (candidates[used[j]][1], names[j]), default=None)
+        smallest.append(UNGROUPED if best is None else names[best])
+    part_names = sorted(set(smallest))
+    return _Classes(names, [sig for sig, _ in classes], [els for _, els in classes],
+                    part_names, [part_names.index(n) for n in smallest])
 
 
-def _part_groups(fieldmodule: Any, mesh: Any, parts: dict[str, list[Any]]) -> list[Any]:
+def _element_groups(fieldmodule: Any, mesh: Any, element_lists: list[list[Any]],
+                    prefix: str) -> list[Any]:
     groups = []
-    for index, elements in enumerate(parts.values()):
+    for index, elements in enumerate(element_lists):
         group = fieldmodule.createFieldGroup()
-        group.setName(f"sparc_part_{index}")
+        group.setName(f"{prefix}_{index}")
         mesh_group = group.createMeshGroup(mesh)
         for element in elements:
             mesh_group.addElement(element)
@@ -274,8 +335,36 @@ def _part_groups(fieldmodule: Any, mesh: Any, parts: dict[str, list[Any]]) -> li
     return groups
 
 
+def _webgl_graphics(region: Any, coordinates: Any, mesh: Any, classes: _Classes,
+                    surfaces: bool, tessellation: Any = None) -> list[tuple[str, str]]:
+    """ZincJS buffers with one graphics (so one metadata entry) per annotation group."""
+    from cmlibs.zinc.graphics import Graphics
+
+    fieldmodule = region.getFieldmodule()
+    fieldmodule.beginChange()
+    groups = _element_groups(fieldmodule, mesh, classes.group_elements(), "sparc_group")
+    fieldmodule.endChange()
+    scene = region.getScene()
+    scene.beginChange()
+    scene.removeAllGraphics()
+    for index, group in enumerate(groups):
+        graphics = scene.createGraphicsSurfaces() if surfaces else scene.createGraphicsLines()
+        graphics.setName(f"sparc_group_{index}")
+        graphics.setCoordinateField(coordinates)
+        graphics.setSubgroupField(group)
+        if tessellation is not None:
+            graphics.setTessellation(tessellation)
+        if surfaces:
+            graphics.setBoundaryMode(Graphics.BOUNDARY_MODE_BOUNDARY
+                                     if mesh.getDimension() == 2
+                                     and fieldmodule.findMeshByDimension(3).getSize()
+                                     else Graphics.BOUNDARY_MODE_ALL)
+    scene.endChange()
+    return _threejs(scene)
+
+
 def _surfaces(context: Any, region: Any, coordinates: Any, dimension: int, refinement: int,
-              path: Path) -> Geometry:
+              path: Path, webgl: bool) -> Geometry:
     import numpy as np
     from cmlibs.zinc.graphics import Graphics
 
@@ -297,8 +386,8 @@ def _surfaces(context: Any, region: Any, coordinates: Any, dimension: int, refin
             if exterior.evaluateReal(cache, 1)[1]:
                 faces.append(element)
         element = iterator.next()
-    parts = _partition(faces, fieldmodule, mesh2d)
-    groups = _part_groups(fieldmodule, mesh2d, parts)
+    classes = _classify(faces, fieldmodule, mesh2d)
+    groups = _element_groups(fieldmodule, mesh2d, classes.elements, "sparc_class")
     fieldmodule.endChange()
 
     scene = region.getScene()
@@ -306,9 +395,9 @@ def _surfaces(context: Any, region: Any, coordinates: Any, dimension: int, refin
     tessellation = context.getTessellationmodule().createTessellation()
     tessellation.setRefinementFactors([refinement])
     tessellation.setMinimumDivisions([1])
-    for (name, _), group in zip(parts.items(), groups, strict=True):
+    for index, group in enumerate(groups):
         surfaces = scene.createGraphicsSurfaces()
-        surfaces.setName(name)
+        surfaces.setName(f"sparc_class_{index}")
         surfaces.setCoordinateField(coordinates)
         surfaces.setSubgroupField(group)
         surfaces.setTessellation(tessellation)
@@ -317,31 +406,44 @@ def _surfaces(context: Any, region: Any, coordinates: Any, dimension: int, refin
     scene.endChange()
 
     filters = scene.getScenefiltermodule()
-    triangles, part = [], []
-    for index, name in enumerate(parts):
+    triangles, owner = [], []
+    for index in range(len(groups)):
         info = scene.createStreaminformationScene()
         info.setIOFormat(info.IO_FORMAT_ASCII_STL)
-        info.setScenefilter(filters.createScenefilterGraphicsName(name))
+        info.setScenefilter(filters.createScenefilterGraphicsName(f"sparc_class_{index}"))
         resource = info.createStreamresourceMemory()
         scene.write(info)
         buffer = resource.getBuffer()[1] or b""
         values = np.array(_STL_VERTEX.findall(buffer), dtype=np.float64).reshape(-1, 3, 3)
         triangles.append(values)
-        part.append(np.full(len(values), index, dtype=np.int64))
+        owner.append(np.full(len(values), index, dtype=np.int64))
     every = np.concatenate(triangles) if triangles else np.zeros((0, 3, 3))
     points, inverse = np.unique(every.reshape(-1, 3), axis=0, return_inverse=True)
     cells = inverse.reshape(-1, 3).astype(np.int64)
-    part_index = np.concatenate(part) if part else np.zeros(0, dtype=np.int64)
+    cell_class = np.concatenate(owner) if owner else np.zeros(0, dtype=np.int64)
     keep = (cells[:, 0] != cells[:, 1]) & (cells[:, 1] != cells[:, 2]) & (cells[:, 0] != cells[:, 2])
-    log.info("%s: %d faces in %d parts -> %d triangles", path.name, len(faces), len(parts),
-             int(keep.sum()))
-    return Geometry("surface", points, cells[keep], part_index[keep], list(parts))
+    log.info("%s: %d faces in %d groups (%d classes) -> %d triangles", path.name, len(faces),
+             len(classes.group_names), len(groups), int(keep.sum()))
+    buffers = (_webgl_graphics(region, coordinates, mesh2d, classes, True, tessellation)
+               if webgl else [])
+    return _geometry("surface", points, cells[keep], cell_class[keep], classes, None, buffers)
+
+
+def _geometry(kind: str, points: Any, cells: Any, cell_class: Any, classes: _Classes,
+              radius: Any, buffers: list[tuple[str, str]]) -> Geometry:
+    import numpy as np
+
+    class_part = np.array(classes.class_part, dtype=np.int64).reshape(-1)
+    return Geometry(kind, points, cells, class_part[cell_class] if len(cell_class) else
+                    np.zeros(0, dtype=np.int64), classes.part_names, radius, buffers,
+                    cell_class=cell_class, class_groups=classes.signatures,
+                    class_part=classes.class_part, group_names=classes.group_names)
 
 
 _STL_VERTEX = re.compile(rb"vertex\s+(\S+)\s+(\S+)\s+(\S+)")
 
 
-def _lines(region: Any, coordinates: Any, refinement: int, path: Path) -> Geometry:
+def _lines(region: Any, coordinates: Any, refinement: int, path: Path, webgl: bool) -> Geometry:
     import numpy as np
 
     fieldmodule = region.getFieldmodule()
@@ -354,13 +456,13 @@ def _lines(region: Any, coordinates: Any, refinement: int, path: Path) -> Geomet
     while element.isValid():
         elements.append(element)
         element = iterator.next()
-    parts = _partition(elements, fieldmodule, mesh1d)
+    classes = _classify(elements, fieldmodule, mesh1d)
 
     keys: dict[Any, int] = {}
     points: list[tuple[float, ...]] = []
     radii: list[float] = []
     segments: list[tuple[int, int]] = []
-    part_index: list[int] = []
+    cell_class: list[int] = []
 
     def point(key: Any, element: Any, xi: float, node: Any = None) -> int | None:
         if key in keys:
@@ -380,8 +482,8 @@ def _lines(region: Any, coordinates: Any, refinement: int, path: Path) -> Geomet
         radii.append(radius)
         return keys[key]
 
-    for index, part_elements in enumerate(parts.values()):
-        for element in part_elements:
+    for index, class_elements in enumerate(classes.elements):
+        for element in class_elements:
             template = element.getElementfieldtemplate(coordinates, -1)
             if not template.isValid():
                 continue
@@ -399,23 +501,14 @@ def _lines(region: Any, coordinates: Any, refinement: int, path: Path) -> Geomet
             for a, b in zip(chain, chain[1:], strict=False):
                 if a is not None and b is not None and a != b:
                     segments.append((a, b))
-                    part_index.append(index)
-    log.info("%s: %d line elements in %d parts -> %d segments", path.name, len(elements),
-             len(parts), len(segments))
+                    cell_class.append(index)
+    log.info("%s: %d line elements in %d groups -> %d segments", path.name, len(elements),
+             len(classes.group_names), len(segments))
     radius = np.array(radii, dtype=np.float64) if radius_field.isValid() else None
-    # Zinc line graphics per part, for the ZincJS (WebGL) export.
-    scene = region.getScene()
-    scene.beginChange()
-    for (name, _), group in zip(parts.items(), _part_groups(fieldmodule, mesh1d, parts),
-                                strict=True):
-        lines = scene.createGraphicsLines()
-        lines.setName(name)
-        lines.setCoordinateField(coordinates)
-        lines.setSubgroupField(group)
-    scene.endChange()
-    return Geometry("lines", np.array(points, dtype=np.float64).reshape(-1, 3),
-                    np.array(segments, dtype=np.int64).reshape(-1, 2),
-                    np.array(part_index, dtype=np.int64), list(parts), radius)
+    buffers = _webgl_graphics(region, coordinates, mesh1d, classes, False) if webgl else []
+    return _geometry("lines", np.array(points, dtype=np.float64).reshape(-1, 3),
+                     np.array(segments, dtype=np.int64).reshape(-1, 2),
+                     np.array(cell_class, dtype=np.int64), classes, radius, buffers)
 
 
 def _threejs(scene: Any) -> list[tuple[str, str]]:

@@ -14,17 +14,17 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from sparc.client.services.zinc._engine import Geometry
+from sparc.client.services.zinc._engine import UNGROUPED, Geometry
 
 #: Every export format and what it holds.
 FORMATS: dict[str, str] = {
     "vtk": "legacy VTK unstructured grid (binary): triangles, or line segments for MBF; "
-           "cell data 'part'",
+           "cell data 'part' and one 0/1 array per annotation group",
     "stl": "binary STL: triangles (MBF lines as tubes)",
-    "obj": "Wavefront OBJ: one named group per annotation part",
+    "obj": "Wavefront OBJ: every face under the names of all annotation groups holding it",
     "ply": "binary PLY: triangles (MBF lines as tubes)",
-    "glb": "binary glTF: one named node/mesh per annotation part",
-    "webgl": "ZincJS/three.js JSON (metadata + one file per part), as the SPARC portal's "
+    "glb": "binary glTF: one named node/mesh per annotation group (shared vertices)",
+    "webgl": "ZincJS/three.js JSON (metadata + one file per annotation group), as the SPARC portal's "
              "scaffold viewer reads",
 }
 SUFFIXES = {"vtk": ".vtk", "stl": ".stl", "obj": ".obj", "ply": ".ply", "glb": ".glb",
@@ -34,7 +34,7 @@ HEADER = "sparc.client zinc export"
 
 
 def tubes(geometry: Geometry, tube_radius: float | None) -> tuple[Any, Any, Any]:
-    """Triangles (points, triangles, part) of open tubes around the line segments.
+    """Triangles (points, triangles, class) of open tubes around the line segments.
 
     The radius is ``tube_radius`` when given, else the file's own per-point radius, else 0.5% of
     the bounding-box diagonal.
@@ -54,7 +54,7 @@ def tubes(geometry: Geometry, tube_radius: float | None) -> tuple[Any, Any, Any]
     offset = 0
     angles = np.linspace(0.0, 2 * np.pi, TUBE_SIDES, endpoint=False)
     cos, sin = np.cos(angles), np.sin(angles)
-    for chain, part in polylines(geometry.cells, geometry.part):
+    for chain, part in polylines(geometry.cells, geometry.classes()):
         xyz = points[chain]
         tangent = np.gradient(xyz, axis=0)
         length = np.linalg.norm(tangent, axis=1, keepdims=True)
@@ -96,7 +96,8 @@ def _perpendicular(vector: Any) -> Any:
 
 
 def polylines(segments: Any, part: Any) -> list[tuple[Any, int]]:
-    """Chain segments of each part into polylines (split at ends and branch points)."""
+    """Chain segments of each part (or class) into polylines (split at ends and branch
+    points)."""
     import numpy as np
 
     out: list[tuple[Any, int]] = []
@@ -131,28 +132,72 @@ def _walk(start: int, edge: int, edges: list[list[int]],
         edge = onward[0]
 
 
-def surface_of(geometry: Geometry, tube_radius: float | None) -> tuple[Any, Any, Any]:
-    """(points, triangles, part) for the surface formats."""
+def surface_of(geometry: Geometry, tube_radius: float | None) -> tuple[Any, Any, Any, Any]:
+    """(points, triangles, part, class) for the surface formats."""
+    import numpy as np
+
     if geometry.kind == "lines":
-        return tubes(geometry, tube_radius)
-    return geometry.points, geometry.cells, geometry.part
+        points, triangles, cell_class = tubes(geometry, tube_radius)
+        class_part = np.array(geometry.class_part, dtype=np.int64).reshape(-1)
+        return points, triangles, class_part[cell_class], cell_class
+    return geometry.points, geometry.cells, geometry.part, geometry.classes()
+
+
+def _vtk_name(name: str) -> str:
+    """A VTK legacy array name: whitespace and '%' encoded as VTK's reader decodes them."""
+    return "".join(f"%{ord(c):02X}" if c.isspace() or c == "%" or not c.isprintable() else c
+                   for c in name) or "unnamed"
 
 
 def write_vtk(geometry: Geometry, target: Path, tube_radius: float | None) -> None:
-    import meshio
+    """Legacy VTK (classic ``# vtk DataFile Version 4.2`` layout, binary): an unstructured grid
+    of triangles (or line segments for MBF), cell data ``part`` (the smallest group holding the
+    cell) and one 0/1 ``unsigned_char`` array per annotation group named after the group; the
+    part names as field data arrays ``<name>`` = part index."""
     import numpy as np
 
-    cell_type = "triangle" if geometry.kind == "surface" else "line"
-    point_data = ({"radius": geometry.radius} if geometry.radius is not None else {})
-    mesh = meshio.Mesh(geometry.points, [(cell_type, geometry.cells)], point_data=point_data,
-                       cell_data={"part": [geometry.part.astype(np.int32)]})
-    meshio.write(str(target), mesh, file_format="vtk", binary=True)
+    cells = geometry.cells
+    cell_type, width = (5, 3) if geometry.kind == "surface" else (3, 2)  # VTK_TRIANGLE/VTK_LINE
+    cell_class = geometry.classes()
+    group_arrays = []
+    for name, classes in geometry.group_classes():
+        group_arrays.append((_vtk_name(name), np.isin(cell_class, classes).astype(">u1")))
+    with target.open("wb") as f:
+        def block(array: Any) -> None:
+            f.write(np.ascontiguousarray(array).tobytes())
+            f.write(b"\n")
+
+        f.write(b"# vtk DataFile Version 4.2\n")
+        f.write(f"{HEADER}: {len(geometry.part_names)} parts, "
+                f"{len(geometry.group_labels())} groups\n".encode())
+        f.write(b"BINARY\nDATASET UNSTRUCTURED_GRID\n")
+        f.write(f"FIELD FieldData {len(geometry.part_names)}\n".encode())
+        for index, name in enumerate(geometry.part_names):
+            f.write(f"{_vtk_name(name)} 1 1 int\n".encode())
+            block(np.array([index], dtype=">i4"))
+        f.write(f"POINTS {len(geometry.points)} double\n".encode())
+        block(geometry.points.astype(">f8"))
+        connectivity = np.hstack([np.full((len(cells), 1), width), cells]).astype(">i4")
+        f.write(f"CELLS {len(cells)} {connectivity.size}\n".encode())
+        block(connectivity)
+        f.write(f"CELL_TYPES {len(cells)}\n".encode())
+        block(np.full(len(cells), cell_type, dtype=">i4"))
+        if geometry.radius is not None:
+            f.write(f"POINT_DATA {len(geometry.points)}\nFIELD FieldData 1\n"
+                    f"radius 1 {len(geometry.points)} double\n".encode())
+            block(geometry.radius.astype(">f8"))
+        f.write(f"CELL_DATA {len(cells)}\nFIELD FieldData {1 + len(group_arrays)}\n"
+                f"part 1 {len(cells)} int\n".encode())
+        block(geometry.part.astype(">i4"))
+        for name, values in group_arrays:
+            f.write(f"{name} 1 {len(cells)} unsigned_char\n".encode())
+            block(values)
 
 
 def write_stl(geometry: Geometry, target: Path, tube_radius: float | None) -> None:
     import numpy as np
 
-    points, triangles, _ = surface_of(geometry, tube_radius)
+    points, triangles, _, _ = surface_of(geometry, tube_radius)
     corners = points[triangles]
     normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
     size = np.linalg.norm(normals, axis=1, keepdims=True)
@@ -167,19 +212,25 @@ def write_stl(geometry: Geometry, target: Path, tube_radius: float | None) -> No
 
 
 def write_obj(geometry: Geometry, target: Path, tube_radius: float | None) -> None:
+    """Wavefront OBJ: each face once, under ``g`` naming every annotation group holding it
+    (OBJ allows several group names per ``g``; whitespace in names becomes ``_``, and a
+    ``# group <obj name> = <group name>`` comment keeps the original)."""
     import numpy as np
 
-    points, triangles, part = surface_of(geometry, tube_radius)
+    points, triangles, _, cell_class = surface_of(geometry, tube_radius)
+    labels = [_obj_name(n) for n in geometry.group_names]
     with target.open("w", encoding="utf-8", newline="\n") as f:
         f.write(f"# {HEADER}: {len(points)} vertices, {len(triangles)} triangles, "
-                f"{len(geometry.part_names)} parts\n")
+                f"{len(geometry.group_labels())} groups\n")
+        for label, name in zip(labels, geometry.group_names, strict=True):
+            f.write(f"# group {label} = {name}\n")
         np.savetxt(f, points, fmt="v %.9g %.9g %.9g")
-        for index, name in enumerate(geometry.part_names):
-            mine = triangles[part == index]
+        for index, signature in enumerate(geometry.class_groups):
+            mine = triangles[cell_class == index]
             if not len(mine):
                 continue
-            label = _obj_name(name)
-            f.write(f"o {label}\ng {label}\n")
+            names = " ".join(labels[j] for j in signature) or UNGROUPED
+            f.write(f"g {names}\n")
             np.savetxt(f, mine + 1, fmt="f %d %d %d")
 
 
@@ -192,7 +243,7 @@ def write_ply(geometry: Geometry, target: Path, tube_radius: float | None) -> No
     to name parts; meshio, trimesh, MeshLab and Blender read it)."""
     import numpy as np
 
-    points, triangles, _ = surface_of(geometry, tube_radius)
+    points, triangles, _, _ = surface_of(geometry, tube_radius)
     header = (f"ply\nformat binary_little_endian 1.0\ncomment {HEADER}\n"
               f"element vertex {len(points)}\nproperty double x\nproperty double y\n"
               f"property double z\nelement face {len(triangles)}\n"
@@ -207,34 +258,63 @@ def write_ply(geometry: Geometry, target: Path, tube_radius: float | None) -> No
 
 
 def write_glb(geometry: Geometry, target: Path, tube_radius: float | None) -> None:
+    """Binary glTF 2.0: one node/mesh per annotation group, named after it. The vertices are
+    stored once (float32) and shared; each group is its own index list, so overlapping groups
+    (``stomach`` and ``body of stomach``) cost only their indices."""
     import numpy as np
-    import trimesh
 
-    points, triangles, part = surface_of(geometry, tube_radius)
-    scene = trimesh.Scene()
-    for index, name in enumerate(geometry.part_names):
-        mine = triangles[part == index]
+    points, triangles, _, cell_class = surface_of(geometry, tube_radius)
+    positions = np.ascontiguousarray(points, dtype="<f4")
+    chunks = [positions.tobytes()]
+    views = [{"buffer": 0, "byteOffset": 0, "byteLength": len(chunks[0]), "target": 34962}]
+    accessors: list[dict[str, Any]] = [{
+        "bufferView": 0, "componentType": 5126, "count": len(positions), "type": "VEC3",
+        "min": positions.min(axis=0).tolist(), "max": positions.max(axis=0).tolist()}]
+    meshes, nodes = [], []
+    offset = len(chunks[0])
+    for name, classes in geometry.group_classes():
+        mine = triangles[np.isin(cell_class, classes)]
         if not len(mine):
             continue
-        used, local = np.unique(mine, return_inverse=True)
-        mesh = trimesh.Trimesh(vertices=points[used], faces=local.reshape(-1, 3), process=False)
-        scene.add_geometry(mesh, node_name=name, geom_name=name)
-    target.write_bytes(scene.export(file_type="glb"))
+        data = np.ascontiguousarray(mine, dtype="<u4").tobytes()
+        views.append({"buffer": 0, "byteOffset": offset, "byteLength": len(data),
+                      "target": 34963})
+        accessors.append({"bufferView": len(views) - 1, "componentType": 5125,
+                          "count": mine.size, "type": "SCALAR"})
+        meshes.append({"name": name, "primitives": [
+            {"attributes": {"POSITION": 0}, "indices": len(accessors) - 1, "mode": 4}]})
+        nodes.append({"name": name, "mesh": len(meshes) - 1})
+        chunks.append(data)
+        offset += len(data)
+    binary = b"".join(chunks)
+    binary += b"\0" * (-len(binary) % 4)
+    document = {"asset": {"version": "2.0", "generator": HEADER}, "scene": 0,
+                "scenes": [{"nodes": list(range(len(nodes)))}], "nodes": nodes,
+                "meshes": meshes, "accessors": accessors, "bufferViews": views,
+                "buffers": [{"byteLength": len(binary)}]}
+    text = json.dumps(document, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 4)
+    with target.open("wb") as f:
+        f.write(struct.pack("<4sII", b"glTF", 2, 12 + 8 + len(text) + 8 + len(binary)))
+        f.write(struct.pack("<I4s", len(text), b"JSON") + text)
+        f.write(struct.pack("<I4s", len(binary), b"BIN\0") + binary)
 
 
 def webgl_files(geometry: Geometry, stem: str) -> list[tuple[str, str]]:
-    """(file name, text) pairs: ``<stem>_metadata.json`` first, then ``<stem>_<n>.json``."""
+    """(file name, text) pairs: ``<stem>_metadata.json`` first, then ``<stem>_<n>.json``, one
+    per annotation group (the metadata's ``GroupName``)."""
     buffers = dict(geometry.webgl)
     metadata = buffers.pop("metadata", "")
     names = {f"memory_resource_{int(k) + 1}": f"{stem}_{k}.json" for k in buffers}
+    labels = geometry.group_labels()
     entries = json.loads(metadata) if metadata else []
     entries = [e for e in entries if e]  # Zinc leaves no view entry without an Argon document
     for entry in entries:
         if entry.get("URL") in names:
             entry["URL"] = names[entry["URL"]]
-        index = str(entry.get("GroupName", "")).removeprefix("sparc_part_")
-        if index.isdigit() and int(index) < len(geometry.part_names):
-            entry["GroupName"] = geometry.part_names[int(index)]  # the annotation group's name
+        index = str(entry.get("GroupName", "")).removeprefix("sparc_group_")
+        if index.isdigit() and int(index) < len(labels):
+            entry["GroupName"] = labels[int(index)]  # the annotation group's name
     files = [(f"{stem}_metadata.json", json.dumps(entries, indent=1) + "\n")]
     files += [(f"{stem}_{k}.json", text) for k, text in buffers.items()]
     return files
