@@ -38,6 +38,7 @@ bench: env
 	$(BIN)/python bench/download.py
 	$(BIN)/python bench/sandbox.py
 	$(BIN)/python bench/walk.py --delay 20
+	$(BIN)/python bench/zinc_export.py
 
 lint: env
 	$(BIN)/python -m pip install -q -e '.[dev]'
