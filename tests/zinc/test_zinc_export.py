@@ -212,3 +212,27 @@ def test_dataset_scaffold_export_is_repeatable(sandbox_env: Path) -> None:
     settings = by_suffix(first, "Scaffold_Creator-settings")
     assert np.allclose(bounds(meshio_read(exf["vtk"]).points),
                        bounds(meshio_read(settings["vtk"]).points), atol=1e-5)
+
+
+# -- child regions ------------------------------------------------------------------------------
+def test_child_regions_are_exported(data: Path, tmp_path: Path) -> None:
+    """An .exf whose elements live in child regions (``Region: /heart``) exports every region,
+    its parts named by region path."""
+    from cmlibs.zinc.context import Context
+
+    context = Context("child-regions")
+    region = context.getDefaultRegion()
+    heart = region.createChild("heart")
+    assert heart.readFile(str(data / "cube.exf")) == 1
+    assert region.createChild("body").createChild("lung").readFile(str(data / "cube.exf")) == 1
+    source = tmp_path / "regions.exf"
+    assert region.writeFile(str(source)) == 1
+    assert "Region: /heart" in source.read_text()
+    paths = ZincService().export(source, ["vtk", "glb", "webgl"], tmp_path / "out")
+    files = by_suffix(paths, "regions")
+    assert counts(meshio_read(files["vtk"])) == (2 * 218, {"triangle": 2 * 432})
+    assert sorted(trimesh_scene(files["glb"]).geometry) == ["body/lung", "heart"]
+    entries, box = webgl_bounds(files["webgl"])
+    assert sorted((e["GroupName"], e["RegionPath"]) for e in entries) == [
+        ("body/lung", "body/lung"), ("heart", "heart")]
+    assert np.allclose(box, [[0, 0, 0], [1.5, 1, 1]], atol=1e-5)

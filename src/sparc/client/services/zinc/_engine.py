@@ -259,21 +259,99 @@ def load_geometry(path: Path, *, refinement: int = 6, webgl: bool = False) -> Ge
     """
     context, region = new_region()
     kind, keep = load(region, path)
-    fieldmodule = region.getFieldmodule()
-    coordinates = _coordinate_field(region, path)
-    dimension = next((d for d in (3, 2, 1) if fieldmodule.findMeshByDimension(d).getSize()), 0)
-    if dimension == 0:
+    found = []
+    for name, sub in _regions(region):
+        fieldmodule = sub.getFieldmodule()
+        dimension = next((d for d in (3, 2, 1) if fieldmodule.findMeshByDimension(d).getSize()),
+                         0)
+        if dimension:
+            found.append((name, sub, dimension))
+    if not found:
         raise EmptyExportError(f"{path.name!r} ({kind}) was read but has no elements, so there is "
                                "no surface or line to export")
-    if dimension >= 2:
-        geometry = _surfaces(context, region, coordinates, dimension, refinement, path, webgl)
-    else:
-        geometry = _lines(region, coordinates, refinement, path, webgl)
+    surface = max(d for _, _, d in found) >= 2
+    pieces = []
+    for name, sub, dimension in found:
+        if (dimension >= 2) != surface:
+            log.warning("%s: region %r holds only %d-D elements; skipped beside the surfaces",
+                        path.name, "/" + name, dimension)
+            continue
+        coordinates = _coordinate_field(sub, path)
+        if surface:
+            piece = _surfaces(context, sub, coordinates, dimension, refinement, path, webgl)
+        else:
+            piece = _lines(sub, coordinates, refinement, path, webgl)
+        pieces.append((name, piece))
+    geometry = pieces[0][1] if [n for n, _ in pieces] == [""] else _merge(pieces)
     geometry.source_kind = kind
     del keep
     if not len(geometry.cells):
         raise EmptyExportError(f"{path.name!r} ({kind}) yields no {geometry.kind} to export")
     return geometry
+
+
+def _regions(region: Any, path: str = "") -> list[tuple[str, Any]]:
+    """``region`` and all its descendants, depth first: (path such as ``heart/lv``, region)."""
+    out = [(path, region)]
+    child = region.getFirstChild()
+    while child.isValid():
+        out += _regions(child, f"{path}/{child.getName()}".lstrip("/"))
+        child = child.getNextSibling()
+    return out
+
+
+def _merge(pieces: list[tuple[str, Geometry]]) -> Geometry:
+    """One geometry from several regions' geometries; groups and parts named by region path
+    (``heart/left ventricle``; a child region's ungrouped cells are named after the region)."""
+    import numpy as np
+
+    def named(region: str, name: str) -> str:
+        if not region:
+            return name
+        return region if name == UNGROUPED else f"{region}/{name}"
+
+    groups: dict[str, int] = {}
+    part_labels: list[str] = []
+    class_groups: list[tuple[int, ...]] = []
+    points, cells, cell_class, radii = [], [], [], []
+    buffers: list[tuple[str, str]] = []
+    entries: list[Any] = []
+    offset = 0
+    for region, piece in pieces:
+        base = len(class_groups)
+        for signature, part in zip(piece.class_groups, piece.class_part, strict=True):
+            labels = [named(region, piece.group_names[j]) for j in signature] or (
+                [region] if region else [])
+            class_groups.append(tuple(sorted(groups.setdefault(n, len(groups)) for n in labels)))
+            part_labels.append(named(region, piece.part_names[part]))
+        points.append(piece.points)
+        cells.append(piece.cells + offset)
+        cell_class.append(piece.classes() + base)
+        radii.append(piece.radius if piece.radius is not None
+                     else np.zeros(len(piece.points)))
+        offset += len(piece.points)
+        chunks = dict(piece.webgl)
+        for entry in [e for e in json.loads(chunks.pop("metadata", "[]")) if e]:
+            old = str(entry.get("URL", "")).removeprefix("memory_resource_")
+            if old.isdigit() and str(int(old) - 1) in chunks:
+                buffers.append((str(len(buffers) + 1), chunks[str(int(old) - 1)]))
+                entry["URL"] = f"memory_resource_{len(buffers) + 1}"
+            entry["GroupName"] = named(region, str(entry.get("GroupName", "")))
+            entry["RegionPath"] = region
+            entries.append(entry)
+    # renumber groups alphabetically and parts as a sorted set, as for one region
+    order = sorted(groups, key=lambda n: (n, groups[n]))
+    renumber = {groups[n]: i for i, n in enumerate(order)}
+    class_groups = [tuple(sorted(renumber[j] for j in sig)) for sig in class_groups]
+    part_names = sorted(set(part_labels))
+    class_part = [part_names.index(n) for n in part_labels]
+    every_class = np.concatenate(cell_class)
+    webgl = [("metadata", json.dumps(entries))] + buffers if entries else []
+    radius = np.concatenate(radii) if any(p.radius is not None for _, p in pieces) else None
+    return Geometry(pieces[0][1].kind, np.concatenate(points), np.concatenate(cells),
+                    np.array(class_part, dtype=np.int64)[every_class], part_names, radius,
+                    webgl, cell_class=every_class, class_groups=class_groups,
+                    class_part=class_part, group_names=order)
 
 
 @dataclass
@@ -294,6 +372,9 @@ class _Classes:
             if not signature:
                 ungrouped += elements
         return out + ([ungrouped] if ungrouped else [])
+
+    def group_labels(self) -> list[str]:
+        return self.group_names + ([UNGROUPED] if any(not s for s in self.signatures) else [])
 
 
 def _classify(elements: list[Any], fieldmodule: Any, mesh: Any) -> _Classes:
@@ -360,7 +441,16 @@ def _webgl_graphics(region: Any, coordinates: Any, mesh: Any, classes: _Classes,
                                      and fieldmodule.findMeshByDimension(3).getSize()
                                      else Graphics.BOUNDARY_MODE_ALL)
     scene.endChange()
-    return _threejs(scene)
+    buffers = _threejs(scene)
+    if buffers and buffers[0][0] == "metadata":
+        labels = classes.group_labels()
+        entries = [e for e in json.loads(buffers[0][1] or "[]") if e]
+        for entry in entries:
+            number = str(entry.get("GroupName", "")).removeprefix("sparc_group_")
+            if number.isdigit() and int(number) < len(labels):
+                entry["GroupName"] = labels[int(number)]  # the annotation group's name
+        buffers[0] = ("metadata", json.dumps(entries))
+    return buffers
 
 
 def _surfaces(context: Any, region: Any, coordinates: Any, dimension: int, refinement: int,

@@ -306,15 +306,11 @@ def webgl_files(geometry: Geometry, stem: str) -> list[tuple[str, str]]:
     buffers = dict(geometry.webgl)
     metadata = buffers.pop("metadata", "")
     names = {f"memory_resource_{int(k) + 1}": f"{stem}_{k}.json" for k in buffers}
-    labels = geometry.group_labels()
     entries = json.loads(metadata) if metadata else []
     entries = [e for e in entries if e]  # Zinc leaves no view entry without an Argon document
     for entry in entries:
         if entry.get("URL") in names:
             entry["URL"] = names[entry["URL"]]
-        index = str(entry.get("GroupName", "")).removeprefix("sparc_group_")
-        if index.isdigit() and int(index) < len(labels):
-            entry["GroupName"] = labels[int(index)]  # the annotation group's name
     files = [(f"{stem}_metadata.json", json.dumps(entries, indent=1) + "\n")]
     files += [(f"{stem}_{k}.json", text) for k, text in buffers.items()]
     return files
