@@ -216,3 +216,22 @@ def test_client_zinc_imports_nothing_heavy() -> None:
             "'scaffoldmaker', 'mbfxml2ex', 'numpy', 'meshio', 'trimesh') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_dataset_id_beside_a_folder_of_that_name(sandbox_env: Path) -> None:
+    """``sparc zinc export 107 -o 107`` twice: the folder 107 is not taken for the source."""
+    with SparcClient(connect=False) as client:
+        for _ in range(2):
+            paths = client.zinc.export("107", "vtk", "107", file="10991_20180817_143553.xml")
+            assert [p.relative_to(sandbox_env).as_posix() for p in paths] == \
+                ["107/10991_20180817_143553.vtk"]
+    done = subprocess.run([sys.executable, "-m", "sparc.cli", "zinc", "export", "107", "-o",
+                           "107", "--file", "10991_20180817_143553.xml", "-q"],
+                          cwd=sandbox_env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_folder_is_not_a_source_file(zinc: ZincService, tmp_path: Path) -> None:
+    (tmp_path / "scaffold.exf").mkdir()
+    with pytest.raises(NotExportableError, match="is a directory"):
+        zinc.export(tmp_path / "scaffold.exf", "vtk", tmp_path / "out")

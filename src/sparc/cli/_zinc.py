@@ -51,7 +51,7 @@ def zinc_export(ctx: click.Context, source: str, formats: tuple[str, ...], outpu
     All formats keep the source's coordinates (no axis swap), so they agree with each other.
     """
     target: int | str = source
-    if source.strip().isdigit() and not os.path.exists(source):
+    if source.strip().isdigit() and not os.path.isfile(source):  # a folder 107 is no file
         target = int(source)
     paths = _client(ctx).zinc.export(
         target, [f.lower() for f in formats], output, version=version, file=file,

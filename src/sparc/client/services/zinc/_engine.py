@@ -113,6 +113,9 @@ class Geometry:
 # -- loading ------------------------------------------------------------------------------------
 def sniff_kind(path: Path) -> str:
     """``scaffold``, ``zinc`` or ``mbf`` from the suffix, else from the first bytes."""
+    if path.is_dir():
+        raise NotExportableError(f"{str(path)!r} is a directory, not a file; expected "
+                                 f"{ACCEPTED_INPUTS}", path=str(path))
     if not path.is_file():
         raise NotExportableError(f"no such file: {str(path)!r}; expected {ACCEPTED_INPUTS}",
                                  path=str(path))

@@ -154,7 +154,8 @@ class ZincService(ServiceBase):
     ) -> list[Path]:
         """Export a scaffold or segmentation; returns the written paths.
 
-        ``source`` is a SPARC dataset id (an int, or digits naming no local file: its scaffold
+        ``source`` is a SPARC dataset id (an int, or digits naming no local file (a folder of
+        that name does not count): its scaffold
         settings JSON, Zinc ``.exf``/``.ex`` and MBF ``.xml`` files are found through Discover
         and downloaded to a temporary folder: all of them, or only ``file``, a path or name
         within the dataset) or a local file.
@@ -170,7 +171,7 @@ class ZincService(ServiceBase):
         _check_options(refinement, tube_radius)
         folder = Path(output if output is not None else ".").expanduser().resolve()
         if isinstance(source, os.PathLike) or (isinstance(source, str) and (
-                not source.strip().isdigit() or os.path.exists(source))):
+                not source.strip().isdigit() or os.path.isfile(source))):
             if file is not None or version is not None:
                 raise ArgumentError("file= and version= apply to dataset sources only; "
                                     f"{str(source)!r} is a local path")
