@@ -16,6 +16,7 @@ from zinc_readback import (
     counts,
     mbf_contour_bounds,
     meshio_read,
+    read_legacy_vtk,
     trimesh_scene,
     webgl_bounds,
     zinc_node_bounds,
@@ -236,3 +237,39 @@ def test_child_regions_are_exported(data: Path, tmp_path: Path) -> None:
     assert sorted((e["GroupName"], e["RegionPath"]) for e in entries) == [
         ("body/lung", "body/lung"), ("heart", "heart")]
     assert np.allclose(box, [[0, 0, 0], [1.5, 1, 1]], atol=1e-5)
+
+
+# -- part names ---------------------------------------------------------------------------------
+def test_part_names_in_vtk_ply_stl(exports_292: tuple[Path, list[Path]], data: Path,
+                                   tmp_path: Path) -> None:
+    """VTK: field data <name> = part index; PLY: 'comment part <i> <name>' and a 'part' face
+    property; STL: the names in the 80-byte header when they fit. meshio/trimesh still read them."""
+    import trimesh
+
+    from sparc.client.services.zinc import _engine
+
+    out, paths = exports_292
+    files = by_suffix(paths, "Scaffold_Creator-settings")
+    vtk = read_legacy_vtk(files["vtk"])
+    assert vtk["version"] == "# vtk DataFile Version 4.2"
+    names = {index: name for name, index in
+             ((n, int(v[0])) for n, v in vtk["field"].items())}
+    assert sorted(names) == list(range(len(names))) and "serosa of body of stomach" in \
+        names.values()
+    part = vtk["cell_data"]["part"]
+    assert set(part.tolist()) == set(names)
+    ply_comments = [line.split(" ", 3)[2:] for line in
+                    files["ply"].read_bytes().split(b"end_header")[0].decode().splitlines()
+                    if line.startswith("comment part ")]
+    assert {int(i): n for i, n in ply_comments} == names
+    mesh = meshio_read(files["ply"])
+    assert np.array_equal(mesh.cell_data["part"][0], part)
+    ply = trimesh.load(str(files["ply"]), process=False)
+    assert np.array_equal(ply.metadata["_ply_raw"]["face"]["data"]["part"].ravel(), part)
+    assert len(ply.faces) == len(part)
+    assert files["stl"].read_bytes()[:80].rstrip() == \
+        f"sparc.client zinc export: {len(names)} parts".encode()  # too many names to fit
+    cube = ZincService().export(data / "cube.exf", "stl", tmp_path)[0]
+    assert cube.read_bytes()[:80].rstrip() == \
+        f"sparc.client zinc export: {_engine.UNGROUPED}".encode()
+    assert len(trimesh.load(str(cube)).faces) == 432

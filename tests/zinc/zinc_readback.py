@@ -91,3 +91,72 @@ def mbf_contour_bounds(path: Path) -> np.ndarray:
                 if point.tag.rsplit("}", 1)[-1] == "point":
                     points.append([float(point.get(c)) for c in "xyz"])
     return bounds(points)
+
+
+VTK_TYPES = {"double": ">f8", "float": ">f4", "int": ">i4", "unsigned_char": ">u1",
+             "long": ">i8", "vtkIdType": ">i4", "unsigned_int": ">u4", "char": ">i1"}
+
+
+def read_legacy_vtk(path: Path) -> dict[str, Any]:
+    """A minimal reader of binary legacy VTK (classic 4.2 layout), independent of the writer and
+    of meshio: UNSTRUCTURED_GRID (CELLS/CELL_TYPES) and POLYDATA (LINES/POLYGONS), FIELD data at
+    dataset, point and cell level (names %-decoded as VTK does)."""
+    from urllib.parse import unquote
+
+    data = path.read_bytes()
+    pos = 0
+
+    def line() -> str:
+        nonlocal pos
+        end = data.index(b"\n", pos)
+        text = data[pos:end].decode()
+        pos = end + 1
+        return text
+
+    def array(count: int, dtype: str) -> np.ndarray:
+        nonlocal pos
+        values = np.frombuffer(data, dtype=dtype, count=count, offset=pos).astype(
+            np.dtype(dtype).newbyteorder("="))
+        pos += count * np.dtype(dtype).itemsize
+        if data[pos:pos + 1] == b"\n":
+            pos += 1
+        return values
+
+    def cell_list(count: int, size: int) -> list[np.ndarray]:
+        flat, out, i = array(size, ">i4"), [], 0
+        for _ in range(count):
+            out.append(flat[i + 1:i + 1 + flat[i]])
+            i += 1 + flat[i]
+        assert i == size
+        return out
+
+    out: dict[str, Any] = {"version": line(), "title": line(), "encoding": line().strip()}
+    assert out["encoding"] == "BINARY"
+    out["dataset"] = line().split()[1]
+    out.update(field={}, point_data={}, cell_data={}, cells=[], cell_types=None)
+    target = out["field"]
+    while pos < len(data):
+        words = line().split()
+        if not words:
+            continue
+        key = words[0]
+        if key == "FIELD":
+            for _ in range(int(words[2])):
+                name, components, tuples, kind = line().split()
+                values = array(int(components) * int(tuples), VTK_TYPES[kind])
+                target[unquote(name)] = values.reshape(int(tuples), -1).squeeze(-1) \
+                    if int(components) == 1 else values.reshape(int(tuples), -1)
+        elif key == "POINTS":
+            out["points"] = array(3 * int(words[1]), VTK_TYPES[words[2]]).reshape(-1, 3)
+        elif key in ("CELLS", "LINES", "POLYGONS", "VERTICES"):
+            out["cells"] = cell_list(int(words[1]), int(words[2]))
+            out["cell_kind"] = key
+        elif key == "CELL_TYPES":
+            out["cell_types"] = array(int(words[1]), ">i4")
+        elif key == "POINT_DATA":
+            target = out["point_data"]
+        elif key == "CELL_DATA":
+            target = out["cell_data"]
+        else:
+            raise ValueError(f"unknown legacy VTK section {key!r} at byte {pos}")
+    return out

@@ -20,9 +20,11 @@ from sparc.client.services.zinc._engine import UNGROUPED, Geometry
 FORMATS: dict[str, str] = {
     "vtk": "legacy VTK unstructured grid (binary): triangles, or line segments for MBF; "
            "cell data 'part' and one 0/1 array per annotation group",
-    "stl": "binary STL: triangles (MBF lines as tubes)",
+    "stl": "binary STL: triangles (MBF lines as tubes); part names in the 80-byte header "
+           "when they fit",
     "obj": "Wavefront OBJ: every face under the names of all annotation groups holding it",
-    "ply": "binary PLY: triangles (MBF lines as tubes)",
+    "ply": "ASCII PLY: triangles (MBF lines as tubes), a 'part' face property and "
+           "'comment part <i> <name>' lines",
     "glb": "binary glTF: one named node/mesh per annotation group (shared vertices)",
     "webgl": "ZincJS/three.js JSON (metadata + one file per annotation group), as the SPARC portal's "
              "scaffold viewer reads",
@@ -206,7 +208,7 @@ def write_stl(geometry: Geometry, target: Path, tube_radius: float | None) -> No
     data = np.zeros(len(triangles), dtype=record)
     data["normal"], data["corners"] = normals, corners
     with target.open("wb") as f:
-        f.write(HEADER.encode().ljust(80, b" ")[:80])
+        f.write(stl_header(geometry.part_names))
         f.write(struct.pack("<I", len(triangles)))
         f.write(data.tobytes())
 
@@ -239,22 +241,32 @@ def _obj_name(name: str) -> str:
 
 
 def write_ply(geometry: Geometry, target: Path, tube_radius: float | None) -> None:
-    """Binary little-endian PLY: double x/y/z vertices and triangles (PLY has no standard way
-    to name parts; meshio, trimesh, MeshLab and Blender read it)."""
+    """ASCII PLY: x/y/z vertices (17 significant digits) and triangles with an ``int part`` face
+    property (the smallest annotation group holding the face), its names as header comments
+    ``comment part <i> <name>``. ASCII because meshio's binary PLY reader cannot read a face
+    property beside the vertex list; meshio, trimesh, MeshLab and Blender read this file."""
     import numpy as np
 
-    points, triangles, _, _ = surface_of(geometry, tube_radius)
-    header = (f"ply\nformat binary_little_endian 1.0\ncomment {HEADER}\n"
+    points, triangles, part, _ = surface_of(geometry, tube_radius)
+    names = "".join(f"comment part {i} {' '.join(name.split())}\n"
+                    for i, name in enumerate(geometry.part_names))
+    header = (f"ply\nformat ascii 1.0\ncomment {HEADER}\n{names}"
               f"element vertex {len(points)}\nproperty double x\nproperty double y\n"
               f"property double z\nelement face {len(triangles)}\n"
-              "property list uchar int vertex_indices\nend_header\n")
-    face = np.dtype([("n", "u1"), ("v", "<i4", 3)])
-    faces = np.zeros(len(triangles), dtype=face)
-    faces["n"], faces["v"] = 3, triangles
-    with target.open("wb") as f:
-        f.write(header.encode("utf-8"))
-        f.write(np.ascontiguousarray(points, dtype="<f8").tobytes())
-        f.write(faces.tobytes())
+              "property list uchar int vertex_indices\nproperty int part\nend_header\n")
+    faces = np.column_stack([np.full(len(triangles), 3), triangles, part]).astype(np.int64)
+    with target.open("w", encoding="utf-8", newline="\n") as f:
+        f.write(header)
+        np.savetxt(f, points, fmt="%.17g %.17g %.17g")
+        np.savetxt(f, faces, fmt="%d %d %d %d %d")
+
+
+def stl_header(part_names: list[str]) -> bytes:
+    """The 80-byte binary STL header: the part names when they fit (``; ``-separated), else
+    only their count (STL has no place for names; the other formats keep them)."""
+    listed = f"{HEADER}: " + "; ".join(" ".join(n.split()) for n in part_names)
+    text = listed if len(listed.encode()) <= 80 else f"{HEADER}: {len(part_names)} parts"
+    return text.encode()[:80].ljust(80, b" ")
 
 
 def write_glb(geometry: Geometry, target: Path, tube_radius: float | None) -> None:
