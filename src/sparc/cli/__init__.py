@@ -13,6 +13,7 @@ import os
 
 import click
 
+from sparc.cli import _logging
 from sparc.cli._errors import BadArgumentLine, SparcGroup
 from sparc.cli._pennsieve import datasets, download, files
 from sparc.cli._sandbox import sandbox
@@ -35,11 +36,8 @@ def cli(ctx: click.Context, config_file: str | None, profile: str | None, verbos
     Hosts and credentials come from the config file and from environment variables
     (PENNSIEVE_API_HOST, ...), e.g. those printed by `sparc sandbox serve`.
     """
-    if verbose:
-        import logging
-
-        logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO,
-                            format="%(levelname)s %(name)s: %(message)s")
+    _logging.configure(verbose)
+    ctx.call_on_close(_logging.unconfigure)
     typed = os.path.expanduser(config_file) if config_file is not None else None
     if typed is not None and not os.path.isfile(typed):  # the user typed it: it must exist
         why = "is a folder" if os.path.isdir(typed) else "no such file"

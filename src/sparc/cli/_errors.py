@@ -164,8 +164,13 @@ def _report(ctx: click.Context, exc: BaseException, line: str, exit_code: int) -
 
 def _show_warning_line(message: Warning | str, category: type[Warning], filename: str,
                        lineno: int, file: IO[str] | None = None, line: str | None = None) -> None:
-    """A library warning as ``Warning: <one line>`` on stderr (no source file and line)."""
-    _echo_err(f"Warning: {one_line(str(message))}")
+    """A library warning as ``Warning: <one line>`` on stderr (no source file and line), unless
+    the same text was just shown as a log line."""
+    from sparc.cli._logging import already_shown, redact
+
+    if already_shown(str(message)):
+        return
+    _echo_err(f"Warning: {one_line(redact(str(message)))}")
 
 
 def _echo_err(line: str) -> None:

@@ -140,8 +140,11 @@ def download(ctx: click.Context, dataset_id: int, paths: tuple[str, ...],
     \b
         sparc download 90 files/primary -o data/ -j 8
     """
+    from sparc.cli import _logging
     from sparc.client.errors import DownloadError
 
+    if quiet:
+        _logging.quiet()
     target = output_dir if output_dir is not None else Path(str(dataset_id))
     per_file = verbose or bool(ctx.ensure_object(dict).get("verbose"))  # -v here or global
     try:
