@@ -273,3 +273,22 @@ def test_part_names_in_vtk_ply_stl(exports_292: tuple[Path, list[Path]], data: P
     assert cube.read_bytes()[:80].rstrip() == \
         f"sparc.client zinc export: {_engine.UNGROUPED}".encode()
     assert len(trimesh.load(str(cube)).faces) == 432
+
+
+def test_partly_defined_faces_give_the_whole_surface(data: Path, tmp_path: Path) -> None:
+    """A 3-D .exf with only some faces defined: the missing faces are defined, not skipped."""
+    from cmlibs.zinc.context import Context
+
+    context = Context("some-faces")
+    region = context.getDefaultRegion()
+    assert region.readFile(str(data / "cube.exf")) == 1
+    fieldmodule = region.getFieldmodule()
+    fieldmodule.defineAllFaces()
+    mesh2d = fieldmodule.findMeshByDimension(2)
+    assert mesh2d.getSize() == 6
+    for identifier in (1, 2, 3, 4):  # keep 2 of the 6 faces
+        assert mesh2d.destroyElement(mesh2d.findElementByIdentifier(identifier)) == 1
+    source = tmp_path / "some-faces.exf"
+    assert region.writeFile(str(source)) == 1
+    stl = ZincService().export(source, "stl", tmp_path / "out")[0]
+    assert counts(meshio_read(stl))[1]["triangle"] == 432

@@ -464,7 +464,7 @@ def _surfaces(context: Any, region: Any, coordinates: Any, dimension: int, refin
     fieldmodule = region.getFieldmodule()
     fieldmodule.beginChange()
     mesh2d = fieldmodule.findMeshByDimension(2)
-    if dimension == 3 and not mesh2d.getSize():
+    if dimension == 3:  # also when some faces are defined: the missing ones are exterior too
         fieldmodule.defineAllFaces()
     faces = []
     exterior = fieldmodule.createFieldIsExterior() if dimension == 3 else None
