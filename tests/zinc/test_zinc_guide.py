@@ -9,7 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from zinc_readback import DATA, bounds, counts, mbf_contour_bounds, meshio_read
+from zinc_readback import (
+    DATA,
+    bounds,
+    counts,
+    mbf_contour_bounds,
+    meshio_read,
+    read_legacy_vtk,
+)
 
 
 def test_tutorial_as_written(sandbox_env: Path) -> None:
@@ -56,9 +63,10 @@ def test_tutorial_as_written(sandbox_env: Path) -> None:
     # the files are real meshes: the scaffold's surface, the segmentation's polylines
     scaffold = meshio_read(sandbox_env / "scaffold.vtk")
     assert counts(scaffold)[1]["triangle"] > 10_000
-    mbf = meshio_read(sandbox_env / "mbf_vtk.vtk")
-    assert counts(mbf) == (1743, {"line": 1735})
-    assert np.allclose(bounds(mbf.points),
+    mbf = read_legacy_vtk(sandbox_env / "mbf_vtk.vtk")
+    assert (len(mbf["points"]), mbf["cell_kind"]) == (1743, "LINES")
+    assert sum(len(chain) - 1 for chain in mbf["cells"]) == 1735
+    assert np.allclose(bounds(mbf["points"]),
                        mbf_contour_bounds(DATA / "3Dscaffold-CGRP-Mice-Dorsal-2.xml"))
     assert sorted(os.listdir(sandbox_env)) == ["docs", "mbf_vtk.vtk", "scaffold.vtk", "tests"]
 

@@ -18,8 +18,8 @@ from sparc.client.services.zinc._engine import UNGROUPED, Geometry
 
 #: Every export format and what it holds.
 FORMATS: dict[str, str] = {
-    "vtk": "legacy VTK unstructured grid (binary): triangles, or line segments for MBF; "
-           "cell data 'part' and one 0/1 array per annotation group",
+    "vtk": "legacy VTK 4.2 (binary): an unstructured grid of triangles, or polydata polylines "
+           "for MBF; cell data 'part' and one 0/1 array per annotation group",
     "stl": "binary STL: triangles (MBF lines as tubes); part names in the 80-byte header "
            "when they fit",
     "obj": "Wavefront OBJ: every face under the names of all annotation groups holding it",
@@ -152,18 +152,27 @@ def _vtk_name(name: str) -> str:
 
 
 def write_vtk(geometry: Geometry, target: Path, tube_radius: float | None) -> None:
-    """Legacy VTK (classic ``# vtk DataFile Version 4.2`` layout, binary): an unstructured grid
-    of triangles (or line segments for MBF), cell data ``part`` (the smallest group holding the
-    cell) and one 0/1 ``unsigned_char`` array per annotation group named after the group; the
-    part names as field data arrays ``<name>`` = part index."""
+    """Legacy VTK in the classic ``# vtk DataFile Version 4.2`` layout (binary), which old and new
+    readers open: surfaces as an UNSTRUCTURED_GRID of triangles, MBF lines as POLYDATA with real
+    polylines (``LINES``, one per unbranched run of a part). Cell data ``part`` (the smallest
+    group holding the cell) and one 0/1 ``unsigned_char`` array per annotation group named after
+    it; the part names as dataset field data ``<name>`` = part index; MBF radii as point data."""
     import numpy as np
 
-    cells = geometry.cells
-    cell_type, width = (5, 3) if geometry.kind == "surface" else (3, 2)  # VTK_TRIANGLE/VTK_LINE
-    cell_class = geometry.classes()
-    group_arrays = []
-    for name, classes in geometry.group_classes():
-        group_arrays.append((_vtk_name(name), np.isin(cell_class, classes).astype(">u1")))
+    if geometry.kind == "surface":
+        lists = [np.hstack([np.full((len(geometry.cells), 1), 3), geometry.cells])]
+        cell_class = geometry.classes()
+        count = len(geometry.cells)
+    else:
+        chains = polylines(geometry.cells, geometry.classes())
+        lists = [np.concatenate([[len(chain)], chain]) for chain, _ in chains]
+        cell_class = np.array([c for _, c in chains], dtype=np.int64)
+        count = len(chains)
+    class_part = np.array(geometry.class_part, dtype=np.int64).reshape(-1)
+    part = class_part[cell_class] if len(cell_class) else np.zeros(0, dtype=np.int64)
+    connectivity = np.concatenate([np.ravel(x) for x in lists]).astype(">i4")
+    group_arrays = [(_vtk_name(name), np.isin(cell_class, classes).astype(">u1"))
+                    for name, classes in geometry.group_classes()]
     with target.open("wb") as f:
         def block(array: Any) -> None:
             f.write(np.ascontiguousarray(array).tobytes())
@@ -172,27 +181,31 @@ def write_vtk(geometry: Geometry, target: Path, tube_radius: float | None) -> No
         f.write(b"# vtk DataFile Version 4.2\n")
         f.write(f"{HEADER}: {len(geometry.part_names)} parts, "
                 f"{len(geometry.group_labels())} groups\n".encode())
-        f.write(b"BINARY\nDATASET UNSTRUCTURED_GRID\n")
+        dataset = "UNSTRUCTURED_GRID" if geometry.kind == "surface" else "POLYDATA"
+        f.write(f"BINARY\nDATASET {dataset}\n".encode())
         f.write(f"FIELD FieldData {len(geometry.part_names)}\n".encode())
         for index, name in enumerate(geometry.part_names):
             f.write(f"{_vtk_name(name)} 1 1 int\n".encode())
             block(np.array([index], dtype=">i4"))
         f.write(f"POINTS {len(geometry.points)} double\n".encode())
         block(geometry.points.astype(">f8"))
-        connectivity = np.hstack([np.full((len(cells), 1), width), cells]).astype(">i4")
-        f.write(f"CELLS {len(cells)} {connectivity.size}\n".encode())
-        block(connectivity)
-        f.write(f"CELL_TYPES {len(cells)}\n".encode())
-        block(np.full(len(cells), cell_type, dtype=">i4"))
+        if geometry.kind == "surface":
+            f.write(f"CELLS {count} {connectivity.size}\n".encode())
+            block(connectivity)
+            f.write(f"CELL_TYPES {count}\n".encode())
+            block(np.full(count, 5, dtype=">i4"))  # VTK_TRIANGLE
+        else:
+            f.write(f"LINES {count} {connectivity.size}\n".encode())
+            block(connectivity)
         if geometry.radius is not None:
             f.write(f"POINT_DATA {len(geometry.points)}\nFIELD FieldData 1\n"
                     f"radius 1 {len(geometry.points)} double\n".encode())
             block(geometry.radius.astype(">f8"))
-        f.write(f"CELL_DATA {len(cells)}\nFIELD FieldData {1 + len(group_arrays)}\n"
-                f"part 1 {len(cells)} int\n".encode())
-        block(geometry.part.astype(">i4"))
+        f.write(f"CELL_DATA {count}\nFIELD FieldData {1 + len(group_arrays)}\n"
+                f"part 1 {count} int\n".encode())
+        block(part.astype(">i4"))
         for name, values in group_arrays:
-            f.write(f"{name} 1 {len(cells)} unsigned_char\n".encode())
+            f.write(f"{name} 1 {count} unsigned_char\n".encode())
             block(values)
 
 
