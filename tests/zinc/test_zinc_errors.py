@@ -210,6 +210,30 @@ except ImportError as exc:
     assert "pip install 'sparc.client[zinc]'" in out.stdout
 
 
+def test_without_the_extra_nothing_touches_the_network(data: Path) -> None:
+    """The missing extra is reported before any dataset lookup (the API host is unreachable)."""
+    code = BLOCK + f"""
+from sparc.client import SparcClient
+from sparc.client.zinchelper import ZincHelper
+client = SparcClient(connect=False)
+calls = [lambda: client.zinc.export(292, 'vtk', {str(data)!r}),
+         lambda: client.zinc.export({str(data / 'cube.exf')!r}, 'vtk', {str(data)!r}),
+         lambda: ZincHelper().get_scaffold_vtk(292, 'x.vtk'),
+         lambda: ZincHelper().get_mbf_vtk(107, 'a.xml', 'x.vtk'),
+         lambda: client.zinc.analyse({str(data / '3Dscaffold-CGRP-Mice-Dorsal-2.xml')!r}, 'stomach')]
+for call in calls:
+    try:
+        call()
+    except Exception as exc:
+        print(type(exc).__name__)
+"""
+    env = {**os.environ, "PENNSIEVE_API_HOST": "http://127.0.0.1:9",
+           "SPARC_HTTP_RETRIES": "0"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=env, timeout=60)
+    assert out.stdout.split() == ["ZincNotInstalledError"] * 5, out.stdout + out.stderr
+
+
 def test_client_zinc_imports_nothing_heavy() -> None:
     code = ("import sys; from sparc.client import SparcClient; c = SparcClient(connect=False); "
             "z = c.zinc; c.connect(); z.info(); print(sorted(m for m in ('cmlibs', 'cmlibs.zinc', "

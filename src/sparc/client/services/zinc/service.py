@@ -167,6 +167,9 @@ class ZincService(ServiceBase):
 
             client.zinc.export(107, "glb", "out/", file="10991_20180817_143553.xml")
         """
+        from sparc.client.services.zinc import _engine
+
+        _engine.check_installed()  # before any download
         formats = _formats(format)
         _check_options(refinement, tube_radius)
         folder = Path(output if output is not None else ".").expanduser().resolve()
@@ -220,6 +223,9 @@ class ZincService(ServiceBase):
     def _from_dataset(self, dataset_id: int, version: int | None, file: str | None, fmt: str,
                       target: Path, kind: str | None) -> Path:
         """Export one dataset file (named ``file``, or the first of ``kind``) to ``target``."""
+        from sparc.client.services.zinc import _engine
+
+        _engine.check_installed()  # before any download
         dataset_id = _dataset_number(dataset_id)
         version, names = self._dataset_files(dataset_id, version)
         if file is not None:
@@ -251,8 +257,9 @@ class ZincService(ServiceBase):
         :class:`NotExportableError` (a ``ValueError``). ``species`` is accepted for
         compatibility; the terms do not depend on it. Nothing is written to disk.
         """
-        from sparc.client.services.zinc import _analyse
+        from sparc.client.services.zinc import _analyse, _engine
 
+        _engine.check_installed()
         return _analyse.analyse(input_data_file_name, organs, species)
 
     # -- internals ----------------------------------------------------------------------------
