@@ -412,6 +412,31 @@ def test_ctrl_c_stops_every_transfer_within_a_second(tmp_path: Path,
             assert sb.stats()["bytes_sent"] < sum(f.size for f in result.files)
 
 
+def test_ctrl_c_stops_workers_still_waiting_for_the_first_reply(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while every worker waits for response headers (the server answers after 20 s):
+    the sockets are shut down, so every worker stops at once, not after the read timeout."""
+    import _thread
+    import threading
+
+    with SandboxProcess(tmp_path / "sb", "--time-scale", "1") as sb:
+        monkeypatch.setenv("PENNSIEVE_API_HOST", sb.url)
+        sb.set_faults([{"route": "GET /_assets/*", "kind": "slow", "seconds": 20}])
+        with SparcClient() as client:
+            timer = threading.Timer(1.5, _thread.interrupt_main)
+            interrupted = time.monotonic() + 1.5
+            timer.start()
+            with pytest.raises(KeyboardInterrupt):
+                client.pennsieve.download(120, "files/primary", tmp_path / "out", version=1,
+                                          max_workers=4)
+            while ([t for t in threading.enumerate() if t.name.startswith("sparc-download")]
+                   and time.monotonic() - interrupted < 5):
+                time.sleep(0.05)
+            workers_stopped = time.monotonic() - interrupted
+            assert sb.stats()["bytes_sent"] < 100_000  # no file byte had come: all waited
+    assert workers_stopped < 1.5, workers_stopped
+
+
 def test_dead_server_fails_in_bounded_time(tmp_path: Path) -> None:
     import socket
 

@@ -36,7 +36,13 @@ from typing import IO, Any, overload
 
 import httpx
 
-from sparc.client._http import HttpCore, RetryPolicy, interrupt_response
+from sparc.client._http import (
+    HttpCore,
+    RetryPolicy,
+    clear_interrupt,
+    interrupt_response,
+    interrupt_thread,
+)
 from sparc.client.errors import (
     ArgumentError,
     ChecksumMismatchError,
@@ -305,20 +311,47 @@ class Cancelled(Exception):  # noqa: N818 - a signal between threads, not an err
 
 class CancelToken:
     """Stops every transfer that watches it: :meth:`cancel` sets the flag and shuts down the
-    sockets of the responses being read, so even a stalled server releases its reader at once.
+    sockets of the responses being read and of the threads :meth:`guarding` it (also while
+    they wait for a server's first reply), so even a stalled server releases them at once.
+    Example::
+
+        with cancel.guarding():       # in a worker thread
+            fetch_file(http, remote, dest, cancel=cancel)
     """
 
     def __init__(self) -> None:
         self._event = threading.Event()
         self._lock = threading.Lock()
         self._responses: set[httpx.Response] = set()
+        self._threads: dict[int, int] = {}  # thread id -> nesting depth of guarding()
 
     def cancel(self) -> None:
         self._event.set()
         with self._lock:
             responses = list(self._responses)
+            threads = list(self._threads)
+        for thread_id in threads:
+            interrupt_thread(thread_id)
         for response in responses:
             interrupt_response(response)
+
+    @contextlib.contextmanager
+    def guarding(self) -> Iterator[None]:
+        """While inside, :meth:`cancel` wakes this thread out of any network wait of an
+        :class:`HttpCore` request (raising :class:`Cancelled` here when already cancelled)."""
+        thread_id = threading.get_ident()
+        with self._lock:
+            self._threads[thread_id] = self._threads.get(thread_id, 0) + 1
+        try:
+            self.check()
+            yield
+        finally:
+            with self._lock:
+                depth = self._threads.pop(thread_id) - 1
+                if depth:
+                    self._threads[thread_id] = depth
+            if not depth:
+                clear_interrupt(thread_id)
 
     @property
     def cancelled(self) -> bool:
@@ -600,7 +633,14 @@ def fetch_file(
     (negative when a restart discards some); ``on_note(text)`` each retry.
     """
     cancel = cancel or CancelToken()
-    hooks = _Hooks(on_bytes, on_note)
+    with cancel.guarding():
+        return _fetch_file(http, remote, dest, refresh, verify, cancel, _Hooks(on_bytes, on_note),
+                           if_none_match, service)
+
+
+def _fetch_file(http: HttpCore, remote: RemoteFile, dest: Path,
+                refresh: Callable[[], RemoteFile] | None, verify: bool, cancel: CancelToken,
+                hooks: _Hooks, if_none_match: str | None, service: str) -> FetchOutcome:
     dest.parent.mkdir(parents=True, exist_ok=True)
     moved, last_digests = 0, None
     for round_ in (1, 2):

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import httpcore
 import httpx
 
 from sparc.client._version import package_version
@@ -48,7 +49,7 @@ from sparc.client.errors import (
 )
 
 __all__ = ["HttpCore", "RetryPolicy", "HostBoundAuth", "redact_url", "is_loopback",
-           "interrupt_response"]
+           "interrupt_response", "interrupt_thread", "clear_interrupt"]
 
 log = logging.getLogger("sparc.client")
 
@@ -225,11 +226,128 @@ def interrupt_response(response: httpx.Response) -> None:
 
     Closing a socket does not wake a blocked ``recv`` on every platform; ``shutdown`` does.
     """
-    stream = response.extensions.get("network_stream")
+    _shutdown(response.extensions.get("network_stream"))
+
+
+def _shutdown(stream: Any) -> None:
     sock = stream.get_extra_info("socket") if stream is not None else None
     if isinstance(sock, socket.socket):
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
+
+
+class _BlockedStreams:
+    """Which network stream each thread is blocked on (reading or writing), so another thread
+    can wake it: :func:`interrupt_thread` shuts that socket down, and any later read or write
+    by the thread fails at once until :func:`clear_interrupt`. This reaches a thread waiting
+    for a server's first reply, before any ``httpx.Response`` exists."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._active: dict[int, httpcore.NetworkStream] = {}
+        self._interrupted: set[int] = set()
+
+    def interrupt(self, thread_id: int) -> None:
+        with self._lock:
+            self._interrupted.add(thread_id)
+            stream = self._active.get(thread_id)
+        _shutdown(stream)
+
+    def interrupted(self, thread_id: int) -> bool:
+        with self._lock:
+            return thread_id in self._interrupted
+
+    def clear(self, thread_id: int) -> None:
+        with self._lock:
+            self._interrupted.discard(thread_id)
+
+    @contextlib.contextmanager
+    def blocked_on(self, stream: httpcore.NetworkStream) -> Iterator[None]:
+        thread_id = threading.get_ident()
+        with self._lock:
+            if thread_id in self._interrupted:
+                raise httpcore.ReadError("interrupted (download cancelled)")
+            self._active[thread_id] = stream
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._active.pop(thread_id, None)
+
+
+_BLOCKED = _BlockedStreams()
+
+
+def interrupt_thread(thread_id: int) -> None:
+    """Wake thread ``thread_id`` out of any network read or write done through an
+    :class:`HttpCore` (waiting for headers or for body bytes), and fail its next ones until
+    :func:`clear_interrupt`. Safe from any thread."""
+    _BLOCKED.interrupt(thread_id)
+
+
+def clear_interrupt(thread_id: int) -> None:
+    """Let ``thread_id`` use the network again after :func:`interrupt_thread`."""
+    _BLOCKED.clear(thread_id)
+
+
+class _WatchedStream(httpcore.NetworkStream):
+    """A network stream whose blocking calls are visible to :func:`interrupt_thread`."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        with _BLOCKED.blocked_on(self._inner):
+            return self._inner.read(max_bytes, timeout)
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        with _BLOCKED.blocked_on(self._inner):
+            self._inner.write(buffer, timeout)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        with _BLOCKED.blocked_on(self._inner):
+            return _WatchedStream(self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _WatchedBackend(httpcore.NetworkBackend):
+    """httpcore's network backend with every stream a :class:`_WatchedStream`."""
+
+    def __init__(self, inner: httpcore.NetworkBackend) -> None:
+        self._inner = inner
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                    local_address: str | None = None,
+                    socket_options: Any = None) -> httpcore.NetworkStream:
+        return _WatchedStream(self._inner.connect_tcp(host, port, timeout, local_address,
+                                                      socket_options))
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: Any = None) -> httpcore.NetworkStream:
+        return _WatchedStream(self._inner.connect_unix_socket(path, timeout, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def _watched_transport(verify: bool, limits: httpx.Limits) -> httpx.BaseTransport:
+    """httpx's own transport, its streams visible to :func:`interrupt_thread` (when this httpx
+    keeps its httpcore pool where 0.2x does; else plain: cancel then waits for headers)."""
+    transport = httpx.HTTPTransport(verify=verify, limits=limits)
+    pool = getattr(transport, "_pool", None)
+    backend = getattr(pool, "_network_backend", None)
+    if isinstance(backend, httpcore.NetworkBackend):
+        pool._network_backend = _WatchedBackend(backend)  # type: ignore[union-attr]
+    else:
+        log.debug("httpx %s: streams cannot be interrupted before their headers",
+                  httpx.__version__)
+    return transport
 
 
 class HttpCore:
@@ -276,7 +394,11 @@ class HttpCore:
         """The pooled ``httpx.Client``, opened on first use and again after :meth:`close`."""
         with self._pool_lock:
             if self._pool is None or self._pool.is_closed:
-                self._pool = httpx.Client(**self._options)
+                options = dict(self._options)
+                if options["transport"] is None:
+                    options["transport"] = _watched_transport(options["verify"],
+                                                              options["limits"])
+                self._pool = httpx.Client(**options)
             return self._pool
 
     @property
@@ -437,6 +559,8 @@ class HttpCore:
         policy = self.retry
         if attempt >= (policy.max_retries if max_retries is None else max_retries):
             return False
+        if _BLOCKED.interrupted(threading.get_ident()):
+            return False  # cancelled: the failure was ours
         projected = wait if wait is not None else policy.ceiling(attempt)
         return time.monotonic() - started + projected <= policy.max_total
 
