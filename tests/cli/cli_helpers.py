@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 SPARC = [sys.executable, "-m", "sparc.cli"]
@@ -76,8 +76,10 @@ class SparcChild:
         child.proc.send_signal(signal.SIGINT)
     """
 
-    def __init__(self, sandbox_env: Mapping[str, str], *args: str, **extra_env: str) -> None:
-        self.proc = subprocess.Popen([*SPARC, *args], env=sparc_env(sandbox_env, **extra_env),
+    def __init__(self, sandbox_env: Mapping[str, str], *args: str,
+                 program: Sequence[str] = tuple(SPARC), **extra_env: str) -> None:
+        """``program`` is what runs ``args`` (default ``python -m sparc.cli``)."""
+        self.proc = subprocess.Popen([*program, *args], env=sparc_env(sandbox_env, **extra_env),
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.stderr_lines: list[str] = []
         self._seen = threading.Condition()

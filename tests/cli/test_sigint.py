@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -80,3 +81,75 @@ def test_sigint_stops_download_within_2s_and_rerun_resumes(timed_sandbox: Sandbo
     assert BIG_SIZE - kept <= result["bytes_transferred"] <= BIG_SIZE - kept + 2**20
     assert timed_sandbox.stats()["bytes_sent"] < BIG_SIZE
     assert final.stat().st_size == BIG_SIZE and not _partials(folder)
+
+
+def _wait_for_hits(sandbox: SandboxProcess, child: SparcChild, timeout: float = 30) -> None:
+    """Until the sandbox's first fault rule has been applied (the request is in flight)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert child.proc.poll() is None, child.stderr_lines
+        if sandbox.faults()[0]["hits"]:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the asset request never arrived: {child.stderr_lines}")
+
+
+def test_sigint_before_the_answer_exits_130_within_2s(timed_sandbox: SandboxProcess,
+                                                      tmp_path: Path) -> None:
+    """SIGINT while the asset request waits for its answer (a 20 s ``slow`` fault before the
+    headers): the process ends within 2 s, exit 130, one line, nothing at the final name."""
+    out = tmp_path / "out"
+    timed_sandbox.reset()
+    timed_sandbox.set_faults([{"route": "GET /_assets/*", "kind": "slow", "seconds": 20}])
+    child = SparcChild(timed_sandbox.env, "download", DATASET, BIG_FILE, "-o", str(out))
+    try:
+        _wait_for_hits(timed_sandbox, child)
+        time.sleep(0.2)  # the worker is now blocked reading the response headers
+        sent = time.monotonic()
+        child.proc.send_signal(signal.SIGINT)
+        code = child.wait(timeout=30)
+        stopped_after = time.monotonic() - sent
+    finally:
+        if child.proc.poll() is None:
+            child.proc.kill()
+            child.proc.wait()
+        timed_sandbox.reset()
+    assert stopped_after < 2, f"sparc took {stopped_after:.1f} s to stop after SIGINT"
+    assert code == 130, child.stderr_lines
+    assert child.error_lines() == [INTERRUPTED], child.stderr_lines
+    assert not (out / BIG_FILE).exists()
+
+
+HUNG_WORKER = """
+import sys, threading, time
+from sparc.cli import cli, main
+
+@cli.command("hang")
+def hang() -> None:
+    # a non-daemon worker that ignores cancellation, as one blocked on a socket would
+    threading.Thread(target=time.sleep, args=(60,), name="stuck-worker").start()
+    print("ready", file=sys.stderr, flush=True)
+    time.sleep(60)
+
+sys.argv = ["sparc", "hang"]
+main()
+"""
+
+
+def test_sigint_ends_the_process_even_when_a_worker_thread_hangs() -> None:
+    """The hard stop: a worker thread that never finishes does not keep ``sparc`` alive after
+    Ctrl-C; the "interrupted" line is shown once and the exit status is 130, within 2 s."""
+    child = SparcChild({}, "-c", HUNG_WORKER, program=[sys.executable])
+    try:
+        child.wait_for_stderr("ready", timeout=30)
+        sent = time.monotonic()
+        child.proc.send_signal(signal.SIGINT)
+        code = child.wait(timeout=30)
+        stopped_after = time.monotonic() - sent
+    finally:
+        if child.proc.poll() is None:
+            child.proc.kill()
+            child.proc.wait()
+    assert stopped_after < 2, f"took {stopped_after:.1f} s to stop after SIGINT"
+    assert code == 130, child.stderr_lines
+    assert child.error_lines() == ["ready", "interrupted"], child.stderr_lines

@@ -14,7 +14,7 @@ import os
 import click
 
 from sparc.cli import _logging
-from sparc.cli._errors import BadArgumentLine, SparcGroup
+from sparc.cli._errors import BadArgumentLine, SparcGroup, install_hard_stop
 from sparc.cli._pennsieve import datasets, download, files
 from sparc.cli._sandbox import sandbox
 from sparc.cli._zinc import zinc
@@ -50,7 +50,8 @@ for command in (datasets, files, download, sandbox, zinc):
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point (Ctrl-C ends it within about a second, exit 130)."""
+    install_hard_stop()
     cli(prog_name="sparc")
 
 

@@ -16,7 +16,10 @@ from __future__ import annotations
 import errno
 import os
 import re
+import signal
 import sys
+import threading
+import time
 import traceback
 import warnings
 from collections.abc import Sequence
@@ -33,6 +36,8 @@ RESUME_HINT = "; partial files kept, run again to resume"
 #: Longest error line shown (server messages can be huge, e.g. an echoed 100 kB query).
 MAX_MESSAGE = 1000
 STDOUT_NAME = "<stdout>"
+#: Seconds after SIGINT by which the process has exited, whatever its threads are doing.
+HARD_STOP_AFTER = 1.2
 _LINE_BREAKS = re.compile(r"\s*[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+\s*")
 
 
@@ -154,12 +159,79 @@ def _report(ctx: click.Context, exc: BaseException, line: str, exit_code: int) -
     if debug_requested(ctx):
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
         if exit_code == EXIT_INTERRUPTED:
-            _echo_err(line)
+            _show_interrupted(line)
         raise click.exceptions.Exit(exit_code)
     if exit_code == EXIT_INTERRUPTED:
-        _echo_err(line)
+        _show_interrupted(line)
         raise click.exceptions.Exit(exit_code)
     raise OneLineError(line)
+
+
+def _interrupted_line(ctx: click.Context | None) -> str:
+    resumable = ctx is not None and ctx.invoked_subcommand in RESUMABLE_COMMANDS
+    return INTERRUPTED_MESSAGE + (RESUME_HINT if resumable else "")
+
+
+class _HardStop:
+    """Ctrl-C always ends the process: at most :data:`HARD_STOP_AFTER` s after SIGINT.
+
+    The first SIGINT raises KeyboardInterrupt as usual (the command stops its transfers and
+    exits 130 after the "interrupted" line) and starts a timer; a worker thread still blocked
+    on a socket when it runs out would keep the interpreter from exiting, so the timer then
+    shows the line (if not shown yet), flushes the streams and ends the process with
+    ``os._exit(130)``. Installed by :func:`sparc.cli.main` only (never under ``CliRunner``).
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.line_shown = False
+        self.timer: threading.Thread | None = None
+        self.ctx: click.Context | None = None  # the running root context, for the line
+
+    def install(self) -> None:
+        """Handle SIGINT, unless it is ignored (``nohup``, ``&`` in a script) or not ours."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, self.on_sigint)
+
+    def on_sigint(self, signum: int, frame: Any) -> None:
+        if self.timer is None:
+            self.timer = threading.Thread(target=self.stop_at,
+                                          args=(time.monotonic() + HARD_STOP_AFTER,),
+                                          name="sparc-hard-stop", daemon=True)
+            self.timer.start()
+        raise KeyboardInterrupt
+
+    def show_line(self, line: str) -> None:
+        with self.lock:
+            if self.line_shown:
+                return
+            self.line_shown = True
+        _echo_err(line)
+
+    def stop_at(self, deadline: float) -> None:
+        time.sleep(max(deadline - time.monotonic(), 0))
+        self.show_line(_interrupted_line(self.ctx))
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                if stream is not None:
+                    stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(EXIT_INTERRUPTED)
+
+
+_hard_stop = _HardStop()
+
+
+def install_hard_stop() -> None:
+    """Make Ctrl-C end the process within :data:`HARD_STOP_AFTER` s (see :class:`_HardStop`)."""
+    _hard_stop.install()
+
+
+def _show_interrupted(line: str) -> None:
+    _hard_stop.show_line(line)
 
 
 def _show_warning_line(message: Warning | str, category: type[Warning], filename: str,
@@ -214,6 +286,7 @@ class SparcGroup(click.Group):
             raise OneLineError(describe(exc)) from exc
 
     def invoke(self, ctx: click.Context) -> Any:
+        _hard_stop.ctx = ctx
         try:
             result = super().invoke(ctx)
             sys.stdout.flush()  # a full disk or a closed pipe shows here, not at exit
@@ -221,9 +294,7 @@ class SparcGroup(click.Group):
         except (click.exceptions.Exit, click.Abort, click.ClickException):
             raise
         except KeyboardInterrupt as exc:
-            resumable = ctx.invoked_subcommand in RESUMABLE_COMMANDS
-            _report(ctx, exc, INTERRUPTED_MESSAGE + (RESUME_HINT if resumable else ""),
-                    EXIT_INTERRUPTED)
+            _report(ctx, exc, _interrupted_line(ctx), EXIT_INTERRUPTED)
         except Exception as exc:
             if _is_stdout_error(exc) or (isinstance(exc, OSError) and exc.errno == errno.EPIPE):
                 _silence_stdout()
