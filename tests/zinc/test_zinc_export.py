@@ -295,3 +295,39 @@ def test_partly_defined_faces_give_the_whole_surface(data: Path, tmp_path: Path)
     assert region.writeFile(str(source)) == 1
     stl = ZincService().export(source, "stl", tmp_path / "out")[0]
     assert counts(meshio_read(stl))[1]["triangle"] == 432
+
+
+def test_two_component_coordinates_get_z_zero(tmp_path: Path) -> None:
+    """A 2-D mesh with a 2-component coordinate field exports at z = 0."""
+    from cmlibs.zinc.context import Context
+    from cmlibs.zinc.element import Element, Elementbasis
+    from cmlibs.zinc.field import Field
+
+    context = Context("square")
+    region = context.getDefaultRegion()
+    fieldmodule = region.getFieldmodule()
+    coordinates = fieldmodule.createFieldFiniteElement(2)
+    coordinates.setName("coordinates")
+    coordinates.setTypeCoordinate(True)
+    nodes = fieldmodule.findNodesetByFieldDomainType(Field.DOMAIN_TYPE_NODES)
+    template = nodes.createNodetemplate()
+    template.defineField(coordinates)
+    cache = fieldmodule.createFieldcache()
+    for identifier, xy in enumerate([(0.0, 0.0), (2.0, 0.0), (0.0, 1.0), (2.0, 1.0)], 1):
+        cache.setNode(nodes.createNode(identifier, template))
+        coordinates.assignReal(cache, list(xy))
+    mesh = fieldmodule.findMeshByDimension(2)
+    element_template = mesh.createElementtemplate()
+    element_template.setElementShapeType(Element.SHAPE_TYPE_SQUARE)
+    eft = mesh.createElementfieldtemplate(
+        fieldmodule.createElementbasis(2, Elementbasis.FUNCTION_TYPE_LINEAR_LAGRANGE))
+    element_template.defineField(coordinates, -1, eft)
+    mesh.createElement(1, element_template).setNodesByIdentifier(eft, [1, 2, 3, 4])
+    source = tmp_path / "square.exf"
+    assert region.writeFile(str(source)) == 1
+    paths = ZincService().export(source, ["stl", "vtk", "webgl"], tmp_path / "out")
+    files = by_suffix(paths, "square")
+    mesh_read = meshio_read(files["stl"])
+    assert counts(mesh_read)[1]["triangle"] == 2
+    assert np.allclose(bounds(mesh_read.points), [[0, 0, 0], [2, 1, 0]])
+    assert np.allclose(webgl_bounds(files["webgl"])[1], [[0, 0, 0], [2, 1, 0]])

@@ -241,14 +241,43 @@ def group_names(fieldmodule: Any) -> list[Any]:
 
 
 def _coordinate_field(region: Any, path: Path) -> Any:
+    """The region's coordinate field (``coordinates`` first), 3 components: a 2-D (or 1-D)
+    coordinate field is padded with z = 0 (and y = 0)."""
     from cmlibs.utils.zinc.field import find_coordinate_fields
 
-    fields = find_coordinate_fields(region)
+    for size in (3, 2, 1):
+        fields = find_coordinate_fields(region, size)
+        if fields:
+            break
     if not fields:
-        raise EmptyExportError(f"{path.name!r} was read but has no coordinate field, so it holds "
-                               "no geometry to export")
+        found = []
+        fieldmodule = region.getFieldmodule()
+        iterator = fieldmodule.createFielditerator()
+        candidate = iterator.next()
+        while candidate.isValid():
+            if candidate.castFiniteElement().isValid():
+                found.append(f"{candidate.getName()!r} ({candidate.getNumberOfComponents()} "
+                             f"components{', coordinate' if candidate.isTypeCoordinate() else ''})")
+            candidate = iterator.next()
+        raise EmptyExportError(
+            f"{path.name!r} was read but has no coordinate field (a finite element field of type "
+            f"coordinate with 1 to 3 components), so it holds no geometry to export; found "
+            f"{', '.join(found) or 'no finite element field'}")
     named = [f for f in fields if f.getName() == "coordinates"]
-    return (named or fields)[0]
+    field = (named or fields)[0]
+    if size == 3:
+        return field
+    fieldmodule = region.getFieldmodule()
+    log.info("%s: coordinate field %r has %d components; z (and y) taken as 0", path.name,
+             field.getName(), size)
+    return fieldmodule.createFieldConcatenate(
+        [field, fieldmodule.createFieldConstant([0.0] * (3 - size))])
+
+
+def _finite_element(coordinates: Any) -> Any:
+    """The finite element field behind ``coordinates`` (padded fields are concatenations)."""
+    field = coordinates.castFiniteElement()
+    return field if field.isValid() else coordinates.getSourceField(1).castFiniteElement()
 
 
 # -- geometry -----------------------------------------------------------------------------------
@@ -550,6 +579,7 @@ def _lines(region: Any, coordinates: Any, refinement: int, path: Path, webgl: bo
         elements.append(element)
         element = iterator.next()
     classes = _classify(elements, fieldmodule, mesh1d)
+    fe_coordinates = _finite_element(coordinates)
 
     keys: dict[Any, int] = {}
     points: list[tuple[float, ...]] = []
@@ -577,7 +607,7 @@ def _lines(region: Any, coordinates: Any, refinement: int, path: Path, webgl: bo
 
     for index, class_elements in enumerate(classes.elements):
         for element in class_elements:
-            template = element.getElementfieldtemplate(coordinates, -1)
+            template = element.getElementfieldtemplate(fe_coordinates, -1)
             if not template.isValid():
                 continue
             linear = template.getNumberOfFunctions() <= 2
