@@ -105,3 +105,22 @@ def test_reference_names_scaffold_as_vtk_and_stl(sandbox_env: Path, tmp_path: Pa
     assert vtk == tmp_path / "scaffold_root.vtk" and stl == tmp_path / "scaffold_zinc_graphics.stl"
     assert default == sandbox_env / "scaffold_root.vtk"
     assert counts(meshio_read(stl))[1]["triangle"] == counts(meshio_read(vtk))[1]["triangle"]
+
+
+def test_tutorial_calls_show_progress_when_auto(sandbox_env: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tutorial-style helpers pass progress=None (auto: a bar in Jupyter or a terminal) to
+    the export, as to the download, instead of turning the bar off."""
+    import sparc.client.progress
+    from sparc.client.zinchelper import ZincHelper
+
+    seen: list[bool | None] = []
+
+    def record(progress: bool | None) -> bool:
+        seen.append(progress)
+        return False
+
+    monkeypatch.setattr(sparc.client.progress, "bars_enabled", record)
+    with ZincHelper() as zinc:
+        zinc.get_mbf_vtk(107, "10991_20180817_143553.xml", "mbf.vtk")
+    assert seen and set(seen) == {None}, seen

@@ -242,7 +242,7 @@ class ZincService(ServiceBase):
         with tempfile.TemporaryDirectory(prefix="sparc-zinc-") as tmp:
             local = self._download(dataset_id, version, [chosen], Path(tmp), None)[0]
             return self._convert(local, [fmt], folder, Path(target.name).stem, DEFAULT_REFINEMENT,
-                                 None, exact={fmt: target.name})[0]
+                                 None, exact={fmt: target.name}, progress=None)[0]
 
     # -- analyse ------------------------------------------------------------------------------
     def analyse(self, input_data_file_name: str | os.PathLike[str], organs: str | Sequence[str],
