@@ -51,6 +51,7 @@ from sparc.client.errors import (
     LinkExpiredError,
     RateLimitedError,
     ServerError,
+    SparcError,
     TransportError,
     UnsafePathError,
     summarize_failures,
@@ -638,16 +639,43 @@ def fetch_file(
                            if_none_match, service)
 
 
+def with_path(error: OSError, path: Path | str) -> OSError:
+    """``error`` naming ``path`` (same class and errno) when it names no file yet: a write to
+    a full disk says ``[Errno 28] No space left on device: '<path>'``, not just the reason."""
+    if error.filename is not None or isinstance(error, SparcError):
+        return error
+    try:
+        named = type(error)(error.errno, error.strerror or str(error), str(path))
+    except TypeError:  # a subclass with another signature
+        named = OSError(error.errno, error.strerror or str(error), str(path))
+    named.__cause__ = error
+    return named
+
+
+@contextlib.contextmanager
+def _disk(path: Path) -> Iterator[None]:
+    """Re-raise an OSError from file work on ``path`` with the path attached."""
+    try:
+        yield
+    except OSError as exc:
+        named = with_path(exc, path)
+        if named is exc:
+            raise
+        raise named from exc
+
+
 def _fetch_file(http: HttpCore, remote: RemoteFile, dest: Path,
                 refresh: Callable[[], RemoteFile] | None, verify: bool, cancel: CancelToken,
                 hooks: _Hooks, if_none_match: str | None, service: str) -> FetchOutcome:
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    with _disk(dest.parent):
+        dest.parent.mkdir(parents=True, exist_ok=True)
     moved, last_digests = 0, None
     for round_ in (1, 2):
         part = partial_path(dest, remote)
         state = _Transfer(http, remote, part, dest.name, verify, cancel, hooks, refresh, service,
                           if_none_match if round_ == 1 else None)
-        verifier = state.run()
+        with _disk(part):  # a full disk, a read-only folder: name the file
+            verifier = state.run()
         remote = state.remote
         moved += state.moved
         if verifier is None:  # 304 Not Modified
@@ -663,7 +691,8 @@ def _fetch_file(http: HttpCore, remote: RemoteFile, dest: Path,
                         "came twice, so only the size is checked", dest.name, verifier.expected)
             problem, kind = None, "size"
         if problem is None:
-            os.replace(part, dest)
+            with _disk(dest):
+                os.replace(part, dest)
             return FetchOutcome(dest, "downloaded", moved, kind,
                                 verifier.checksum if kind == verifier.kind else None, state.etag)
         part.unlink(missing_ok=True)

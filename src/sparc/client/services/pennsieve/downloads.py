@@ -43,6 +43,7 @@ from sparc.client._download import (
     OutageBreaker,
     Record,
     RemoteFile,
+    _disk,
     check_output_name,
     fetch_file,
     partial_path,
@@ -360,8 +361,8 @@ class DownloadsMixin:
             tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.incomplete")
             length = resp.headers.get("content-length")
             try:
-                with tmp.open("wb") as handle, byte_bar(int(length) if length else None,
-                                                        dest.name, progress) as bar:
+                with _disk(tmp), tmp.open("wb") as handle, byte_bar(
+                        int(length) if length else None, dest.name, progress) as bar:
                     for chunk in resp.iter_bytes():
                         handle.write(chunk)
                         bar.update(len(chunk))
@@ -494,7 +495,8 @@ def _build_zip(dest: Path, members: Sequence[tuple[str, Path]]) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.incomplete")
     try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as z:
+        with _disk(tmp), zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED,
+                                         allowZip64=True) as z:
             for name, local in members:
                 z.write(local, arcname=name)
         os.replace(tmp, dest)

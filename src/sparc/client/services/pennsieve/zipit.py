@@ -18,7 +18,7 @@ from urllib.parse import unquote
 
 import httpx
 
-from sparc.client._download import CHUNK_SIZE, save_target
+from sparc.client._download import CHUNK_SIZE, _disk, save_target
 from sparc.client.errors import ArchiveError, DownloadError
 from sparc.client.progress import byte_bar
 
@@ -73,8 +73,8 @@ def save_zipit_response(response: httpx.Response, output_name: str | os.PathLike
     tmp = dest.with_name(f"{dest.name}.{uuid.uuid4().hex[:8]}.incomplete")
     total = response.headers.get("content-length")
     try:
-        with tmp.open("wb") as handle, byte_bar(int(total) if total else None, dest.name,
-                                                  progress) as bar:
+        with _disk(tmp), tmp.open("wb") as handle, byte_bar(
+                int(total) if total else None, dest.name, progress) as bar:
             for chunk in response.iter_bytes(CHUNK_SIZE):
                 handle.write(chunk)
                 bar.update(len(chunk))
