@@ -259,3 +259,30 @@ def test_a_folder_is_not_a_source_file(zinc: ZincService, tmp_path: Path) -> Non
     (tmp_path / "scaffold.exf").mkdir()
     with pytest.raises(NotExportableError, match="is a directory"):
         zinc.export(tmp_path / "scaffold.exf", "vtk", tmp_path / "out")
+
+
+@pytest.mark.parametrize("fmt", [None, 3, b"vtk"])
+def test_format_of_the_wrong_type(zinc: ZincService, data: Path, tmp_path: Path,
+                                  fmt: object) -> None:
+    with pytest.raises(UnknownFormatError, match="accepted: vtk"):
+        zinc.export(data / "cube.exf", fmt, tmp_path / "out")  # type: ignore[arg-type]
+
+
+def test_output_naming_an_existing_file(zinc: ZincService, data: Path, tmp_path: Path,
+                                        sandbox_env: Path) -> None:
+    taken = tmp_path / "taken"
+    taken.write_text("mine")
+    with pytest.raises(ArgumentError, match="output must be a folder.*existing file"):
+        zinc.export(data / "cube.exf", "vtk", taken)
+    from sparc.client.zinchelper import ZincHelper
+
+    with ZincHelper() as helper, pytest.raises(ArgumentError, match="must be a folder"):
+        helper.get_mbf_vtk(107, "10991_20180817_143553.xml", taken / "x.vtk")
+    assert taken.read_text() == "mine"
+
+
+def test_analyse_missing_file_names_what_analyse_takes(zinc: ZincService, tmp_path: Path) -> None:
+    with pytest.raises(NotExportableError, match="does not exist; analyse.. takes an MBF XML") \
+            as info:
+        zinc.analyse(tmp_path / "absent.xml", "stomach")
+    assert ".exf" not in str(info.value) and "settings" not in str(info.value)

@@ -82,7 +82,10 @@ def analyse(input_data_file_name: str | os.PathLike[str], organs: str | Sequence
                                  path=name)
     from sparc.client.services.zinc import _engine
 
-    _engine.sniff_kind(path)  # exists?
+    if not path.is_file():
+        what = "is a directory" if path.is_dir() else "does not exist"
+        raise NotExportableError(f"{name!r} {what}; analyse() takes an MBF XML segmentation "
+                                 "file (.xml)", path=name)
     try:
         contents = _engine.read_mbf(path)
     except NotExportableError as exc:

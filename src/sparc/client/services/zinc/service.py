@@ -50,7 +50,13 @@ MBF_NAME = re.compile(r"\.xml$", re.IGNORECASE)
 
 
 def _formats(format: str | Sequence[str]) -> list[str]:
-    wanted = [format] if isinstance(format, str) else list(format)
+    if isinstance(format, str):
+        wanted: list[Any] = [format]
+    elif isinstance(format, Sequence):
+        wanted = list(format)
+    else:
+        raise UnknownFormatError(f"format must be a format name or a list of names, got "
+                                 f"{format!r}; accepted: {', '.join(FORMATS)}")
     if not wanted:
         raise UnknownFormatError(f"no export format given; accepted: {', '.join(FORMATS)}")
     out = []
@@ -74,6 +80,16 @@ def _check_options(refinement: Any, tube_radius: Any) -> None:
                                     or not isinstance(tube_radius, int | float)
                                     or not tube_radius > 0):
         raise ArgumentError(f"tube_radius must be a positive number or None, got {tube_radius!r}")
+
+
+def _folder(output: Any) -> Path:
+    """The output folder (resolved); an existing file there is an :class:`ArgumentError`."""
+    if output is not None and not isinstance(output, str | os.PathLike):
+        raise ArgumentError(f"output must be a folder path or None, got {output!r}")
+    folder = Path(output if output is not None else ".").expanduser().resolve()
+    if folder.exists() and not folder.is_dir():
+        raise ArgumentError(f"output must be a folder, but {str(folder)!r} is an existing file")
+    return folder
 
 
 def _inside(folder: Path, name: str) -> Path:
@@ -172,7 +188,7 @@ class ZincService(ServiceBase):
         _engine.check_installed()  # before any download
         formats = _formats(format)
         _check_options(refinement, tube_radius)
-        folder = Path(output if output is not None else ".").expanduser().resolve()
+        folder = _folder(output)
         if isinstance(source, os.PathLike) or (isinstance(source, str) and (
                 not source.strip().isdigit() or os.path.isfile(source))):
             if file is not None or version is not None:
@@ -237,7 +253,7 @@ class ZincService(ServiceBase):
                     f"dataset {dataset_id} version {version} has no scaffold settings file "
                     f"(*settings.json) among its {len(names)} files")
             chosen = found[0]
-        folder = target.parent.resolve()
+        folder = _folder(target.parent)
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="sparc-zinc-") as tmp:
             local = self._download(dataset_id, version, [chosen], Path(tmp), None)[0]
@@ -253,8 +269,10 @@ class ZincService(ServiceBase):
             zinc.analyse("seg.xml", ["stomach", "esophagus"], "Mice")
             # 'The data file seg.xml is suited for mapping to the given organ. However, ...'
 
-        Unknown organ names raise :class:`UnknownOrganError`; a file that is not MBF XML raises
-        :class:`NotExportableError` (a ``ValueError``). ``species`` is accepted for
+        Unknown organ names raise :class:`UnknownOrganError`; a missing file, a name without the
+        ``.xml`` suffix or malformed XML raises :class:`NotExportableError` (a ``ValueError``);
+        well-formed XML that is not MBF returns "... doesn't have any groups, therefore this
+        data file is not suitable for mapping." (as upstream). ``species`` is accepted for
         compatibility; the terms do not depend on it. Nothing is written to disk.
         """
         from sparc.client.services.zinc import _analyse, _engine
