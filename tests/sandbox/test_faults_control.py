@@ -8,6 +8,7 @@ session sandbox; every test starts and ends with no rules.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -293,6 +294,9 @@ def test_faulted_requests_are_counted_under_their_route(sb: SandboxProcess,
     ([{"route": "/x", "kind": "reset", "rate": "0.5"}], "rate must be a number"),
     ([{"route": "/x", "kind": "status", "status": 200}], "status must be an integer 400..599"),
     ([{"route": "/x", "kind": "slow", "seconds": -1}], "seconds must be a finite number"),
+    ([{"route": "/x", "kind": "slow", "seconds": 1e308}], "seconds must be at most 3600"),
+    ([{"route": "/x", "kind": "slow", "seconds": 3600.5}], "seconds must be at most 3600"),
+    ([{"route": "/x", "kind": "retry_after", "seconds": 1e9}], "seconds must be at most 86400"),
     ([{"route": "/x", "kind": "truncate", "after_bytes": -1}], "after_bytes must be an integer"),
     ([{"route": "/x", "kind": "reset", "count": 0}], "count must be an integer >= 1"),
     ([{"route": "/x", "kind": "reset", "status": 503}], "'status' does not apply to kind 'reset'"),
@@ -379,3 +383,39 @@ def test_asset_faults_reach_zipit_s_own_fetches(sb: SandboxProcess, http: httpx.
     assert "FILE Error:" in report and "award.csv" in report
     assert any(name.endswith("term.csv") for name in names)
     assert sb.faults()[0]["remaining"] == 0
+
+
+def test_slow_fault_ends_with_its_client_and_never_holds_the_shutdown(
+        tmp_path: Path) -> None:
+    """A 1000 s ``slow`` rule: a client that gives up after 1 s ends the wait at once (the
+    request is over in the stats), and SIGTERM stops the server within 5 s even while another
+    client still waits."""
+    stalled = SandboxProcess(tmp_path / "data", "--time-scale", "1").start()
+    try:
+        stalled.set_faults([{"route": "/discover/datasets/*", "kind": "slow", "seconds": 1000}])
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.get(f"{stalled.url}/discover/datasets/90", timeout=1)
+        key = "GET /discover/datasets/{datasetId}"
+        deadline = time.monotonic() + 3
+        while stalled.stats()["requests"].get(key) != 1:  # counted when the request ends
+            assert time.monotonic() < deadline, stalled.stats()
+            time.sleep(0.05)
+        waiting = threading.Thread(target=_get_ignoring_errors,
+                                   args=(f"{stalled.url}/discover/datasets/90",), daemon=True)
+        waiting.start()
+        while stalled.faults()[0]["hits"] < 2:  # the second request waits in its fault
+            assert time.monotonic() < deadline + 5
+            time.sleep(0.05)
+    finally:
+        sent = time.monotonic()
+        code = stalled.stop()
+        stopped_after = time.monotonic() - sent
+    assert stopped_after < 5, f"the sandbox took {stopped_after:.1f} s to stop"
+    assert code == 0
+
+
+def _get_ignoring_errors(url: str) -> None:
+    try:
+        httpx.get(url, timeout=60)
+    except httpx.HTTPError:
+        pass

@@ -69,6 +69,8 @@ KIND_FIELDS: dict[str, tuple[str, ...]] = {
 }
 REPORT_FIELDS = ("hits", "remaining")  # in GET's listing; ignored when a listing is posted back
 DRAIN_TIMEOUT = 5.0  # seconds to wait for queued bytes to reach the socket before a cut
+#: Longest ``seconds`` a rule may ask for: a ``slow`` delay, and a ``retry_after`` header value.
+MAX_SECONDS = {"slow": 3600.0, "retry_after": 86400.0}
 
 
 class FaultRuleError(ValueError):
@@ -116,6 +118,9 @@ class FaultRule:
         seconds = _number(spec, "seconds", where, 1.0 if kind in ("slow", "retry_after") else None)
         if seconds is not None and not (0 <= seconds < math.inf):
             raise FaultRuleError(f"{where}: seconds must be a finite number >= 0; got {seconds!r}")
+        if seconds is not None and seconds > MAX_SECONDS.get(kind, math.inf):
+            raise FaultRuleError(f"{where}: seconds must be at most {MAX_SECONDS[kind]:g} for "
+                                 f"kind {kind!r}; got {seconds!r}")
         status = _integer(spec, "status", where, minimum=400, maximum=599)
         if status is None and kind in ("status", "retry_after"):
             status = 503 if kind == "status" else 429
@@ -340,7 +345,9 @@ class FaultMiddleware:
             return
         conn = self.connections.get(scope.get("client"))
         if rule.kind == "slow" and rule.after_bytes is None:
-            await asyncio.sleep((rule.seconds or 0) * self.time_scale)
+            if await _wait_unless_gone(conn, (rule.seconds or 0) * self.time_scale):
+                scope[SCOPE_ROUTE] = match_template(self.routes, scope)
+                return  # the client hung up while it waited: nobody to answer
             await self.app(scope, receive, send)
         elif rule.kind in ("status", "retry_after", "expire"):
             scope[SCOPE_ROUTE] = match_template(self.routes, scope)
@@ -417,7 +424,8 @@ class _BodyFault:
             i = max(self.offset - start, 0)
             if body[:i]:
                 await self._pass(body[:i], True)
-            await asyncio.sleep((self.rule.seconds or 0) * self.time_scale)
+            if await _wait_unless_gone(self.conn, (self.rule.seconds or 0) * self.time_scale):
+                raise _Cut  # the client hung up during the stall: the answer ends here
             await self._pass(body[i:], more)
         else:  # truncate, reset: never let the response complete
             self.done = True
@@ -442,6 +450,24 @@ class _BodyFault:
     async def _pass(self, body: bytes, more: bool) -> None:
         self.position += len(body)
         await self.downstream({"type": "http.response.body", "body": body, "more_body": more})
+
+
+async def _wait_unless_gone(conn: Connection | None, seconds: float) -> bool:
+    """Sleep ``seconds``, or less: ``True`` as soon as the client's connection is lost.
+
+    A fault's delay never outlives its client (nor keeps a shutting-down server waiting for
+    a request nobody will read). Without a registered connection, a plain sleep.
+    """
+    if seconds <= 0:
+        return conn is not None and conn.closed.is_set()
+    if conn is None:
+        await asyncio.sleep(seconds)
+        return False
+    try:
+        await asyncio.wait_for(conn.closed.wait(), seconds)
+    except TimeoutError:
+        return False
+    return True
 
 
 async def _cut(conn: Connection | None, scope: Scope, hard: bool) -> None:

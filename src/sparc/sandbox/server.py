@@ -127,10 +127,16 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
+#: Seconds a stopping server (SIGTERM, SIGINT) lets running requests finish before it
+#: cancels them: a long download or a stalled fault never holds the shutdown for longer.
+GRACEFUL_SHUTDOWN_SECONDS = 2
+
+
 def _config(app: Starlette) -> uvicorn.Config:
     """uvicorn's settings; its HTTP protocol registers connections so faults can drop them."""
     return uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                          http=app.state.connections.protocol())
+                          http=app.state.connections.protocol(),
+                          timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
 
 
 def serve(faults: Path | str | None = None, **options: Any) -> int:
