@@ -331,3 +331,28 @@ def test_two_component_coordinates_get_z_zero(tmp_path: Path) -> None:
     assert counts(mesh_read)[1]["triangle"] == 2
     assert np.allclose(bounds(mesh_read.points), [[0, 0, 0], [2, 1, 0]])
     assert np.allclose(webgl_bounds(files["webgl"])[1], [[0, 0, 0], [2, 1, 0]])
+
+
+def test_webgl_metadata_last_and_stale_parts_removed(data: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from sparc.client.services.zinc import service
+
+    order: list[str] = []
+    publish = service._publish
+    monkeypatch.setattr(service, "_publish", lambda folder, name, write: (
+        order.append(name), publish(folder, name, write))[1])
+    out = tmp_path / "out"
+    source = tmp_path / "seg.xml"
+    source.write_bytes((data / "3Dscaffold-CGRP-Mice-Dorsal-2.xml").read_bytes())
+    first = ZincService().export(source, "webgl", out)
+    assert len(first) == 10 and order[-1] == "seg_metadata.json"  # 9 groups, then metadata
+    assert first[0].name == "seg_metadata.json"
+    (out / "seg_99.json").write_text("my own notes")  # not a ZincJS part: kept
+    order.clear()
+    source = tmp_path / "seg.exf"
+    source.write_bytes((data / "cube.exf").read_bytes())
+    second = ZincService().export(source, "webgl", out)
+    assert order == ["seg_1.json", "seg_metadata.json"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["seg_metadata.json", "seg_1.json", "seg_99.json"])
+    assert webgl_bounds(second[0])[1].tolist() == [[0, 0, 0], [1.5, 1, 1]]

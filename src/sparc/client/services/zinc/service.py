@@ -366,9 +366,12 @@ class ZincService(ServiceBase):
                     files = _writers.webgl_files(geometry, stem)
                     if len(files) < 2:
                         raise EmptyExportError(f"{path.name!r}: Zinc produced no WebGL graphics")
-                    for name, text in files:
-                        written.append(_publish(folder, name, lambda p, t=text: p.write_text(
-                            t, encoding="utf-8")))
+                    # parts first, the metadata (which names them) last: a reader never sees
+                    # metadata pointing at missing or old part files
+                    published = [_publish(folder, name, lambda p, t=text: p.write_text(
+                        t, encoding="utf-8")) for name, text in files[1:] + files[:1]]
+                    written += published[-1:] + published[:-1]
+                    _remove_stale_parts(folder, stem, {p.name for p in published})
                 else:
                     name = (exact or {}).get(fmt) or f"{stem}{_writers.SUFFIXES[fmt]}"
                     writer = _writers.WRITERS[fmt]
@@ -376,6 +379,21 @@ class ZincService(ServiceBase):
                         geometry, p, tube_radius)))
                 bar.update(1)
         return written
+
+
+_THREEJS_START = re.compile(rb'\A\s*\{\s*"metadata"\s*:\s*\{\s*"formatVersion"')
+
+
+def _remove_stale_parts(folder: Path, stem: str, keep: set[str]) -> None:
+    """Delete ``<stem>_<n>.json`` ZincJS part files an earlier, larger export left behind."""
+    pattern = re.compile(re.escape(stem) + r"_\d+\.json")
+    for path in folder.iterdir():
+        if path.name in keep or not pattern.fullmatch(path.name) or not path.is_file():
+            continue
+        with path.open("rb") as f:
+            if _THREEJS_START.match(f.read(256)):
+                log.info("removing %s, a part file of an earlier WebGL export", path.name)
+                path.unlink(missing_ok=True)
 
 
 def _stem(path: Path) -> str:
