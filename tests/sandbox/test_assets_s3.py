@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+import subprocess
+import sys
+import time
 from email.utils import formatdate, parsedate_to_datetime
+from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from xml.etree import ElementTree
 
@@ -339,3 +343,48 @@ def test_fuzzed_requests_never_crash(client: httpx.Client, single: tuple, header
     assert response.status_code in (200, 206, 304, 400, 403, 404, 412, 416), response.text
     if response.status_code >= 400:
         assert s3_error(response)["Code"]
+
+
+# ---- a client that hangs up mid-object ------------------------------------------------------------
+BIG = (90, 1, "files/primary/sub-1/sam-1/recording_full.dat")  # 1 GiB, generated
+GiB = 1 << 30
+
+
+def test_streaming_stops_when_the_client_hangs_up(tmp_path: Path) -> None:
+    """Read 1 MB of a 1 GiB object and hang up, five times: each answer ends at once (the
+    request is over in the stats), ``bytes_sent`` stays far below one object (socket buffers
+    only), and the server writes no "socket.send() raised exception" spam on stderr."""
+    errors = tmp_path / "stderr.txt"
+    with errors.open("w") as stderr:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "sparc.cli", "sandbox", "serve", "--port", "0",
+             "--data-dir", str(tmp_path / "data"), "--time-scale", "0"],
+            stdout=subprocess.PIPE, stderr=stderr, text=True)
+    try:
+        assert server.stdout is not None
+        base = server.stdout.readline().strip()
+        assert base.startswith("http"), base
+        with httpx.Client(base_url=base, timeout=30) as control:
+            url = presigned(control, *BIG)
+            control.post("/_sandbox/reset")
+            for _ in range(5):
+                with httpx.Client(timeout=30) as reader, reader.stream("GET", url) as response:
+                    assert response.status_code == 200
+                    got = 0
+                    for chunk in response.iter_raw():
+                        got += len(chunk)
+                        if got >= 1_000_000:
+                            break
+            deadline = time.monotonic() + 5
+            while (stats := control.get("/_sandbox/stats").json())["requests"].get(
+                    "GET /_assets/{bucket}/{key}", 0) < 5:
+                assert time.monotonic() < deadline, f"the answers go on after the hang-up: {stats}"
+                time.sleep(0.05)
+            time.sleep(0.5)
+            sent = control.get("/_sandbox/stats").json()["bytes_sent"]
+    finally:
+        server.terminate()
+        server.wait(10)
+    assert sent < 5 * 64 * MiB, f"{sent} bytes sent for five 1 MB reads"
+    assert sent < GiB // 4
+    assert "socket.send() raised exception" not in errors.read_text()

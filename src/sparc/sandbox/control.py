@@ -10,7 +10,7 @@ import asyncio
 import json
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from starlette.requests import Request
@@ -77,6 +77,14 @@ class Connections:
 
     def get(self, client: Any) -> Connection | None:
         return self._open.get(tuple(client)) if client else None
+
+    def hung_up(self, client: Any) -> Callable[[], bool]:
+        """A test of whether the connection of ``client`` is lost or closing (always ``False``
+        for a connection not registered here). Example: ``stream_chunks(chunks, gone)``."""
+        conn = self.get(client)
+        if conn is None:
+            return lambda: False
+        return lambda: conn.closed.is_set() or conn.transport.is_closing()
 
     def protocol(self, base: type[asyncio.Protocol] | None = None) -> type[asyncio.Protocol]:
         """uvicorn's HTTP protocol class (``auto`` unless ``base``), registering its connections."""

@@ -183,8 +183,10 @@ def _answer(request: Request) -> Response:
     status = 206 if span else 200
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type="application/octet-stream")
-    return StreamingResponse(stream_chunks(object_chunks(row, start, end)), status_code=status,
-                             headers=headers, media_type="application/octet-stream")
+    gone = request.app.state.connections.hung_up(request.scope.get("client"))
+    return StreamingResponse(stream_chunks(object_chunks(row, start, end), gone),
+                             status_code=status, headers=headers,
+                             media_type="application/octet-stream")
 
 
 routes = [Route("/{bucket}/{key:path}", get_asset, methods=["GET", "HEAD"])]
