@@ -19,6 +19,7 @@ A shared :class:`CancelToken` stops every transfer within a second (its sockets 
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import json
@@ -67,10 +68,13 @@ log = logging.getLogger("sparc.client")
 
 CHUNK_SIZE = 1024 * 1024
 MiB = 1024 * 1024
-# Failed attempts in a row (no byte arrived in between) before a file is given up, and the
-# backoff between them, follow the HTTP core's RetryPolicy (max_retries, backoff, max_backoff).
-#: A file is given up when no byte arrived for this long, whatever the attempt count.
-NO_PROGRESS_LIMIT = 60.0
+# Failed attempts in a row (no byte arrived in between) before a file is given up, the
+# backoff between them and the low-speed limit (no_progress_limit, min_progress_bytes) follow
+# the HTTP core's RetryPolicy.
+#: The default low-speed window (seconds): see ``RetryPolicy.no_progress_limit``.
+NO_PROGRESS_LIMIT = RetryPolicy().no_progress_limit
+#: After this long without a byte, a transfer logs it (INFO) and notes it on the progress bar.
+STALL_NOTICE = 5.0
 #: How many times an expired presigned link is renewed for one file.
 MAX_LINK_RENEWALS = 3
 #: Standard multipart upload part sizes (MiB) tried to reproduce an S3 multipart ETag.
@@ -587,10 +591,51 @@ class _Hooks:
 
 def _retry_delay(policy: RetryPolicy, attempt: int, retry_after: float | None) -> float:
     """Seconds before resume number ``attempt`` (1-based): the HTTP core's backoff, or the
-    server's ``Retry-After`` (at most :data:`NO_PROGRESS_LIMIT`)."""
+    server's ``Retry-After`` (at most the policy's ``no_progress_limit``)."""
     if retry_after is not None:
-        return min(max(0.0, retry_after), NO_PROGRESS_LIMIT)
+        return min(max(0.0, retry_after), policy.no_progress_limit)
     return policy.delay(attempt - 1, None)
+
+
+class _StallWatch:
+    """One daemon thread that notices transfers waiting for data: after :data:`STALL_NOTICE`
+    seconds without a byte, one INFO line per stall and a progress-bar note
+    ("waiting for data: 7 s") refreshed every second; it stops when nothing is watched."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._transfers: set[_Transfer] = set()
+        self._thread: threading.Thread | None = None
+
+    @contextlib.contextmanager
+    def watching(self, transfer: _Transfer) -> Iterator[None]:
+        with self._lock:
+            self._transfers.add(transfer)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="sparc-stall-watch",
+                                                daemon=True)
+                self._thread.start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._transfers.discard(transfer)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(1.0)
+            with self._lock:
+                transfers = list(self._transfers)
+                if not transfers:
+                    self._thread = None
+                    return
+            now = time.monotonic()
+            for transfer in transfers:
+                with contextlib.suppress(Exception):  # a progress bar must not kill the watch
+                    transfer.check_stall(now)
+
+
+_STALLS = _StallWatch()
 
 
 @contextlib.contextmanager
@@ -719,6 +764,55 @@ class _Transfer:
         self.moved = 0
         self.etag: str | None = None
         self._etag_header: str | None = None
+        # stall watch: the last time data came (or the current attempt began), while receiving
+        self.receiving = False
+        self.last_data_at = time.monotonic()
+        self._stall_noted = False
+        # low-speed limit: (time, bytes moved) samples, about one a second
+        self._samples: collections.deque[tuple[float, int]] = collections.deque(
+            [(self.last_data_at, 0)])
+
+    def check_stall(self, now: float) -> None:
+        """Called every second by the stall watch: log and note a wait for data."""
+        silent = now - self.last_data_at
+        if not self.receiving or silent < STALL_NOTICE:
+            return
+        if not self._stall_noted:
+            self._stall_noted = True
+            log.info("%s: no data for %.0f s at byte %d; still waiting (read timeout %s)",
+                     self.label, silent, self.offset, _read_timeout(self.http))
+        self.hooks.note(f"waiting for data: {silent:.0f} s")
+
+    def _data_came(self, now: float) -> None:
+        self.last_data_at = now
+        if self._stall_noted:
+            self._stall_noted = False
+            log.info("%s: data is coming again", self.label)
+            self.hooks.note("receiving")
+        if now - self._samples[-1][0] >= 1.0:
+            self._samples.append((now, self.moved))
+
+    def too_slow(self, now: float) -> str | None:
+        """Why the file is given up (fewer than ``min_progress_bytes`` in the last
+        ``no_progress_limit`` seconds, whatever the attempts), or ``None``."""
+        policy = self.http.retry
+        limit = policy.no_progress_limit
+        samples = self._samples
+        samples.append((now, self.moved))
+        while len(samples) > 1 and samples[1][0] <= now - limit:
+            samples.popleft()
+        since, moved_then = samples[0]
+        if now - since < limit:
+            return None
+        made = self.moved - moved_then
+        size = self.remote.size
+        remaining_then = (size - self.offset + made) if size is not None else None
+        wanted = policy.min_progress_bytes if remaining_then is None else \
+            min(policy.min_progress_bytes, max(remaining_then, 1))
+        if made >= wanted:
+            return None
+        return (f"only {made} bytes arrived in the last {limit:.0f} s (at byte {self.offset}"
+                f"{f' of {size}' if size is not None else ''}): the server stalls")
 
     def run(self) -> Verifier | None:
         size = self.remote.size
@@ -737,14 +831,21 @@ class _Transfer:
             return self._loop(handle)
 
     def _loop(self, handle: IO[bytes]) -> Verifier | None:
+        with _STALLS.watching(self):
+            return self._attempts(handle)
+
+    def _attempts(self, handle: IO[bytes]) -> Verifier | None:
         attempts, renewals = 0, 0
-        last_bytes_at = time.monotonic()
         verifier: Verifier | None = None
         while True:
             self.cancel.check()
             before = self.offset
             try:
-                verifier, done = self._attempt(handle, verifier)
+                self.last_data_at, self.receiving = time.monotonic(), True
+                try:
+                    verifier, done = self._attempt(handle, verifier)
+                finally:
+                    self.receiving = False
                 if done:
                     return verifier
                 size = self.remote.size
@@ -764,10 +865,15 @@ class _Transfer:
                 handle.flush()
                 now = time.monotonic()
                 if self.offset > before:
-                    attempts, last_bytes_at = 0, now
+                    attempts = 0  # the budget is for failures in a row
                 attempts += 1
                 policy = self.http.retry
-                if attempts > policy.max_retries or now - last_bytes_at > NO_PROGRESS_LIMIT:
+                stalled = self.too_slow(now)
+                if stalled is not None:
+                    log.info("%s: %s; giving up", self.label, stalled)
+                    raise TransportError(f"{self.label}: {stalled}; giving up ({exc})",
+                                         url=getattr(exc, "url", "")) from exc
+                if attempts > policy.max_retries:
                     raise
                 retry_after = exc.retry_after if isinstance(exc, RateLimitedError) else None
                 delay = _retry_delay(policy, attempts, retry_after)
@@ -814,9 +920,18 @@ class _Transfer:
                 self.offset += len(chunk)
                 self.moved += len(chunk)
                 self.hooks.bytes(len(chunk))
+                now = time.monotonic()
+                if now - self._samples[-1][0] >= 1.0 and self.too_slow(now):
+                    raise TransportError(f"{self.label}: too slow")  # decided in _attempts
+                self._data_came(now)
         handle.flush()
         size = self.remote.size
         return verifier, size is None or self.offset >= size
+
+
+def _read_timeout(http: HttpCore) -> str:
+    timeout = http.timeout.read
+    return "none" if timeout is None else f"{timeout:g} s"
 
 
 def fetch_to_file(

@@ -66,12 +66,18 @@ class RetryPolicy:
 
     ``backoff * 2**attempt`` seconds (full jitter), at most ``max_backoff`` each, and never past
     ``max_total`` seconds overall; a ``Retry-After`` header replaces the computed wait.
+    File transfers (which resume rather than retry) give up when fewer than
+    ``min_progress_bytes`` arrived in the last ``no_progress_limit`` seconds, across attempts
+    (a low-speed limit, as curl's ``--speed-limit``): a server that stalls after every few
+    bytes cannot keep a download alive forever. The read timeout is the core's ``timeout``.
     """
 
     max_retries: int = 5
     backoff: float = 0.5
     max_backoff: float = 8.0
     max_total: float = 120.0
+    no_progress_limit: float = 60.0
+    min_progress_bytes: int = 64 * 1024
     statuses: frozenset[int] = field(default_factory=lambda: frozenset({408, 429, 500, 502, 503, 504}))
 
     def ceiling(self, attempt: int) -> float:
@@ -400,6 +406,11 @@ class HttpCore:
                                                               options["limits"])
                 self._pool = httpx.Client(**options)
             return self._pool
+
+    @property
+    def timeout(self) -> httpx.Timeout:
+        """The default timeouts (connect, read, write, pool) of every request."""
+        return httpx.Timeout(self._options["timeout"])
 
     @property
     def closed(self) -> bool:
