@@ -356,3 +356,16 @@ def test_webgl_metadata_last_and_stale_parts_removed(data: Path, tmp_path: Path,
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["seg_metadata.json", "seg_1.json", "seg_99.json"])
     assert webgl_bounds(second[0])[1].tolist() == [[0, 0, 0], [1.5, 1, 1]]
+
+
+def test_scaffold_surface_is_welded(exports_292: tuple[Path, list[Path]]) -> None:
+    """No two points of 292's exported surface closer than Zinc's 6-digit rounding: faces share
+    their vertices across element and group boundaries."""
+    from scipy.spatial import cKDTree
+
+    out, paths = exports_292
+    points = read_legacy_vtk(by_suffix(paths, "Scaffold_Creator-settings")["vtk"])["points"]
+    tolerance = 1e-5 * np.abs(points).max()
+    assert not len(cKDTree(points).query_pairs(tolerance)), "duplicate vertices"
+    closest = cKDTree(points).query(points, k=2)[0][:, 1].min()
+    assert closest > 10 * tolerance  # the tolerance is far below the tessellation spacing

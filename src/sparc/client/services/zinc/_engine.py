@@ -55,7 +55,7 @@ def check_installed() -> None:
     import importlib.util
 
     for name in ("cmlibs.zinc", "cmlibs.utils", "scaffoldmaker", "mbfxml2ex", "meshio", "trimesh",
-                 "numpy"):
+                 "scipy", "numpy"):
         try:
             found = importlib.util.find_spec(name) is not None
         except ImportError:
@@ -540,8 +540,7 @@ def _surfaces(context: Any, region: Any, coordinates: Any, dimension: int, refin
         triangles.append(values)
         owner.append(np.full(len(values), index, dtype=np.int64))
     every = np.concatenate(triangles) if triangles else np.zeros((0, 3, 3))
-    points, inverse = np.unique(every.reshape(-1, 3), axis=0, return_inverse=True)
-    cells = inverse.reshape(-1, 3).astype(np.int64)
+    points, cells = weld(every.reshape(-1, 3))
     cell_class = np.concatenate(owner) if owner else np.zeros(0, dtype=np.int64)
     keep = (cells[:, 0] != cells[:, 1]) & (cells[:, 1] != cells[:, 2]) & (cells[:, 0] != cells[:, 2])
     log.info("%s: %d faces in %d groups (%d classes) -> %d triangles", path.name, len(faces),
@@ -560,6 +559,39 @@ def _geometry(kind: str, points: Any, cells: Any, cell_class: Any, classes: _Cla
                     np.zeros(0, dtype=np.int64), classes.part_names, radius, buffers,
                     cell_class=cell_class, class_groups=classes.signatures,
                     class_part=classes.class_part, group_names=classes.group_names)
+
+
+#: Zinc writes vertices with 6 significant digits, so one point evaluated in two elements can
+#: differ by one unit in the 6th digit: merge points closer than this times the largest |x|.
+WELD_RELATIVE = 1e-5
+
+
+def weld(corners: Any) -> tuple[Any, Any]:
+    """(points, triangles) from (3k, 3) triangle corners: equal corners and corners closer than
+    ``WELD_RELATIVE`` x the largest coordinate magnitude (Zinc's 6-digit rounding) become one
+    point, so surfaces are welded across element and part boundaries."""
+    import numpy as np
+
+    if not len(corners):
+        return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64)
+    points, inverse = np.unique(corners, axis=0, return_inverse=True)
+    tolerance = WELD_RELATIVE * float(np.abs(points).max() or 1.0)
+    from scipy.sparse import coo_matrix  # type: ignore[import-untyped]
+    from scipy.sparse.csgraph import connected_components  # type: ignore[import-untyped]
+    from scipy.spatial import cKDTree  # type: ignore[import-untyped]
+
+    pairs = cKDTree(points).query_pairs(tolerance, output_type="ndarray")
+    if len(pairs):
+        graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])),
+                           shape=(len(points), len(points)))
+        _, label = connected_components(graph, directed=False)
+        # each cluster becomes its first (lexicographically smallest) point: deterministic
+        first = np.full(label.max() + 1, len(points))
+        np.minimum.at(first, label, np.arange(len(points)))
+        keep = np.unique(first)
+        renumber = np.searchsorted(keep, first[label])
+        points, inverse = points[keep], renumber[inverse.ravel()]
+    return points, inverse.reshape(-1, 3).astype(np.int64)
 
 
 _STL_VERTEX = re.compile(rb"vertex\s+(\S+)\s+(\S+)\s+(\S+)")
