@@ -45,12 +45,12 @@ def test_redact_masks_secret_query_values_user_info_and_headers() -> None:
 
 
 def test_retries_are_visible_at_default_verbosity() -> None:
-    """An unreachable API: the first retry shows on stderr within ~3 s, one line per retry."""
-    started = time.monotonic()
+    """An unreachable API: the first retry shows on stderr at once (within ~3 s of start-up,
+    more on a loaded machine), while the command still runs; one line per retry."""
     child = SparcChild({}, "datasets", "search", "x", PENNSIEVE_API_HOST=UNREACHABLE)
     try:
-        child.wait_for_stderr("retrying in", timeout=3)
-        assert time.monotonic() - started < 5
+        child.wait_for_stderr("retrying in", timeout=8)
+        assert child.proc.poll() is None, "the retries are shown as they happen, not at the end"
     finally:
         child.proc.kill()
         child.proc.wait()
