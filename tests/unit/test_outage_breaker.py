@@ -19,7 +19,7 @@ def test_trips_after_limit_outage_failures_in_a_row() -> None:
         breaker.failed(TransportError("connection refused"))
         breaker.check()  # not yet
     breaker.failed(ServerError("boom", status=503))
-    with pytest.raises(TransportError, match="not attempted: the 3 files before it failed"):
+    with pytest.raises(TransportError, match="not attempted: 3 files in a row failed"):
         breaker.check()
 
 
@@ -44,3 +44,12 @@ def test_never_trips_on_a_single_failure() -> None:
     breaker = OutageBreaker(limit=1)  # one worker: still two failures in a row are needed
     breaker.failed(TransportError("reset"))
     breaker.check()
+
+
+def test_running_files_are_stopped_too() -> None:
+    breaker = OutageBreaker(limit=2)
+    breaker.check_running()
+    breaker.failed(TransportError("reset"))
+    breaker.failed(TransportError("reset"))
+    with pytest.raises(TransportError, match="gave up retrying: 2 files in a row failed"):
+        breaker.check_running()

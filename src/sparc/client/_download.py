@@ -534,13 +534,16 @@ class FetchOutcome:
 class OutageBreaker:
     """Stops a many-file download early when the server is down, instead of letting every
     file spend its own retries: once ``limit`` files in a row have failed with a transport or
-    server error (no file finished in between), the files not yet started fail at once.
+    server error (no file came from the server in between), the files not yet started fail at
+    once, and so do running files at their next retry.
 
     Thread-safe; one per download. Example::
 
         breaker = OutageBreaker(limit=4)
         breaker.check()            # before a file: raises TransportError once tripped
-        breaker.failed(exc)        # a file gave up; breaker.succeeded() when one finished
+        breaker.check_running()    # before a running file retries: the same
+        breaker.failed(exc)        # a file gave up; breaker.succeeded() when the server
+                                   # delivered one (a file kept locally says nothing)
     """
 
     OUTAGE_ERRORS = (TransportError, ServerError, RateLimitedError)
@@ -566,13 +569,18 @@ class OutageBreaker:
             self._in_a_row += 1
             self._reason = self._reason or error
 
-    def check(self) -> None:
-        """Raise :class:`TransportError` (not attempted) when the breaker has tripped."""
+    def check(self, running: bool = False) -> None:
+        """Raise :class:`TransportError` when the breaker has tripped: "not attempted" before a
+        file starts, "gave up" for a ``running`` file about to retry."""
         if self.tripped:
+            what = "gave up retrying" if running else "not attempted"
             raise TransportError(
-                f"not attempted: the {self._in_a_row} files before it failed in a row "
-                f"({self._reason}); the server looks unavailable, run the download again later "
-                "to resume")
+                f"{what}: {self._in_a_row} files in a row failed ({self._reason}); the server "
+                "looks unavailable, run the download again later to resume")
+
+    def check_running(self) -> None:
+        """:meth:`check` for a file already transferring, before it retries."""
+        self.check(running=True)
 
 
 @dataclass
@@ -668,6 +676,7 @@ def fetch_file(
     on_note: Callable[[str], None] | None = None,
     if_none_match: str | None = None,
     service: str = "",
+    before_retry: Callable[[], None] | None = None,
 ) -> FetchOutcome:
     """Download ``remote`` to ``dest`` atomically, resuming an earlier partial download.
 
@@ -677,11 +686,13 @@ def fetch_file(
     ``if_none_match`` (an ETag) and no partial file, a 304 answer means "unchanged": the outcome
     is "skipped" and ``dest`` is left alone. ``on_bytes(n)`` reports bytes as they arrive
     (negative when a restart discards some); ``on_note(text)`` each retry.
+    ``before_retry()`` runs before every resume; it may raise to stop (a download-wide outage
+    breaker does).
     """
     cancel = cancel or CancelToken()
     with cancel.guarding():
         return _fetch_file(http, remote, dest, refresh, verify, cancel, _Hooks(on_bytes, on_note),
-                           if_none_match, service)
+                           if_none_match, service, before_retry)
 
 
 def with_path(error: OSError, path: Path | str) -> OSError:
@@ -711,14 +722,15 @@ def _disk(path: Path) -> Iterator[None]:
 
 def _fetch_file(http: HttpCore, remote: RemoteFile, dest: Path,
                 refresh: Callable[[], RemoteFile] | None, verify: bool, cancel: CancelToken,
-                hooks: _Hooks, if_none_match: str | None, service: str) -> FetchOutcome:
+                hooks: _Hooks, if_none_match: str | None, service: str,
+                before_retry: Callable[[], None] | None = None) -> FetchOutcome:
     with _disk(dest.parent):
         dest.parent.mkdir(parents=True, exist_ok=True)
     moved, last_digests = 0, None
     for round_ in (1, 2):
         part = partial_path(dest, remote)
         state = _Transfer(http, remote, part, dest.name, verify, cancel, hooks, refresh, service,
-                          if_none_match if round_ == 1 else None)
+                          if_none_match if round_ == 1 else None, before_retry)
         with _disk(part):  # a full disk, a read-only folder: name the file
             verifier = state.run()
         remote = state.remote
@@ -756,10 +768,12 @@ class _Transfer:
 
     def __init__(self, http: HttpCore, remote: RemoteFile, part: Path, label: str, verify: bool,
                  cancel: CancelToken, hooks: _Hooks, refresh: Callable[[], RemoteFile] | None,
-                 service: str, if_none_match: str | None) -> None:
+                 service: str, if_none_match: str | None,
+                 before_retry: Callable[[], None] | None = None) -> None:
         self.http, self.remote, self.part, self.label = http, remote, part, label
         self.verify, self.cancel, self.hooks, self.refresh = verify, cancel, hooks, refresh
         self.service, self.if_none_match = service, if_none_match
+        self.before_retry = before_retry
         self.offset = 0
         self.moved = 0
         self.etag: str | None = None
@@ -875,6 +889,8 @@ class _Transfer:
                                          url=getattr(exc, "url", "")) from exc
                 if attempts > policy.max_retries:
                     raise
+                if self.before_retry is not None:
+                    self.before_retry()
                 retry_after = exc.retry_after if isinstance(exc, RateLimitedError) else None
                 delay = _retry_delay(policy, attempts, retry_after)
                 why = str(exc).split(": ", 1)[-1] if isinstance(exc, TransportError) else \

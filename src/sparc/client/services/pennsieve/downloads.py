@@ -75,6 +75,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sparc.client")
 
+#: The note of a file the server said is unchanged (304): the server answered.
+UNCHANGED_NOTE = "unchanged on the server (ETag)"
 #: How long a cancelled download waits for its workers (they stop between chunks, < 1 s).
 CANCEL_GRACE = 2.0
 
@@ -250,12 +252,13 @@ class DownloadsMixin:
                     breaker.check()
                     result = self._fetch_entry(dataset_id, version, path, remote, dest,
                                                records, source, existing, verify, cancel,
-                                               count, note, to_warn)
+                                               count, note, to_warn, breaker.check_running)
                 except SparcError as exc:
                     log.info("%s failed: %s", path, exc)
                     breaker.failed(exc)
                     return FileResult(path, dest, "failed", size, 0, "none", exc)
-                breaker.succeeded()
+                if result.status == "downloaded" or result.note == UNCHANGED_NOTE:
+                    breaker.succeeded()  # the server delivered (a local skip says nothing)
                 return result
 
             def note(text: str) -> None:
@@ -288,7 +291,8 @@ class DownloadsMixin:
     def _fetch_entry(self, dataset_id: int, version: int, path: str, remote: RemoteFile,
                      dest: Path, records: DownloadRecords, source: str, existing: str,
                      verify: bool, cancel: CancelToken, count: Callable[[int], None],
-                     note: Callable[[str], None], to_warn: list[str]) -> FileResult:
+                     note: Callable[[str], None], to_warn: list[str],
+                     before_retry: Callable[[], None] | None = None) -> FileResult:
         """One file of :meth:`download`: decide from what is on disk, fetch, record."""
         size = remote.size or 0
         plan = plan_existing(dest, remote, existing, records.get(path), source, cancel)
@@ -304,7 +308,7 @@ class DownloadsMixin:
             self.http, remote, dest, verify=verify, cancel=cancel, on_bytes=count,
             on_note=lambda text: note(f"{dest.name}: {text}"), service=SERVICE,
             if_none_match=plan.etag if plan.action == "conditional" else None,
-            refresh=self._refresher(dataset_id, version, path))
+            refresh=self._refresher(dataset_id, version, path), before_retry=before_retry)
         stat = dest.stat()
         if outcome.status == "skipped":  # 304: the file on disk is the remote's
             count(size)
@@ -312,8 +316,7 @@ class DownloadsMixin:
             checksum = plan.record.checksum if plan.record else f"md5:{plan.etag}"
             records.add(Record(path, stat.st_size, stat.st_mtime_ns, check, checksum,
                                outcome.etag, source))
-            return FileResult(path, dest, "skipped", size, 0, check,
-                              note="unchanged on the server (ETag)")
+            return FileResult(path, dest, "skipped", size, 0, check, note=UNCHANGED_NOTE)
         records.add(Record(path, stat.st_size, stat.st_mtime_ns, outcome.check,
                            outcome.checksum, outcome.etag, source))
         return FileResult(path, dest, "downloaded", size, outcome.bytes_transferred,
