@@ -33,12 +33,58 @@ GOOD = {"datasetId": 90, "datasetVersion": 1, "path": "metadata/records/award.cs
     pytest.param(lambda p: p.list_records(limit=10_001), id="records limit 10001"),
     pytest.param(lambda p: p.list_datasets(query=["cancer"]), id="query not text"),
     pytest.param(lambda p: p.get_file(90, None, 1), id="get_file(None)"),
+    pytest.param(lambda p: p.get(5), id="get(5)"),
+    pytest.param(lambda p: p.request(None, "/discover/datasets/90"), id="request(None)"),
+    pytest.param(lambda p: p.list_datasets(order_by="bogus"), id="order_by"),
+    pytest.param(lambda p: p.list_datasets(order_direction="up"), id="order_direction"),
+    pytest.param(lambda p: p.list_datasets(order_by=1), id="order_by not text"),
+    pytest.param(lambda p: p.download(90, "../etc/passwd", "out"), id="download ../"),
+    pytest.param(lambda p: p.download(90, "files/../../etc", "out"), id="download a/../b"),
+    pytest.param(lambda p: p.download_manifest(90, ["..\\x"], 1), id="manifest ..\\"),
+    pytest.param(lambda p: p.get_dataset(2**31), id="id > int32"),
+    pytest.param(lambda p: p.get_dataset(90, version=2**31), id="version > int32"),
+    pytest.param(lambda p: p.download(2**40, "a", "out"), id="download id > int32"),
+    pytest.param(lambda p: p.list_files(dataset_id=2**31), id="files dataset_id > int32"),
+    pytest.param(lambda p: p.list_datasets(organization_id=2**63), id="org id > int32"),
 ])
 def test_bad_arguments_are_argument_errors_before_any_request(
         client: SparcClient, sandbox: SandboxProcess, call) -> None:  # type: ignore[no-untyped-def]
     sandbox.reset_stats()
     with pytest.raises(ArgumentError):
         call(client.pennsieve)
+    assert sandbox.stats()["requests_total"] == 0
+
+
+def test_order_names_are_checked_but_not_their_case(client: SparcClient) -> None:
+    page = client.pennsieve.list_datasets(order_by="Name", order_direction="ASC", limit=3)
+    names = [d["name"] for d in page["datasets"]]
+    assert names == sorted(names, key=str.lower) or names == sorted(names)
+
+
+def test_dotdot_is_named(client: SparcClient) -> None:
+    with pytest.raises(ArgumentError, match=r"'\.\.' segments"):
+        client.pennsieve.download(90, "../etc/passwd", "out")
+
+
+@pytest.mark.parametrize("make", [
+    pytest.param(lambda: SparcClient(http=5), id="http=5"),
+    pytest.param(lambda: SparcClient(http="http://x"), id="http=str"),
+    pytest.param(lambda: SparcClient(profile=5), id="profile=5"),
+    pytest.param(lambda: SparcClient(profile=""), id="profile=''"),
+    pytest.param(lambda: SparcClient(connect=False).add_module(paths=5), id="add_module(5)"),
+    pytest.param(lambda: SparcClient(connect=False).add_module(paths=[]), id="add_module([])"),
+    pytest.param(lambda: SparcClient(connect=False).add_module(
+        "sparc.client.services.pennsieve", config=5, connect=False), id="add_module config=5"),
+])
+def test_bad_client_arguments_are_argument_errors(
+        make, sandbox: SandboxProcess, monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+        tmp_path: Path) -> None:
+    for name, value in sandbox.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    sandbox.reset_stats()
+    with pytest.raises(ArgumentError):
+        make()
     assert sandbox.stats()["requests_total"] == 0
 
 

@@ -64,6 +64,15 @@ class SparcClient:
     ) -> None:
         if config is not None and config_file is not None:
             raise ArgumentError("pass config_file= or config=, not both")
+        if profile is not None and (not isinstance(profile, str) or not profile.strip()):
+            raise ArgumentError(f"profile must be a profile name (a section of the config "
+                                f"file), got {type(profile).__name__} {profile!r}")
+        if http is not None:
+            from sparc.client._http import HttpCore
+
+            if not isinstance(http, HttpCore):
+                raise ArgumentError(f"http must be a sparc.client HttpCore (to share one "
+                                    f"connection pool), got {type(http).__name__} {http!r}")
         if config is None:
             self.config = Config.load(config_file, profile=profile)
         elif isinstance(config, Config):
@@ -129,8 +138,16 @@ class SparcClient:
         """
         import inspect
 
-
-        for path in [paths] if isinstance(paths, str) else paths:
+        if isinstance(paths, str):
+            paths = [paths]
+        if not isinstance(paths, (list, tuple)) or not paths:
+            raise ArgumentError(f"paths must be a module path such as "
+                                f"'sparc.client.services.pennsieve' or a list of them, got "
+                                f"{type(paths).__name__} {paths!r}")
+        if config is not None and not isinstance(config, (Mapping, Config)):
+            raise ArgumentError(f"config must be a mapping of settings (or a Config), got "
+                                f"{type(config).__name__}")
+        for path in paths:
             if not isinstance(path, str) or not path:
                 raise ArgumentError(f"paths must be module paths such as "
                                     f"'sparc.client.services.pennsieve', got {path!r}")

@@ -36,14 +36,36 @@ SEARCH_WINDOW = 10_000
 #: Discover's body for exceptions its handlers do not catch (plain text, HTTP 500).
 UNCAUGHT_ERROR = "There was an internal server error."
 
+#: Discover's ids and version numbers are 32-bit signed integers.
+INT32_MAX = 2**31 - 1
+#: ``orderBy`` and ``orderDirection`` of a dataset search (case-insensitive enum names).
+ORDER_BY = ("relevance", "date", "name", "size")
+ORDER_DIRECTIONS = ("asc", "desc")
+
 T = TypeVar("T")
 
 
-def check_count(name: str, value: Any, minimum: int = 0) -> int:
-    """A whole number >= ``minimum``, or :class:`ArgumentError`."""
+def check_count(name: str, value: Any, minimum: int = 0, maximum: int | None = None) -> int:
+    """A whole number >= ``minimum`` (and <= ``maximum``), or :class:`ArgumentError`."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ArgumentError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ArgumentError(f"{name} must be at most {maximum:,}, got {value!r}")
     return value
+
+
+def version_arg(value: Any) -> int:
+    """A dataset version number (1 .. 2**31-1), or :class:`ArgumentError`."""
+    return check_count("version", value, 1, INT32_MAX)
+
+
+def check_choice(name: str, value: Any, choices: Sequence[str]) -> str | None:
+    """An optional value among ``choices`` (case-insensitive), lower-cased."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or value.lower() not in choices:
+        raise ArgumentError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value.lower()
 
 
 def check_id(name: str, value: Any) -> int | None:
@@ -58,6 +80,9 @@ def dataset_id_arg(value: Any, name: str = "dataset_id") -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ArgumentError(f"{name} must be a dataset/organization number such as 90, "
                             f"got {value!r}")
+    if value > INT32_MAX:
+        raise ArgumentError(f"{name} {value} is out of range: Discover ids are 32-bit "
+                            f"(at most {INT32_MAX:,})")
     return value
 
 
@@ -153,7 +178,9 @@ class DiscoverMixin:
             organization=check_text("organization", organization),
             organizationId=check_id("organization_id", organization_id),
             tags=[tags] if isinstance(tags, str) else (list(tags) if tags else None),
-            embargo=embargo, orderBy=order_by, orderDirection=order_direction))
+            embargo=embargo, orderBy=check_choice("order_by", order_by, ORDER_BY),
+            orderDirection=check_choice("order_direction", order_direction,
+                                        ORDER_DIRECTIONS)))
 
     def list_files(
         self,
@@ -234,7 +261,7 @@ class DiscoverMixin:
         dataset_id = dataset_id_arg(dataset_id)
         if version is None:
             return self._discover(f"/datasets/{dataset_id}")
-        return self._discover(version_route(dataset_id, check_count("version", version, 1)))
+        return self._discover(version_route(dataset_id, version_arg(version)))
 
     def list_versions(self, dataset_id: int) -> list[dict[str, Any]]:
         """Every published version of a dataset."""
@@ -255,7 +282,7 @@ class DiscoverMixin:
         dataset_id = dataset_id_arg(dataset_id)
         if version is None:
             return dataset_id, int(self.get_dataset(dataset_id)["version"])
-        return dataset_id, check_count("version", version, 1)
+        return dataset_id, version_arg(version)
 
     def _version_path(self, dataset_id: int, version: int | None) -> str:
         """``/datasets/<id>/versions/<v>``, the latest version when ``version`` is None."""

@@ -437,6 +437,9 @@ def _check_paths(paths: Any) -> list[str]:
         if not isinstance(item, str) or not item.strip("/") or "\x00" in item:
             raise ArgumentError(f"each path must be a non-empty path within the dataset "
                                 f"version such as 'files/primary/a.csv', got {item!r}")
+        if ".." in item.replace("\\", "/").split("/"):
+            raise ArgumentError(f"refusing path {item!r}: '..' segments are not allowed (paths "
+                                "are within the dataset version, e.g. 'files/primary/a.csv')")
         out.append(item.strip("/"))
     return out
 

@@ -25,7 +25,7 @@ import httpx
 
 from sparc.client._http import redact_url
 from sparc.client.config import DEFAULT_PENNSIEVE_API_HOST
-from sparc.client.errors import TransportError
+from sparc.client.errors import ArgumentError, TransportError
 from sparc.client.services._base import ServiceBase
 from sparc.client.services.pennsieve.discover import SEARCH_WINDOW, SERVICE, DiscoverMixin
 from sparc.client.services.pennsieve.downloads import DownloadsMixin
@@ -87,6 +87,11 @@ class PennsieveService(DiscoverMixin, DownloadsMixin, ServiceBase):
         A JSON answer that does not decode (garbled in transit) is asked for again (reads
         only), then raises :class:`~sparc.client.errors.TransportError`.
         """
+        if not isinstance(method, str) or not method.isalpha():
+            raise ArgumentError(f"method must be an HTTP method such as 'GET', got {method!r}")
+        if not isinstance(url, str) or not url:
+            raise ArgumentError(f"url must be a URL or a path such as '/discover/datasets/90', "
+                                f"got {type(url).__name__} {url!r}")
         target = self.resolve_url(url)
         rereadable = method.upper() in ("GET", "HEAD", "OPTIONS") or bool(kwargs.get("idempotent"))
         for attempt in range(GARBLED_RETRIES + 1):
