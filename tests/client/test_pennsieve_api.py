@@ -141,8 +141,9 @@ def test_bad_arguments_fail_before_the_network(client: SparcClient, sandbox: San
 
 
 def test_bad_values_are_rejected_by_the_server(client: SparcClient) -> None:
+    """list_datasets checks orderBy itself (ArgumentError); the server's 400 still maps."""
     with pytest.raises(InvalidRequestError) as info:
-        client.pennsieve.list_datasets(order_by="colour")
+        client.pennsieve.get("/discover/search/datasets", params={"orderBy": "colour"})
     assert info.value.status == 400 and info.value.server_message
 
 
