@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from collections import deque
 
 import click
@@ -76,7 +77,8 @@ class RedactingFilter(logging.Filter):
 
 
 class _EchoHandler(logging.Handler):
-    """Writes each record as one line to the *current* stderr (click's, under ``CliRunner``)."""
+    """Writes each record as one line to the *current* stderr (click's, under ``CliRunner``),
+    above the progress bar when one is drawn."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -87,7 +89,11 @@ class _EchoHandler(logging.Handler):
         if record.levelno >= logging.WARNING:
             _shown.append(record.getMessage())
         try:
-            click.echo(line, err=True)
+            bars = sys.modules.get("tqdm")
+            if bars is not None:  # a progress bar may be drawn: write above it, then redraw it
+                bars.tqdm.write(line, file=sys.stderr)
+            else:
+                click.echo(line, err=True)
         except (OSError, ValueError):  # stderr is gone: nothing more to say
             pass
 
