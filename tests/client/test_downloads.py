@@ -533,3 +533,33 @@ def test_whole_version_archive(client: SparcClient, tmp_path: Path) -> None:
     with pytest.raises(DownloadTooLargeError, match="too large"):  # 90 holds a 1 GiB file
         client.pennsieve.download_version_archive(90, 1, tmp_path / "big.zip")
     assert not (tmp_path / "big.zip").exists()
+
+
+def test_failed_and_repaired_files_say_what_moved_and_why(client: SparcClient,
+                                                          faults: SandboxProcess,
+                                                          tmp_path: Path) -> None:
+    from sparc.client.errors import DownloadError
+
+    award, file_csv = "metadata/records/award.csv", "metadata/records/file.csv"
+    faults.set_faults([{"route": f"GET /_assets/*/{award}", "kind": "corrupt"},
+                       {"route": f"GET /_assets/*/{file_csv}", "kind": "corrupt", "count": 1}])
+    with pytest.raises(DownloadError) as info:
+        client.pennsieve.download(90, [award, file_csv], tmp_path, version=1)
+    result = info.value.result
+    failed = result.failed[0]
+    assert failed.path == award and failed.bytes_transferred == 2 * failed.size  # both tries
+    message = str(info.value)
+    assert message.startswith(f"1 file failed: {award}: md5 "), message
+    assert message.count("award.csv") == 1, message
+    repaired = result.downloaded[0]
+    assert repaired.path == file_csv and repaired.bytes_transferred == 2 * repaired.size
+    assert repaired.note == "checksum mismatch on the first download; downloaded again"
+    assert result.bytes_transferred == 2 * failed.size + 2 * repaired.size
+
+
+def test_download_file_returns_absolute_paths(client: SparcClient) -> None:
+    nodes = records(client)[:2]
+    archive = client.pennsieve.download_file(nodes, output_name="two.zip")  # cwd is tmp
+    single = client.pennsieve.download_file(nodes[0], output_name="one.csv")
+    assert archive.is_absolute() and archive == Path("two.zip").absolute()
+    assert single.is_absolute() and single == Path("one.csv").absolute()

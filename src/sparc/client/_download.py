@@ -529,6 +529,7 @@ class FetchOutcome:
     check: str
     checksum: str | None = None
     etag: str | None = None
+    note: str = ""
 
 
 class OutageBreaker:
@@ -587,6 +588,11 @@ class OutageBreaker:
 class _Hooks:
     on_bytes: Callable[[int], None] | None = None
     on_note: Callable[[str], None] | None = None
+    on_received: Callable[[int], None] | None = None
+
+    def received(self, n: int) -> None:
+        if self.on_received and n:
+            self.on_received(n)
 
     def bytes(self, n: int) -> None:
         if self.on_bytes and n:
@@ -677,6 +683,7 @@ def fetch_file(
     if_none_match: str | None = None,
     service: str = "",
     before_retry: Callable[[], None] | None = None,
+    on_received: Callable[[int], None] | None = None,
 ) -> FetchOutcome:
     """Download ``remote`` to ``dest`` atomically, resuming an earlier partial download.
 
@@ -687,12 +694,14 @@ def fetch_file(
     is "skipped" and ``dest`` is left alone. ``on_bytes(n)`` reports bytes as they arrive
     (negative when a restart discards some); ``on_note(text)`` each retry.
     ``before_retry()`` runs before every resume; it may raise to stop (a download-wide outage
-    breaker does).
+    breaker does). ``on_received(n)`` counts bytes that came over the network (also for a
+    file that fails in the end).
     """
     cancel = cancel or CancelToken()
     with cancel.guarding():
-        return _fetch_file(http, remote, dest, refresh, verify, cancel, _Hooks(on_bytes, on_note),
-                           if_none_match, service, before_retry)
+        return _fetch_file(http, remote, dest, refresh, verify, cancel,
+                           _Hooks(on_bytes, on_note, on_received), if_none_match, service,
+                           before_retry)
 
 
 def with_path(error: OSError, path: Path | str) -> OSError:
@@ -750,8 +759,10 @@ def _fetch_file(http: HttpCore, remote: RemoteFile, dest: Path,
         if problem is None:
             with _disk(dest):
                 os.replace(part, dest)
+            note = "" if round_ == 1 else "checksum mismatch on the first download; downloaded again"
             return FetchOutcome(dest, "downloaded", moved, kind,
-                                verifier.checksum if kind == verifier.kind else None, state.etag)
+                                verifier.checksum if kind == verifier.kind else None, state.etag,
+                                note)
         part.unlink(missing_ok=True)
         hooks.bytes(-state.offset)
         last_digests = digests
@@ -936,6 +947,7 @@ class _Transfer:
                 self.offset += len(chunk)
                 self.moved += len(chunk)
                 self.hooks.bytes(len(chunk))
+                self.hooks.received(len(chunk))
                 now = time.monotonic()
                 if now - self._samples[-1][0] >= 1.0 and self.too_slow(now):
                     raise TransportError(f"{self.label}: too slow")  # decided in _attempts

@@ -261,8 +261,21 @@ def error_class_for_status(status: int) -> type[ApiError]:
 
 
 def summarize_failures(failures: dict[str, BaseException], what: str = "files") -> str:
-    """One line naming how many items failed and the first few reasons."""
+    """One line naming how many items failed and the first few reasons, each path once.
+
+    >>> summarize_failures({"a/m.json": ValueError("m.json: md5 differs")})
+    '1 file failed: a/m.json: md5 differs'
+    """
     head: Sequence[tuple[str, BaseException]] = list(failures.items())[:3]
-    detail = "; ".join(f"{path}: {err}" for path, err in head)
+    detail = "; ".join(f"{path}: {_without_name(path, str(err))}" for path, err in head)
     more = f" (+{len(failures) - len(head)} more)" if len(failures) > len(head) else ""
-    return f"{len(failures)} {what} failed: {detail}{more}"
+    noun = what[:-1] if len(failures) == 1 and what.endswith("s") else what
+    return f"{len(failures)} {noun} failed: {detail}{more}"
+
+
+def _without_name(path: str, text: str) -> str:
+    """``text`` without a leading ``<path>: `` or ``<file name>: `` (already said)."""
+    for prefix in (path, path.replace("\\", "/").rsplit("/", 1)[-1]):
+        if prefix and text.startswith(f"{prefix}: "):
+            return text[len(prefix) + 2:]
+    return text

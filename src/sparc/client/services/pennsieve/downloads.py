@@ -145,7 +145,8 @@ class DownloadsMixin:
         if len(entries) == 1:  # one file (or a folder holding one file)
             entry = entries[0]
             return self._download_one(dataset_id, version, entry,
-                                      save_target(out, entry["fileName"]), progress, verify)
+                                      save_target(out, entry["fileName"]), progress,
+                                      verify).absolute()
         dest = save_target(out, _archive_name(paths), ".zip")
         parts = dest.with_name(f".{dest.name}.parts")
         targets = [(e, safe_join(parts, _entry_path(e))) for e in entries]
@@ -156,7 +157,7 @@ class DownloadsMixin:
                           zip(_unique_names([_entry_path(e) for e, _ in targets]), targets,
                               strict=True)])
         shutil.rmtree(parts, ignore_errors=True)
-        return dest
+        return dest.absolute()
 
     def _download_one(self, dataset_id: int, version: int, entry: Mapping[str, Any],
                       dest: Path, progress: bool | None, verify: bool) -> Path:
@@ -248,15 +249,21 @@ class DownloadsMixin:
             def job(entry: Mapping[str, Any], dest: Path) -> FileResult:
                 path, remote = _entry_path(entry), _remote(entry)
                 size = remote.size or 0
+                received = [0]
+
+                def receive(n: int) -> None:
+                    received[0] += n
+
                 try:
                     breaker.check()
                     result = self._fetch_entry(dataset_id, version, path, remote, dest,
                                                records, source, existing, verify, cancel,
-                                               count, note, to_warn, breaker.check_running)
+                                               count, note, to_warn, breaker.check_running,
+                                               receive)
                 except SparcError as exc:
                     log.info("%s failed: %s", path, exc)
                     breaker.failed(exc)
-                    return FileResult(path, dest, "failed", size, 0, "none", exc)
+                    return FileResult(path, dest, "failed", size, received[0], "none", exc)
                 if result.status == "downloaded" or result.note == UNCHANGED_NOTE:
                     breaker.succeeded()  # the server delivered (a local skip says nothing)
                 return result
@@ -292,7 +299,8 @@ class DownloadsMixin:
                      dest: Path, records: DownloadRecords, source: str, existing: str,
                      verify: bool, cancel: CancelToken, count: Callable[[int], None],
                      note: Callable[[str], None], to_warn: list[str],
-                     before_retry: Callable[[], None] | None = None) -> FileResult:
+                     before_retry: Callable[[], None] | None = None,
+                     on_received: Callable[[int], None] | None = None) -> FileResult:
         """One file of :meth:`download`: decide from what is on disk, fetch, record."""
         size = remote.size or 0
         plan = plan_existing(dest, remote, existing, records.get(path), source, cancel)
@@ -308,7 +316,8 @@ class DownloadsMixin:
             self.http, remote, dest, verify=verify, cancel=cancel, on_bytes=count,
             on_note=lambda text: note(f"{dest.name}: {text}"), service=SERVICE,
             if_none_match=plan.etag if plan.action == "conditional" else None,
-            refresh=self._refresher(dataset_id, version, path), before_retry=before_retry)
+            refresh=self._refresher(dataset_id, version, path), before_retry=before_retry,
+            on_received=on_received)
         stat = dest.stat()
         if outcome.status == "skipped":  # 304: the file on disk is the remote's
             count(size)
@@ -320,7 +329,7 @@ class DownloadsMixin:
         records.add(Record(path, stat.st_size, stat.st_mtime_ns, outcome.check,
                            outcome.checksum, outcome.etag, source))
         return FileResult(path, dest, "downloaded", size, outcome.bytes_transferred,
-                          outcome.check, note=plan.note)
+                          outcome.check, note="; ".join(n for n in (plan.note, outcome.note) if n))
 
     def _refresher(self, dataset_id: int, version: int, path: str) -> Callable[[], RemoteFile]:
         return lambda: _remote(self._manifest_entry(dataset_id, version, path))
@@ -376,7 +385,7 @@ class DownloadsMixin:
                 os.replace(tmp, dest)
             finally:
                 tmp.unlink(missing_ok=True)
-        return dest
+        return dest.absolute()
 
     # -- manifest helpers ---------------------------------------------------------------------
     def _resolve_entries(self, dataset_id: int, version: int,
