@@ -144,3 +144,29 @@ def test_release_assets_and_packages(client: httpx.Client, validate) -> None:
 def test_organization_metrics(client: httpx.Client, validate) -> None:
     body = validate(client.get("/discover/organizations/629/datasets/metrics"))
     assert body["datasets"] and all(set(d) == {"id", "name", "size"} for d in body["datasets"])
+
+
+@pytest.mark.parametrize("method,path,body", [
+    ("GET", "/discover/datasets/120/versions/1/download?downloadOrigin=SPARC", None),
+    ("POST", "/zipit/discover", {"data": {"datasetId": 120, "version": 1, "paths": ["files"]}}),
+], ids=["whole-version-zip", "zipit"])
+def test_long_archives_stop_when_the_client_hangs_up(sandbox_url: str, method: str, path: str,
+                                                     body: dict | None) -> None:
+    """Read 1 MB of a 130 MB archive and hang up: the answer ends (no writing the rest into a
+    dead socket), so the bytes sent stay far below the archive's size."""
+    with httpx.Client(base_url=sandbox_url, timeout=30) as control:
+        control.post("/_sandbox/stats/reset")
+        with httpx.Client(base_url=sandbox_url, timeout=30) as reader, \
+                reader.stream(method, path, json=body) as response:
+            assert response.status_code == 200
+            got = 0
+            for chunk in response.iter_raw():
+                got += len(chunk)
+                if got >= 1_000_000:
+                    break
+        time.sleep(1.0)
+        first = control.get("/_sandbox/stats").json()["bytes_sent"]
+        time.sleep(0.5)
+        then = control.get("/_sandbox/stats").json()["bytes_sent"]
+    assert then == first, "the archive is still being written after the client hung up"
+    assert first < 60_000_000, f"{first} bytes sent for a 1 MB read"
