@@ -344,9 +344,31 @@ def test_refresh_without_a_record_asks_the_server(client: SparcClient, sandbox: 
     sandbox.reset_stats()
     again = client.pennsieve.download(90, "metadata/records/award.csv", out, version=1)
     assert again.files[0].status == "skipped" and again.files[0].bytes_transferred == 0
-    assert again.files[0].note in ("unchanged on the server (ETag)",  # production: no sha256
-                                   "already there (sha256 matches)")
+    assert again.files[0].note in ("already there (md5 matches the server's ETag)",
+                                   "already there (sha256 matches)")  # production: no sha256
     assert sandbox.stats()["bytes_sent"] < again.files[0].size  # JSON only, no file bytes
+
+
+def test_refresh_without_a_record_knows_a_multipart_file(client: SparcClient,
+                                                         sandbox: SandboxProcess,
+                                                         tmp_path: Path) -> None:
+    """A multipart object's ETag is no MD5 of the file: the file on disk is hashed per guessed
+    part size (5 MiB here, 33 parts) against the ETag read with a one-byte range request."""
+    path = "files/derivative/sub-f006/R/020-stitching/Segmentation_Stitcher.exf"
+    out = tmp_path / "out"
+    first = client.pennsieve.download(426, path, out)
+    assert first.files[0].check == "md5-multipart"
+    (out / ".sparc" / "downloads.jsonl").unlink()
+    sandbox.reset_stats()
+    again = client.pennsieve.download(426, path, out)
+    found = again.files[0]
+    assert found.status == "skipped" and found.check == "md5-multipart", found
+    assert found.note == "already there (md5-multipart matches the server's ETag)"
+    assert sandbox.stats()["bytes_sent"] < 100_000  # the manifest and one byte
+    assert "downloads.jsonl" in str(list((out / ".sparc").iterdir()))  # recorded now
+    sandbox.reset_stats()
+    assert client.pennsieve.download(426, path, out).files[0].status == "skipped"
+    assert asset_requests(sandbox.stats()) == 0  # the record is enough
 
 
 def test_result_object(client: SparcClient, tmp_path: Path) -> None:

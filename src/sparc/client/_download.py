@@ -62,7 +62,7 @@ from sparc.client.progress import byte_bar
 __all__ = ["RemoteFile", "FetchOutcome", "FileResult", "DownloadResult", "CancelToken",
            "Cancelled", "Verifier", "DownloadRecords", "fetch_file", "fetch_to_file",
            "safe_join", "save_target", "partial_path", "sha256_of", "part_size_candidates",
-           "plan_existing", "EXISTING_MODES", "CHECKS"]
+           "plan_existing", "same_as_remote", "EXISTING_MODES", "CHECKS"]
 
 log = logging.getLogger("sparc.client")
 
@@ -1064,8 +1064,9 @@ class DownloadRecords:
 
 @dataclass
 class Plan:
-    """What to do with one file given what is on disk: "download", "skip", or "conditional"
-    (ask the server with ``If-None-Match: etag``: unchanged -> skip)."""
+    """What to do with one file given what is on disk: "download", "skip", "conditional"
+    (ask the server with ``If-None-Match: etag``: unchanged -> skip), or "probe" (compare the
+    file with the server's ETag: :func:`same_as_remote`)."""
 
     action: str
     note: str = ""
@@ -1083,8 +1084,8 @@ def plan_existing(local: Path, remote: RemoteFile, mode: str, record: Record | N
     * ``skip``: keep any file already there (warn when it changed since it was downloaded,
       or differs in size from the remote).
     * ``refresh``: keep it when it is known intact (the record matches the file on disk and
-      names the same dataset version and size) or proven equal to the remote (sha256, or the
-      server answering 304 to the file's MD5); else download.
+      names the same dataset version and size) or proven equal to the remote (sha256, the
+      server's ETag as MD5 or multipart MD5: "probe"); else download.
     """
     if not local.exists():
         return Plan("download")
@@ -1123,11 +1124,34 @@ def plan_existing(local: Path, remote: RemoteFile, mode: str, record: Record | N
         same = sha256_of_cancellable(local, cancel) == remote.sha256.lower()
         return Plan("skip", "already there (sha256 matches)", "sha256") if same else \
             Plan("download", "sha256 differs from the remote")
-    md5 = hashlib.md5(usedforsecurity=False)
-    for block in _file_blocks(local, None, cancel):
-        md5.update(block)
-    return Plan("conditional", "already there: asking whether its MD5 is current", "md5",
-                etag=md5.hexdigest())
+    return Plan("probe", "already there: comparing it with the server's ETag")
+
+
+def same_as_remote(http: HttpCore, remote: RemoteFile, local: Path,
+                   cancel: CancelToken | None = None, service: str = "") -> FetchOutcome | None:
+    """Whether ``local`` (same size as ``remote``) holds the remote's bytes, proven by the S3
+    ETag: one ``Range: bytes=0-0`` request reads it, then the file is hashed once, as a plain
+    MD5 or, for a multipart ETag, per guessed part size. Returns a "skipped" outcome when
+    proven equal; ``None`` when it differs or cannot be proven (SSE-KMS, no ETag, an error).
+    """
+    cancel = cancel or CancelToken()
+    try:
+        with cancel.guarding(), http.stream("GET", remote.url, headers={"Range": "bytes=0-0"},
+                                            service=service, auth=False) as resp:
+            headers = resp.headers
+    except SparcError as exc:
+        log.info("%s: cannot read the server's ETag (%s); downloading it again", local, exc)
+        return None
+    verifier = Verifier.choose(remote, headers, True)
+    if verifier.kind not in ("md5", "md5-multipart"):
+        return None
+    size = local.stat().st_size
+    verifier.feed_file(local, size, cancel)
+    if verifier.problem(size) is not None:
+        return None
+    return FetchOutcome(local, "skipped", 0, verifier.kind, verifier.checksum,
+                        _etag_value(headers),
+                        f"already there ({verifier.kind} matches the server's ETag)")
 
 
 def sha256_of_cancellable(path: Path, cancel: CancelToken | None) -> str:

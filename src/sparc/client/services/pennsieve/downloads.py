@@ -41,6 +41,7 @@ from sparc.client._download import (
     DownloadResult,
     FileResult,
     OutageBreaker,
+    Plan,
     Record,
     RemoteFile,
     _disk,
@@ -49,6 +50,7 @@ from sparc.client._download import (
     partial_path,
     plan_existing,
     safe_join,
+    same_as_remote,
     save_target,
 )
 from sparc.client.errors import (
@@ -166,6 +168,10 @@ class DownloadsMixin:
         its MD5), else downloaded again."""
         remote = _remote(entry)
         plan = plan_existing(dest, remote, "refresh", None, _source(dataset_id, version))
+        if plan.action == "probe":
+            same = same_as_remote(self.http, remote, dest, service=SERVICE)
+            if same is not None:
+                plan = Plan("skip", same.note, same.check)
         if plan.action == "skip":
             log.info("%s: %s; skipped", dest, plan.note)
             return dest
@@ -304,6 +310,15 @@ class DownloadsMixin:
         """One file of :meth:`download`: decide from what is on disk, fetch, record."""
         size = remote.size or 0
         plan = plan_existing(dest, remote, existing, records.get(path), source, cancel)
+        if plan.action == "probe":
+            same = same_as_remote(self.http, remote, dest, cancel, SERVICE)
+            if same is None:
+                plan = Plan("download", "differs from the remote (or cannot be proven equal)")
+            else:
+                stat = dest.stat()
+                records.add(Record(path, stat.st_size, stat.st_mtime_ns, same.check,
+                                   same.checksum, same.etag, source))
+                plan = Plan("skip", same.note, same.check)
         if plan.action == "skip":
             if plan.warn:
                 log.warning("%s: %s", dest, plan.note)
