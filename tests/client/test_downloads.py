@@ -18,7 +18,7 @@ from sparc.client.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from sparc.client.services.pennsieve.zipit import save_zipit_response
+from sparc.client.services.pennsieve.zipit import save_archive_response
 from sparc.sandbox.process import SandboxProcess
 
 
@@ -128,7 +128,7 @@ def zipit_stream(client: SparcClient, paths: list[str]):  # type: ignore[no-unty
 def test_zipit_error_attachment_is_raised_not_saved(client: SparcClient, tmp_path: Path) -> None:
     with zipit_stream(client, ["nope/1.csv", "nope/2.csv"]) as response, \
             pytest.raises(ArchiveError) as info:
-        save_zipit_response(response, tmp_path / "x.zip")
+        save_archive_response(response, tmp_path / "x.zip")
     assert "no data to download" in str(info.value) and info.value.status == 500
     assert list(tmp_path.iterdir()) == []
 
@@ -140,7 +140,7 @@ def test_zipit_archive_missing_files_is_refused(client: SparcClient, tmp_path: P
 
     with zipit_stream(client, ["metadata/records/award.csv", "metadata/records/sample.csv",
                                "nope/1.csv"]) as response, pytest.raises(DownloadError) as info:
-        save_zipit_response(response, tmp_path / "x.zip", expected_entries=3)
+        save_archive_response(response, tmp_path / "x.zip", expected_entries=3)
     assert "2 files, 3 were expected" in str(info.value)
     assert list(tmp_path.iterdir()) == []
 

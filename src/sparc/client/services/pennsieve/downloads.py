@@ -27,7 +27,6 @@ import time
 import uuid
 import warnings
 import zipfile
-import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
@@ -70,7 +69,7 @@ from sparc.client.services.pennsieve.discover import (
     version_route,
 )
 from sparc.client.services.pennsieve.paths import file_ref
-from sparc.client.services.pennsieve.zipit import ERROR_ATTACHMENT, attachment_name
+from sparc.client.services.pennsieve.zipit import save_archive_response
 
 if TYPE_CHECKING:
     from sparc.client._http import HttpCore
@@ -382,25 +381,9 @@ class DownloadsMixin:
                               progress: bool | None) -> Path:
         with self.http.stream("GET", url, params={"downloadOrigin": "SPARC"}, service=SERVICE,
                               retry_if=retry_unless_uncaught) as resp:
-            name = attachment_name(resp) or f"Pennsieve-dataset-{dataset_id}-version-{version}.zip"
-            dest = save_target(out, name.rsplit("/", 1)[-1], ".zip")
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.incomplete")
-            length = resp.headers.get("content-length")
-            try:
-                with _disk(tmp), tmp.open("wb") as handle, byte_bar(
-                        int(length) if length else None, dest.name, progress) as bar:
-                    for chunk in resp.iter_bytes():
-                        handle.write(chunk)
-                        bar.update(len(chunk))
-                got = tmp.stat().st_size
-                if length is not None and got != int(length):
-                    raise DownloadError(f"{dest.name}: got {got} of {length} bytes")
-                _check_zip(tmp, dest.name)
-                os.replace(tmp, dest)
-            finally:
-                tmp.unlink(missing_ok=True)
-        return dest.absolute()
+            return save_archive_response(
+                resp, out, progress=progress,
+                default_name=f"Pennsieve-dataset-{dataset_id}-version-{version}.zip")
 
     # -- manifest helpers ---------------------------------------------------------------------
     def _resolve_entries(self, dataset_id: int, version: int,
@@ -532,21 +515,6 @@ def _build_zip(dest: Path, members: Sequence[tuple[str, Path]]) -> None:
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def _check_zip(path: Path, label: str) -> None:
-    try:
-        with zipfile.ZipFile(path) as archive:
-            bad = archive.testzip()
-            names = archive.namelist()
-    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, NotImplementedError) as exc:
-        # a flipped byte in a header can give an undecodable name or a bogus method too
-        raise DownloadError(f"{label}: the archive received is not a valid ZIP ({exc})") from exc
-    if bad is not None:
-        raise DownloadError(f"{label}: entry {bad!r} of the archive is corrupt (CRC mismatch)")
-    if any(n.rsplit("/", 1)[-1] == ERROR_ATTACHMENT for n in names):
-        raise DownloadError(f"{label}: the server left files out of the archive "
-                            f"(it holds {ERROR_ATTACHMENT})")
 
 
 def _entry_path(entry: Mapping[str, Any]) -> str:

@@ -11,6 +11,7 @@ import json
 import os
 import uuid
 import zipfile
+import zlib
 from email.message import Message
 from pathlib import Path
 from typing import Any
@@ -57,20 +58,23 @@ def _raise_archive_error(text: str, url: str, partial: bool = False) -> None:
                        service="pennsieve", server_message=str(message), body=body)
 
 
-def save_zipit_response(response: httpx.Response, output_name: str | os.PathLike[str] | None,
-                        *, progress: bool | None = None,
-                        expected_entries: int | None = None) -> Path:
-    """Stream a zipit answer to disk (temporary name, then rename) and return its path.
+def save_archive_response(response: httpx.Response,
+                          output_name: str | os.PathLike[str] | None, *,
+                          default_name: str = "pennsieve-data.zip", progress: bool | None = None,
+                          expected_entries: int | None = None) -> Path:
+    """Stream an archive answer (zipit's, or Discover's whole-version ZIP) to disk under a
+    temporary name, check it, rename it, and return its absolute path.
 
     A ZIP is checked before it is renamed into place: every entry's CRC, no ``!ERROR.txt``
-    entry (zipit's list of files it failed to add), and ``expected_entries`` entries.
+    entry (zipit's list of files it failed to add: :class:`ArchiveError`), and
+    ``expected_entries`` entries; a short or corrupt body is a :class:`DownloadError`.
     """
     raise_for_zipit_error(response)
-    name = attachment_name(response) or "pennsieve-data.zip"
+    name = attachment_name(response) or default_name
     is_zip = "zip" in response.headers.get("content-type", "") or name.endswith(".zip")
     dest = save_target(output_name, name, ".zip" if is_zip else None)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f"{dest.name}.{uuid.uuid4().hex[:8]}.incomplete")
+    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.incomplete")
     total = response.headers.get("content-length")
     try:
         with _disk(tmp), tmp.open("wb") as handle, byte_bar(
@@ -81,21 +85,25 @@ def save_zipit_response(response: httpx.Response, output_name: str | os.PathLike
         if total is not None and tmp.stat().st_size != int(total):
             raise DownloadError(f"{dest.name}: got {tmp.stat().st_size} of {total} bytes")
         if is_zip:
-            _check_zip(tmp, dest.name, expected_entries, str(response.request.url))
+            check_zip(tmp, dest.name, expected_entries, str(response.request.url))
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
-    return dest.resolve()
+    return dest.absolute()
 
 
-def _check_zip(path: Path, label: str, expected_entries: int | None, url: str) -> None:
+def check_zip(path: Path, label: str, expected_entries: int | None = None,
+              url: str = "") -> None:
+    """Every entry's CRC, no ``!ERROR.txt`` entry at any depth (:class:`ArchiveError` with
+    its text), and ``expected_entries`` entries; else :class:`DownloadError`."""
     try:
         with zipfile.ZipFile(path) as archive:
             bad = archive.testzip()
             names = archive.namelist()
-            errors = (archive.read(ERROR_ATTACHMENT).decode("utf-8", "replace")
-                      if ERROR_ATTACHMENT in names else None)
-    except zipfile.BadZipFile as exc:
+            reports = [n for n in names if n.rsplit("/", 1)[-1] == ERROR_ATTACHMENT]
+            errors = archive.read(reports[0]).decode("utf-8", "replace") if reports else None
+    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, NotImplementedError) as exc:
+        # a flipped byte in a header can give an undecodable name or a bogus method too
         raise DownloadError(f"{label}: the archive received is not a valid ZIP ({exc})") from exc
     if bad is not None:
         raise DownloadError(f"{label}: entry {bad!r} of the archive is corrupt (CRC mismatch)")
