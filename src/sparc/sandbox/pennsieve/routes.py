@@ -285,15 +285,16 @@ async def get_doi_page(request: Request) -> Response:
 
 
 async def browse_all_assets(request: Request) -> Response:
-    try:
-        return JSONResponse(_discover(request).assets(*_ids(request), None))
-    except DiscoverFailure as failure:
-        raise recover(failure, {NoDataset: _dataset_404(request), NoVersion: _dataset_404(request),
-                      Embargoed: _unauthorized}) from None
+    """``…/assets``: every asset of the version, unpaged."""
+    return _assets(request, None)
 
 
 async def browse_assets(request: Request) -> Response:
-    page = Page.from_request(request, default_limit=100)
+    """``…/assets/browse``: one page (100 by default)."""
+    return _assets(request, Page.from_request(request, default_limit=100))
+
+
+def _assets(request: Request, page: Page | None) -> Response:
     try:
         return JSONResponse(_discover(request).assets(*_ids(request), page))
     except DiscoverFailure as failure:
