@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sparc.client import SparcClient
-from sparc.client._download import RemoteFile, fetch_to_file, partial_path
+from sparc.client._download import RemoteFile, fetch_file, partial_path
 from sparc.client.errors import (
     ArchiveError,
     ArgumentError,
@@ -65,13 +65,14 @@ def test_interrupted_download_resumes_with_range(client: SparcClient, sandbox: S
     entry = client.pennsieve.download_manifest(big["datasetId"], [big["path"]],
                                                big["datasetVersion"])["data"][0]
     remote = RemoteFile(entry["url"], int(entry["size"]), entry.get("sha256"))
-    reference = fetch_to_file(client.pennsieve.http, remote, tmp_path / "ref.bin", progress=False)
+    reference = tmp_path / "ref.bin"
+    fetch_file(client.pennsieve.http, remote, reference)
     dest = tmp_path / "resumed.bin"
     half = remote.size // 2  # type: ignore[operator]
     partial_path(dest, remote).write_bytes(reference.read_bytes()[:half])
 
     sandbox.reset_stats()
-    fetch_to_file(client.pennsieve.http, remote, dest, progress=False)
+    fetch_file(client.pennsieve.http, remote, dest)
     stats = sandbox.stats()
     assert dest.read_bytes() == reference.read_bytes()
     assert asset_requests(stats) == 1
@@ -86,7 +87,7 @@ def test_corrupt_partial_is_detected_and_redownloaded(client: SparcClient,
     remote = RemoteFile(entry["url"], int(entry["size"]), entry.get("sha256"))
     dest = tmp_path / node["name"]
     partial_path(dest, remote).write_bytes(b"\0" * (remote.size // 2))  # type: ignore[operator]
-    fetch_to_file(client.pennsieve.http, remote, dest, progress=False)
+    fetch_file(client.pennsieve.http, remote, dest)
     assert hashlib.sha256(dest.read_bytes()).hexdigest() == reference_sha256(client, 90,
                                                                              node["path"])
 
@@ -96,7 +97,7 @@ def test_wrong_checksum_never_lands(client: SparcClient, tmp_path: Path) -> None
     entry = client.pennsieve.download_manifest(90, [node["path"]], 1)["data"][0]
     lie = RemoteFile(entry["url"], int(entry["size"]), "0" * 64)
     with pytest.raises(ChecksumMismatchError, match="sha256"):
-        fetch_to_file(client.pennsieve.http, lie, tmp_path / "x.csv", progress=False)
+        fetch_file(client.pennsieve.http, lie, tmp_path / "x.csv")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -199,14 +200,14 @@ def test_expired_link_is_refreshed(tmp_path: Path, monkeypatch: pytest.MonkeyPat
             time.sleep(3.1)
             remote = RemoteFile(stale["url"], int(stale["size"]), stale.get("sha256"))
             with pytest.raises(PermissionDeniedError):
-                fetch_to_file(client.pennsieve.http, remote, tmp_path / "a.csv", progress=False)
+                fetch_file(client.pennsieve.http, remote, tmp_path / "a.csv")
 
             def fresh() -> RemoteFile:
                 e = client.pennsieve.download_manifest(90, [node["path"]], 1)["data"][0]
                 return RemoteFile(e["url"], int(e["size"]), e.get("sha256"))
 
-            saved = fetch_to_file(client.pennsieve.http, remote, tmp_path / "a.csv",
-                                  refresh=fresh, progress=False)
+            saved = tmp_path / "a.csv"
+            fetch_file(client.pennsieve.http, remote, saved, refresh=fresh)
             assert hashlib.sha256(saved.read_bytes()).hexdigest() == reference_sha256(
                 client, 90, node["path"])
 
@@ -470,8 +471,7 @@ def test_dead_server_fails_in_bounded_time(tmp_path: Path) -> None:
         port = s.getsockname()[1]
     started = time.monotonic()
     with HttpCore() as http, pytest.raises(TransportError):
-        fetch_to_file(http, RemoteFile(f"http://127.0.0.1:{port}/_assets/b/k", 10),
-                      tmp_path / "k", progress=False)
+        fetch_file(http, RemoteFile(f"http://127.0.0.1:{port}/_assets/b/k", 10), tmp_path / "k")
     assert time.monotonic() - started < 20
 
 

@@ -57,11 +57,10 @@ from sparc.client.errors import (
     UnsafePathError,
     summarize_failures,
 )
-from sparc.client.progress import byte_bar
 
 __all__ = ["RemoteFile", "FetchOutcome", "FileResult", "DownloadResult", "CancelToken",
-           "Cancelled", "Verifier", "DownloadRecords", "fetch_file", "fetch_to_file",
-           "safe_join", "save_target", "partial_path", "sha256_of", "part_size_candidates",
+           "Cancelled", "Verifier", "DownloadRecords", "fetch_file",
+           "safe_join", "save_target", "partial_path", "part_size_candidates",
            "plan_existing", "same_as_remote", "EXISTING_MODES", "CHECKS"]
 
 log = logging.getLogger("sparc.client")
@@ -284,14 +283,6 @@ def partial_path(dest: Path, remote: RemoteFile) -> Path:
     key = remote.sha256[:16] if remote.sha256 else hashlib.sha256(
         f"{remote.url.split('?', 1)[0]}|{remote.size}".encode()).hexdigest()[:16]
     return dest.with_name(f"{dest.name}.{key}.incomplete")
-
-
-def sha256_of(path: Path, limit: int | None = None) -> Any:
-    """A sha256 object fed with the first ``limit`` bytes (all by default) of ``path``."""
-    digest = hashlib.sha256()
-    for block in _file_blocks(path, limit):
-        digest.update(block)
-    return digest
 
 
 def _file_blocks(path: Path, limit: int | None = None,
@@ -960,35 +951,6 @@ class _Transfer:
 def _read_timeout(http: HttpCore) -> str:
     timeout = http.timeout.read
     return "none" if timeout is None else f"{timeout:g} s"
-
-
-def fetch_to_file(
-    http: HttpCore,
-    remote: RemoteFile,
-    dest: Path,
-    *,
-    refresh: Callable[[], RemoteFile] | None = None,
-    progress: bool | None = None,
-    service: str = "",
-    on_bytes: Callable[[int], None] | None = None,
-    verify: bool = True,
-) -> Path:
-    """:func:`fetch_file` with its own progress bar; returns ``dest``. A file already complete
-    (its sha256 matches) is not downloaded again."""
-    if remote.sha256 and dest.is_file() and (remote.size is None or dest.stat().st_size ==
-                                             remote.size):
-        if sha256_of(dest).hexdigest() == remote.sha256.lower():
-            log.info("%s is already complete; skipped", dest)
-            return dest
-    with byte_bar(remote.size, dest.name, progress) as bar:
-        def count(n: int) -> None:
-            bar.update(n)
-            if on_bytes:
-                on_bytes(n)
-
-        fetch_file(http, remote, dest, refresh=refresh, verify=verify, on_bytes=count,
-                   on_note=bar.set_postfix_str, service=service)
-    return dest
 
 
 # -- what is already on disk --------------------------------------------------------------------
