@@ -9,25 +9,8 @@ Example::
 The heavy packages (the ``zinc`` extra) are imported only when an export runs.
 """
 
-from sparc.client.services.zinc.errors import (
-    EmptyExportError,
-    NoExportableFileError,
-    NotExportableError,
-    UnknownFormatError,
-    UnknownOrganError,
-    ZincError,
-    ZincNotInstalledError,
-)
+from sparc.client.services.zinc import errors as _errors
+from sparc.client.services.zinc.errors import *  # noqa: F403  (every name in errors.__all__)
 from sparc.client.services.zinc.service import FORMATS, ZincService
 
-__all__ = [
-    "ZincService",
-    "FORMATS",
-    "ZincError",
-    "ZincNotInstalledError",
-    "UnknownFormatError",
-    "UnknownOrganError",
-    "NotExportableError",
-    "NoExportableFileError",
-    "EmptyExportError",
-]
+__all__ = ["ZincService", "FORMATS", *_errors.__all__]
