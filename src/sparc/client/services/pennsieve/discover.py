@@ -284,10 +284,6 @@ class DiscoverMixin:
             return dataset_id, int(self.get_dataset(dataset_id)["version"])
         return dataset_id, version_arg(version)
 
-    def _version_path(self, dataset_id: int, version: int | None) -> str:
-        """``/datasets/<id>/versions/<v>``, the latest version when ``version`` is None."""
-        return version_route(*self._ids(dataset_id, version))
-
     def _explained(self, dataset_id: int, version: int, call: Callable[[], T]) -> T:
         """``call()``, but Discover's uncaught-case 500 becomes the version route's own answer
         (:class:`NotFoundError`/:class:`GoneError`) at once."""
