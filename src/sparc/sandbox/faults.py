@@ -41,11 +41,11 @@ from fnmatch import fnmatchcase
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
-from xml.sax.saxutils import escape
 
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sparc.sandbox.assets.errors import S3Error, request_expired
 from sparc.sandbox.control import (
     CONTROL_PREFIX,
     SCOPE_ROUTE,
@@ -275,22 +275,18 @@ def _phrase(status: int) -> str:
         return "Error"
 
 
-def s3_error_xml(code: str, message: str, resource: str = "", extra: str = "") -> bytes:
-    return ('<?xml version="1.0" encoding="UTF-8"?>\n'
-            f"<Error><Code>{escape(code)}</Code><Message>{escape(message)}</Message>{extra}"
-            f"<Resource>{escape(resource)}</Resource><RequestId>sandbox-fault</RequestId>"
-            "</Error>").encode()
+def s3_error(path: str, status: int) -> S3Error:
+    """The asset store's S3 error for ``status`` (``path`` under ``/_assets/``)."""
+    code, message = _S3_ERRORS.get(status, (_phrase(status).replace(" ", ""), _phrase(status)))
+    return S3Error(status, code, message, path[len("/_assets"):])
 
 
 def error_body(path: str, status: int) -> tuple[bytes, str]:
-    """``(body, content type)`` of an error ``status`` as the service behind ``path`` writes it.
+    """``(body, content type)`` of an error ``status`` from a service other than the asset store.
 
-    ``/_assets``: S3 XML; ``/discover``: a JSON string (500: akka-http's plain text);
-    ``/zipit`` and anything else: plain text.
+    ``/discover``: a JSON string (500: akka-http's plain text); ``/zipit`` and anything else:
+    plain text. (``/_assets`` answers with :func:`s3_error`.)
     """
-    if path.startswith("/_assets/"):
-        code, message = _S3_ERRORS.get(status, (_phrase(status).replace(" ", ""), _phrase(status)))
-        return s3_error_xml(code, message, path[len("/_assets"):]), "application/xml"
     if path.startswith("/discover/"):
         if status == 500:
             return AKKA_500.encode(), "text/plain; charset=UTF-8"
@@ -298,8 +294,8 @@ def error_body(path: str, status: int) -> tuple[bytes, str]:
     return _phrase(status).encode(), "text/plain; charset=utf-8"
 
 
-def expired_body(scope: Scope) -> bytes:
-    """S3's answer to a presigned URL past its expiry (403 AccessDenied "Request has expired")."""
+def expired_error(scope: Scope) -> S3Error:
+    """S3's answer to a presigned URL past its expiry, as the asset route writes it."""
     query = {k: v[0] for k, v in parse_qs(scope.get("query_string", b"").decode("latin-1")).items()}
     now = time.time()
     try:
@@ -308,12 +304,8 @@ def expired_body(scope: Scope) -> bytes:
     except (KeyError, ValueError):
         issued, lifetime = int(now) - 3601, 3600
     stamp = "%Y-%m-%dT%H:%M:%SZ"
-    extra = (f"<X-Amz-Expires>{lifetime}</X-Amz-Expires>"
-             f"<Expires>{time.strftime(stamp, time.gmtime(min(issued + lifetime, now - 1)))}"
-             f"</Expires><ServerTime>{time.strftime(stamp, time.gmtime(now))}</ServerTime>")
-    path = scope["path"]
-    resource = path[len("/_assets"):] if path.startswith("/_assets/") else path
-    return s3_error_xml("AccessDenied", "Request has expired", resource, extra)
+    return request_expired(lifetime, time.strftime(stamp, time.gmtime(min(issued + lifetime, now - 1))),
+                           time.strftime(stamp, time.gmtime(now)), scope["path"])
 
 
 # --- the middleware ---------------------------------------------------------------------------------
@@ -351,7 +343,7 @@ class FaultMiddleware:
             await self.app(scope, receive, send)
         elif rule.kind in ("status", "retry_after", "expire"):
             scope[SCOPE_ROUTE] = match_template(self.routes, scope)
-            await self._answer(rule, scope, send)
+            await self._answer(rule, scope, receive, send)
         elif rule.kind == "reset" and rule.after_bytes is None:
             scope[SCOPE_ROUTE] = match_template(self.routes, scope)
             await _cut(conn, scope, hard=True)
@@ -366,15 +358,16 @@ class FaultMiddleware:
                 if rest is not None:
                     raise rest from None
 
-    async def _answer(self, rule: FaultRule, scope: Scope, send: Send) -> None:
+    async def _answer(self, rule: FaultRule, scope: Scope, receive: Receive, send: Send) -> None:
         status = rule.status or 403
-        headers: list[tuple[bytes, bytes]] = []
-        if rule.kind == "expire":
-            status, body, media = 403, expired_body(scope), "application/xml"
-        else:
-            body, media = error_body(scope["path"], status)
-        if rule.kind == "retry_after":
-            headers.append((b"retry-after", _retry_after(rule.seconds or 0).encode()))
+        retry = {"retry-after": _retry_after(rule.seconds or 0)} if rule.kind == "retry_after" else {}
+        if rule.kind == "expire" or scope["path"].startswith("/_assets/"):
+            error = expired_error(scope) if rule.kind == "expire" else s3_error(scope["path"], status)
+            error.headers.update(retry)
+            await error.response(head=scope["method"] == "HEAD")(scope, receive, send)
+            return
+        body, media = error_body(scope["path"], status)
+        headers = [(k.encode(), v.encode()) for k, v in retry.items()]
         headers += [(b"content-type", media.encode()), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body, "more_body": False})
