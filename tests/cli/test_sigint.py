@@ -42,6 +42,22 @@ def _wait_for_partial(child: SparcChild, folder: Path, at_least: int,
     raise AssertionError(f"no partial of {at_least} bytes in {folder}: {child.stderr_lines}")
 
 
+def _interrupt(child: SparcChild) -> tuple[int, float]:
+    """Send SIGINT; the exit code and the seconds the process took to end."""
+    sent = time.monotonic()
+    child.proc.send_signal(signal.SIGINT)
+    code = child.wait(timeout=30)
+    return code, time.monotonic() - sent
+
+
+def _end(child: SparcChild, sandbox: SandboxProcess) -> None:
+    """Kill the child if it still runs; clear the sandbox's faults and stats."""
+    if child.proc.poll() is None:
+        child.proc.kill()
+        child.proc.wait()
+    sandbox.reset()
+
+
 def test_sigint_stops_download_within_2s_and_rerun_resumes(timed_sandbox: SandboxProcess,
                                                            tmp_path: Path) -> None:
     out = tmp_path / "out"
@@ -54,15 +70,9 @@ def test_sigint_stops_download_within_2s_and_rerun_resumes(timed_sandbox: Sandbo
     try:
         # Bytes arrive in 1 MiB chunks; the stall holds the stream just short of STALL_AT.
         _wait_for_partial(child, folder, STALL_AT - 2 * 2**20)
-        sent = time.monotonic()
-        child.proc.send_signal(signal.SIGINT)
-        code = child.wait(timeout=30)
-        stopped_after = time.monotonic() - sent
+        code, stopped_after = _interrupt(child)
     finally:
-        if child.proc.poll() is None:
-            child.proc.kill()
-            child.proc.wait()
-        timed_sandbox.reset()  # faults and stats cleared for the rerun
+        _end(child, timed_sandbox)  # faults and stats cleared for the rerun
     assert stopped_after < 2, f"sparc took {stopped_after:.1f} s to stop after SIGINT"
     assert code == 130, child.stderr_lines
     assert child.error_lines() == [INTERRUPTED], child.stderr_lines
@@ -105,15 +115,9 @@ def test_sigint_before_the_answer_exits_130_within_2s(timed_sandbox: SandboxProc
     try:
         _wait_for_hits(timed_sandbox, child)
         time.sleep(0.2)  # the worker is now blocked reading the response headers
-        sent = time.monotonic()
-        child.proc.send_signal(signal.SIGINT)
-        code = child.wait(timeout=30)
-        stopped_after = time.monotonic() - sent
+        code, stopped_after = _interrupt(child)
     finally:
-        if child.proc.poll() is None:
-            child.proc.kill()
-            child.proc.wait()
-        timed_sandbox.reset()
+        _end(child, timed_sandbox)
     assert stopped_after < 2, f"sparc took {stopped_after:.1f} s to stop after SIGINT"
     assert code == 130, child.stderr_lines
     assert child.error_lines() == [INTERRUPTED], child.stderr_lines
