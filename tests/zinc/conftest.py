@@ -10,6 +10,7 @@ import importlib.util
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from zinc_readback import ALL_FORMATS, DATA, SETTINGS_PATH
@@ -56,27 +57,26 @@ def sandbox_env(sandbox: SandboxProcess, monkeypatch: pytest.MonkeyPatch,
 def exports_292(sandbox: SandboxProcess, tmp_path_factory: pytest.TempPathFactory
                 ) -> Iterator[tuple[Path, list[Path]]]:
     """Dataset 292's scaffold settings JSON exported once in every format."""
-    from sparc.client import SparcClient
-
-    out = tmp_path_factory.mktemp("exports_292")
-    with pytest.MonkeyPatch.context() as mp:
-        for name, value in sandbox.env.items():
-            mp.setenv(name, value)
-        with SparcClient(connect=False) as client:
-            paths = client.zinc.export(292, ALL_FORMATS, out, file=SETTINGS_PATH, refinement=4)
-    yield out, paths
+    yield _export_all(sandbox, tmp_path_factory, 292, file=SETTINGS_PATH, refinement=4)
 
 
 @pytest.fixture(scope="session")
 def exports_107(sandbox: SandboxProcess, tmp_path_factory: pytest.TempPathFactory
                 ) -> Iterator[tuple[Path, list[Path]]]:
     """Dataset 107's MBF segmentation exported once in every format."""
+    yield _export_all(sandbox, tmp_path_factory, 107)
+
+
+def _export_all(sandbox: SandboxProcess, tmp_path_factory: pytest.TempPathFactory,
+                dataset: int, **options: Any) -> tuple[Path, list[Path]]:
+    """Export ``dataset`` in every format into a new session temp dir, the client pointed at
+    the sandbox through the environment: (that dir, the paths written)."""
     from sparc.client import SparcClient
 
-    out = tmp_path_factory.mktemp("exports_107")
+    out = tmp_path_factory.mktemp(f"exports_{dataset}")
     with pytest.MonkeyPatch.context() as mp:
         for name, value in sandbox.env.items():
             mp.setenv(name, value)
         with SparcClient(connect=False) as client:
-            paths = client.zinc.export(107, ALL_FORMATS, out)
-    yield out, paths
+            paths = client.zinc.export(dataset, ALL_FORMATS, out, **options)
+    return out, paths
