@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 SPARC = [sys.executable, "-m", "sparc.cli"]
@@ -41,6 +42,14 @@ def sparc_run(sandbox_env: Mapping[str, str], *args: str, timeout: float = 60,
     kwargs.setdefault("capture_output", "stdout" not in kwargs and "stderr" not in kwargs)
     env = sparc_env(sandbox_env, **kwargs.pop("extra_env", {}))
     return subprocess.run([*SPARC, *args], env=env, text=True, timeout=timeout, **kwargs)
+
+
+def download_and_edit(sandbox_env: Mapping[str, str], out: Path, path: str) -> None:
+    """Download dataset 90's ``path`` into ``out`` (quietly), then change it locally."""
+    first = sparc_run(sandbox_env, "download", "90", path, "-o", str(out), "-q")
+    assert first.returncode == 0, first.stderr
+    with open(out / path, "a") as changed:
+        changed.write("a local edit\n")
 
 
 def error_lines(stderr: str) -> list[str]:

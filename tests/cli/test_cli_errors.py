@@ -20,6 +20,7 @@ from cli_helpers import (
     SPARC,
     SparcChild,
     assert_one_line_error,
+    download_and_edit,
     error_lines,
     sparc_env,
     sparc_run,
@@ -144,10 +145,7 @@ def test_failed_file_exits_1_after_the_summary(timed_sandbox: SandboxProcess,
 def test_library_warning_is_one_line(sandbox: SandboxProcess, tmp_path: Path) -> None:
     """--existing skip keeps a locally changed file and says so: one Warning line."""
     path = "metadata/records/term.csv"
-    first = sparc_run(sandbox.env, "download", "90", path, "-o", str(tmp_path), "-q")
-    assert first.returncode == 0, first.stderr
-    with open(tmp_path / path, "a") as changed:
-        changed.write("a local edit\n")
+    download_and_edit(sandbox.env, tmp_path, path)
     done = sparc_run(sandbox.env, "download", "90", path, "-o", str(tmp_path), "-q",
                      "--existing", "skip")
     assert done.returncode == 0, done.stderr

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_helpers import SparcChild, error_lines, sparc_run
+from cli_helpers import SparcChild, download_and_edit, error_lines, sparc_run
 
 from sparc.cli._logging import redact
 from sparc.sandbox.process import SandboxProcess
@@ -44,6 +44,15 @@ def test_redact_masks_secret_query_values_user_info_and_headers() -> None:
     assert redact("no secrets here: a=b") == "no secrets here: a=b"
 
 
+def test_cli_masks_the_same_words_as_the_library() -> None:
+    """The CLI's word list (kept apart so ``sparc --help`` does not import httpx) is the
+    library's."""
+    from sparc.cli._logging import SECRET_WORDS
+    from sparc.client._http import SECRET_PARAM_WORDS
+
+    assert SECRET_WORDS == SECRET_PARAM_WORDS
+
+
 def test_retries_are_visible_at_default_verbosity() -> None:
     """An unreachable API: the first retry shows on stderr at once (within ~3 s of start-up,
     more on a loaded machine), while the command still runs; one line per retry."""
@@ -74,10 +83,7 @@ def test_quiet_download_hides_retries() -> None:
 def test_logged_and_warned_text_is_shown_once(sandbox: SandboxProcess, tmp_path: Path) -> None:
     """The library logs a kept, locally changed file AND warns about it: one Warning line."""
     path = "metadata/records/term.csv"
-    first = sparc_run(sandbox.env, "download", "90", path, "-o", str(tmp_path), "-q")
-    assert first.returncode == 0, first.stderr
-    with open(tmp_path / path, "a") as changed:
-        changed.write("a local edit\n")
+    download_and_edit(sandbox.env, tmp_path, path)
     done = sparc_run(sandbox.env, "download", "90", path, "-o", str(tmp_path),
                      "--existing", "skip")
     assert done.returncode == 0, done.stderr
