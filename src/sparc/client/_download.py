@@ -70,8 +70,6 @@ MiB = 1024 * 1024
 # Failed attempts in a row (no byte arrived in between) before a file is given up, the
 # backoff between them and the low-speed limit (no_progress_limit, min_progress_bytes) follow
 # the HTTP core's RetryPolicy.
-#: The default low-speed window (seconds): see ``RetryPolicy.no_progress_limit``.
-NO_PROGRESS_LIMIT = RetryPolicy().no_progress_limit
 #: After this long without a byte, a transfer logs it (INFO) and notes it on the progress bar.
 STALL_NOTICE = 5.0
 #: How many times an expired presigned link is renewed for one file.
