@@ -7,11 +7,18 @@ cleared when it ends.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from sparc.sandbox.process import SandboxProcess
+
+# A test run started in the background of a shell without job control inherits SIGINT ignored,
+# and so would every `sparc` child; the Ctrl-C tests need the ordinary disposition (children
+# get SIG_DFL back at exec, since a Python handler is not inherited).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
