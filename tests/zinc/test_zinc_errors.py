@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from zinc_readback import zinc_nodes
 
 from sparc.client import SparcClient
 from sparc.client.errors import ArgumentError, NotFoundError, SparcError
@@ -62,22 +63,7 @@ def test_missing_local_file(zinc: ZincService, tmp_path: Path) -> None:
 
 
 def test_no_geometry_is_an_error(zinc: ZincService, tmp_path: Path) -> None:
-    from cmlibs.zinc.context import Context
-    from cmlibs.zinc.field import Field
-
-    context = Context("nodes-only")
-    region = context.getDefaultRegion()
-    fieldmodule = region.getFieldmodule()
-    coordinates = fieldmodule.createFieldFiniteElement(3)
-    coordinates.setName("coordinates")
-    coordinates.setTypeCoordinate(True)
-    nodes = fieldmodule.findNodesetByFieldDomainType(Field.DOMAIN_TYPE_NODES)
-    template = nodes.createNodetemplate()
-    template.defineField(coordinates)
-    cache = fieldmodule.createFieldcache()
-    for i in range(3):
-        cache.setNode(nodes.createNode(-1, template))
-        coordinates.assignReal(cache, [float(i), 0.0, 0.0])
+    context, region, _, _ = zinc_nodes("nodes-only", [(float(i), 0.0, 0.0) for i in range(3)])
     source = tmp_path / "nodes.exf"
     region.writeFile(str(source))
     with pytest.raises(EmptyExportError, match="no elements"):

@@ -20,6 +20,7 @@ from zinc_readback import (
     trimesh_scene,
     webgl_bounds,
     zinc_node_bounds,
+    zinc_nodes,
 )
 
 from sparc.client import SparcClient
@@ -299,23 +300,10 @@ def test_partly_defined_faces_give_the_whole_surface(data: Path, tmp_path: Path)
 
 def test_two_component_coordinates_get_z_zero(tmp_path: Path) -> None:
     """A 2-D mesh with a 2-component coordinate field exports at z = 0."""
-    from cmlibs.zinc.context import Context
     from cmlibs.zinc.element import Element, Elementbasis
-    from cmlibs.zinc.field import Field
 
-    context = Context("square")
-    region = context.getDefaultRegion()
-    fieldmodule = region.getFieldmodule()
-    coordinates = fieldmodule.createFieldFiniteElement(2)
-    coordinates.setName("coordinates")
-    coordinates.setTypeCoordinate(True)
-    nodes = fieldmodule.findNodesetByFieldDomainType(Field.DOMAIN_TYPE_NODES)
-    template = nodes.createNodetemplate()
-    template.defineField(coordinates)
-    cache = fieldmodule.createFieldcache()
-    for identifier, xy in enumerate([(0.0, 0.0), (2.0, 0.0), (0.0, 1.0), (2.0, 1.0)], 1):
-        cache.setNode(nodes.createNode(identifier, template))
-        coordinates.assignReal(cache, list(xy))
+    context, region, fieldmodule, coordinates = zinc_nodes(
+        "square", [(0.0, 0.0), (2.0, 0.0), (0.0, 1.0), (2.0, 1.0)])
     mesh = fieldmodule.findMeshByDimension(2)
     element_template = mesh.createElementtemplate()
     element_template.setElementShapeType(Element.SHAPE_TYPE_SQUARE)

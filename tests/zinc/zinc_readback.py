@@ -160,3 +160,26 @@ def read_legacy_vtk(path: Path) -> dict[str, Any]:
         else:
             raise ValueError(f"unknown legacy VTK section {key!r} at byte {pos}")
     return out
+
+
+def zinc_nodes(name: str, points: list[tuple[float, ...]]) -> tuple[Any, Any, Any, Any]:
+    """A new Zinc context ``name`` whose default region has nodes 1..n at ``points``, in a
+    coordinate field of ``len(points[0])`` components: (context, region, fieldmodule,
+    coordinates). The context is returned so it outlives the region."""
+    from cmlibs.zinc.context import Context
+    from cmlibs.zinc.field import Field
+
+    context = Context(name)
+    region = context.getDefaultRegion()
+    fieldmodule = region.getFieldmodule()
+    coordinates = fieldmodule.createFieldFiniteElement(len(points[0]))
+    coordinates.setName("coordinates")
+    coordinates.setTypeCoordinate(True)
+    nodes = fieldmodule.findNodesetByFieldDomainType(Field.DOMAIN_TYPE_NODES)
+    template = nodes.createNodetemplate()
+    template.defineField(coordinates)
+    cache = fieldmodule.createFieldcache()
+    for identifier, point in enumerate(points, 1):
+        cache.setNode(nodes.createNode(identifier, template))
+        coordinates.assignReal(cache, list(point))
+    return context, region, fieldmodule, coordinates
