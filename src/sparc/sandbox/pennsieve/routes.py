@@ -241,7 +241,7 @@ async def download_version(request: Request) -> Response:
     discover = _discover(request)
     dataset_id, version = _ids(request)
     try:
-        row, files = discover.version_files(dataset_id, version, getattr(settings, "whole_version_zip_cap", 10**9))
+        row, files = discover.version_files(dataset_id, version, settings.whole_version_zip_cap)
     except DiscoverFailure as failure:
         raise recover(failure, {NoDataset: _dataset_404(request), NoVersion: _dataset_404(request),
                       Unpublished: _gone_empty, Embargoed: _unauthorized,
