@@ -28,12 +28,13 @@ from collections import deque
 
 import click
 
+from sparc.client.config import SECRET_PARAM_WORDS
+
 LIBRARY_LOGGER = "sparc.client"
 #: Loggers that repeat each request (with its full URL) at INFO; shown only with ``-vv``.
 TRANSPORT_LOGGERS = ("httpx", "httpcore")
-#: Words that mark a query parameter as secret (as :data:`sparc.client._http.SECRET_PARAM_WORDS`).
-SECRET_WORDS = ("key", "secret", "token", "password", "passwd", "signature", "credential",
-                "auth", "session")
+#: Words that mark a query parameter as secret: the library's own list (a light import).
+SECRET_WORDS = SECRET_PARAM_WORDS
 MASK = "***"
 _WORDS = "|".join(SECRET_WORDS)
 #: ``?name=value`` / ``&name=value`` where the name holds a secret word (any case).

@@ -39,6 +39,7 @@ import httpcore
 import httpx
 
 from sparc.client._version import package_version
+from sparc.client.config import SECRET_PARAM_WORDS
 from sparc.client.errors import (
     ApiError,
     ArgumentError,
@@ -54,9 +55,6 @@ __all__ = ["HttpCore", "RetryPolicy", "HostBoundAuth", "redact_url", "is_loopbac
 log = logging.getLogger("sparc.client")
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
-#: Query parameters whose names contain one of these never show their values in logs or errors.
-SECRET_PARAM_WORDS = ("key", "secret", "token", "password", "passwd", "signature", "credential",
-                      "auth", "session")
 _RETRYABLE_EXCEPTIONS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
 

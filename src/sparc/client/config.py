@@ -29,7 +29,8 @@ from urllib.parse import urlsplit
 
 from sparc.client.errors import ArgumentError, ConfigError
 
-__all__ = ["Config", "DEFAULT_PENNSIEVE_API_HOST", "DEFAULT_O2SPARC_HOST", "SECRET_KEYS"]
+__all__ = ["Config", "DEFAULT_PENNSIEVE_API_HOST", "DEFAULT_O2SPARC_HOST", "SECRET_KEYS",
+           "SECRET_PARAM_WORDS"]
 
 log = logging.getLogger("sparc.client")
 
@@ -42,6 +43,10 @@ SECRET_KEYS = frozenset(
     {"pennsieve_api_secret", "o2sparc_password", "scicrunch_api_key", "pennsieve_api_key",
      "o2sparc_username"}
 )
+#: Query parameters (and log words) whose names contain one of these never show their values
+#: in logs or errors; here, in a light module, so the CLI can mask logs without loading httpx.
+SECRET_PARAM_WORDS = ("key", "secret", "token", "password", "passwd", "signature", "credential",
+                      "auth", "session")
 _HOST_KEYS = ("pennsieve_api_host", "o2sparc_host", "scicrunch_host")
 
 
