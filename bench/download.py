@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 
 from sparc.client import SparcClient
-from sparc.client._download import RemoteFile, fetch_to_file, partial_path
+from sparc.client._download import RemoteFile, fetch_file, partial_path
 from sparc.sandbox.process import SandboxProcess
 
 
@@ -79,7 +79,7 @@ def main(dataset: int = 120, path: str = "files") -> None:
                 dest = scratch / "resume.bin"
                 partial_path(dest, remote).write_bytes(done.read_bytes()[: remote.size // 2])
                 sandbox.reset_stats()
-                fetch_to_file(p.http, remote, dest, progress=False)
+                fetch_file(p.http, remote, dest)
                 moved = sandbox.stats()["bytes_sent"]
                 print(f"resume after 50%: moved {moved / 1e6:.1f} MB of {remote.size / 1e6:.1f} MB "
                       f"({moved / remote.size:.2f}x a full download)")
