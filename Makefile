@@ -39,6 +39,8 @@ bench: env
 	$(BIN)/python bench/sandbox.py
 	$(BIN)/python bench/walk.py --delay 20
 	$(BIN)/python bench/zinc_export.py
+	$(BIN)/python bench/o2sparc_fanout.py
+	$(BIN)/python bench/upload.py
 
 lint: env
 	$(BIN)/python -m pip install -q -e '.[dev]'

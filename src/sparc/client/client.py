@@ -22,6 +22,7 @@ from sparc.client.errors import ArgumentError, ConfigError
 if TYPE_CHECKING:
     from sparc.client._http import HttpCore
     from sparc.client.services._base import ServiceBase
+    from sparc.client.services.o2sparc import O2SparcService
     from sparc.client.services.pennsieve import PennsieveService
     from sparc.client.services.zinc import ZincService
 
@@ -32,6 +33,7 @@ log = logging.getLogger("sparc.client")
 #: Built-in services: attribute name -> "module:Class", imported on first use.
 BUILTIN_SERVICES: dict[str, str] = {
     "pennsieve": "sparc.client.services.pennsieve:PennsieveService",
+    "o2sparc": "sparc.client.services.o2sparc:O2SparcService",
     "zinc": "sparc.client.services.zinc:ZincService",
 }
 
@@ -117,6 +119,11 @@ class SparcClient:
     def pennsieve(self) -> PennsieveService:
         """Pennsieve Discover (public data) and, with credentials, the Pennsieve API."""
         return self._service("pennsieve")
+
+    @property
+    def o2sparc(self) -> O2SparcService:
+        """o²S²PARC: upload inputs, run solver jobs, fetch results and logs (``o2sparc`` extra)."""
+        return self._service("o2sparc")
 
     @property
     def zinc(self) -> ZincService:

@@ -35,7 +35,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from http import HTTPStatus
@@ -281,12 +281,30 @@ def s3_error(path: str, status: int) -> S3Error:
     return S3Error(status, code, message, path[len("/_assets"):])
 
 
+#: Error bodies of services that register their own: ``(path prefix, body(status))``.
+_ERROR_BODIES: list[tuple[str, Callable[[int], tuple[bytes, str]]]] = []
+
+
+def register_error_body(prefix: str, body: Callable[[int], tuple[bytes, str]]) -> None:
+    """Make injected errors on paths under ``prefix`` look like that service's own errors.
+
+    Example: ``register_error_body("/v0/", lambda status: (b'{"errors": ["..."]}', "application/json"))``.
+    The longest matching prefix wins.
+    """
+    _ERROR_BODIES[:] = sorted([*(e for e in _ERROR_BODIES if e[0] != prefix), (prefix, body)],
+                              key=lambda e: -len(e[0]))
+
+
 def error_body(path: str, status: int) -> tuple[bytes, str]:
     """``(body, content type)`` of an error ``status`` from a service other than the asset store.
 
-    ``/discover``: a JSON string (500: akka-http's plain text); ``/zipit`` and anything else:
-    plain text. (``/_assets`` answers with :func:`s3_error`.)
+    Registered services (:func:`register_error_body`) first; ``/discover``: a JSON string
+    (500: akka-http's plain text); ``/zipit`` and anything else: plain text. (``/_assets``
+    answers with :func:`s3_error`.)
     """
+    for prefix, body in _ERROR_BODIES:
+        if path.startswith(prefix):
+            return body(status)
     if path.startswith("/discover/"):
         if status == 500:
             return AKKA_500.encode(), "text/plain; charset=UTF-8"

@@ -3,7 +3,7 @@
 Example::
 
     with SandboxProcess(data_dir=tmp) as sb:
-        os.environ.update(sb.env)          # PENNSIEVE_API_HOST=<sb.url>, ...
+        os.environ.update(sb.env)          # PENNSIEVE_API_HOST=<sb.url>, O2SPARC_HOST=..., ...
         sb.set_faults([{"route": "GET /_assets/*", "kind": "truncate", "count": 1}])
         print(sb.stats()["requests_total"], sb.faults()[0]["hits"])
 """
@@ -21,6 +21,8 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from sparc.sandbox.settings import EXPORT_NAMES
 
 
 class SandboxProcess:
@@ -65,11 +67,14 @@ class SandboxProcess:
                 if line.startswith("export "):
                     name, _, value = line[len("export "):].strip().partition("=")
                     self.env[name] = value
-                    if name == "PENNSIEVE_API_HOST":
+                    if all(n in self.env for n in EXPORT_NAMES):
                         pointed.set()
 
         threading.Thread(target=read_exports, daemon=True).start()
-        pointed.wait(self.startup_timeout)
+        if not pointed.wait(self.startup_timeout):
+            missing = [n for n in EXPORT_NAMES if n not in self.env]
+            self.stop()
+            raise RuntimeError(f"sandbox printed no export line for {', '.join(missing)}")
         return self
 
     def get_json(self, path: str, method: str = "GET", body: Any = None) -> Any:

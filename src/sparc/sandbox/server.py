@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount
 
-from sparc.sandbox import control
+from sparc.sandbox import control, o2sparc, workspace
 from sparc.sandbox.assets import routes as assets
 from sparc.sandbox.assets.signing import Signer
 from sparc.sandbox.faults import FaultMiddleware, FaultRuleError, Faults, load_rules_file
@@ -26,7 +26,12 @@ from sparc.sandbox.http import SandboxError, render_error
 from sparc.sandbox.pennsieve import routes as discover
 from sparc.sandbox.pennsieve import zipit
 from sparc.sandbox.pennsieve.models import Discover
-from sparc.sandbox.settings import DEFAULT_API_KEY, DEFAULT_API_SECRET, SandboxSettings
+from sparc.sandbox.settings import (
+    DEFAULT_API_KEY,
+    DEFAULT_API_SECRET,
+    SandboxSettings,
+    export_values,
+)
 from sparc.sandbox.storage.db import open_database
 
 __all__ = ["SandboxSettings", "SandboxServer", "StartupError", "create_app", "serve",
@@ -50,6 +55,8 @@ def create_app(settings: SandboxSettings) -> Starlette:
         Mount("/discover", routes=discover.routes),
         Mount("/zipit", routes=zipit.routes),
         Mount("/_assets", routes=assets.routes),
+        Mount("/v0", routes=o2sparc.routes),
+        *workspace.routes,
         Mount(control.CONTROL_PREFIX, routes=control.routes),
     ]
     app = Starlette(
@@ -69,6 +76,8 @@ def create_app(settings: SandboxSettings) -> Starlette:
     app.state.stats = stats
     app.state.faults = faults
     app.state.connections = connections
+    o2sparc.install(app)
+    workspace.install(app)
     return app
 
 
@@ -102,15 +111,18 @@ def base_url(sock: socket.socket) -> str:
 class _Server(uvicorn.Server):
     """uvicorn with a start-up announcement, and SIGINT/SIGTERM ending ``run`` normally."""
 
-    def __init__(self, config: uvicorn.Config, announce: str | None = None) -> None:
+    def __init__(self, config: uvicorn.Config, announce: str | None = None,
+                 settings: SandboxSettings | None = None) -> None:
         super().__init__(config)
         self.announce = announce
+        self.settings = settings or SandboxSettings()
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
         if self.started and self.announce:
-            print(self.announce, flush=True)
-            print(f"export PENNSIEVE_API_HOST={self.announce}", flush=True)
+            lines = [self.announce] + [f"export {name}={value}" for name, value
+                                       in export_values(self.announce, self.settings).items()]
+            print("\n".join(lines), flush=True)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
@@ -157,7 +169,7 @@ def serve(faults: Path | str | None = None, **options: Any) -> int:
         sock = stack.enter_context(bind(settings.host, settings.port))
         app = create_app(settings)
         print(f"sandbox user: {credentials_line(settings)}", file=sys.stderr, flush=True)
-        _Server(_config(app), announce=base_url(sock)).run(sockets=[sock])
+        _Server(_config(app), announce=base_url(sock), settings=settings).run(sockets=[sock])
         app.state.db.close()
     return 0
 

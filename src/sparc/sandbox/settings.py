@@ -12,6 +12,18 @@ from typing import Any
 
 DEFAULT_API_KEY = "sandbox-key"
 DEFAULT_API_SECRET = "sandbox-secret"
+#: The ``export NAME=value`` lines ``sparc sandbox serve`` prints after its base URL, in order
+#: (fixed interface: whatever starts the sandbox waits for all of them). Values: see
+#: :func:`export_values`.
+EXPORT_NAMES = (
+    "PENNSIEVE_API_HOST", "PENNSIEVE_API2_HOST", "PENNSIEVE_COGNITO_ENDPOINT",
+    "PENNSIEVE_S3_ENDPOINT", "PENNSIEVE_API_KEY", "PENNSIEVE_API_SECRET",
+    "O2SPARC_HOST", "O2SPARC_USERNAME", "O2SPARC_PASSWORD",
+)
+#: Where each emulated service lives below the sandbox's base URL.
+COGNITO_PATH = "/cognito"  # AWS Cognito Identity Provider (JSON 1.1, X-Amz-Target)
+S3_PATH = "/s3"  # S3-compatible object storage for uploads (path-style)
+
 #: The port ``sparc sandbox serve`` listens on unless told (the in-process server picks a free one).
 DEFAULT_CLI_PORT = 8000
 
@@ -43,3 +55,20 @@ class SandboxSettings:
         """A copy with ``changes``; ``None`` values keep the current setting."""
         return SandboxSettings(**{**self.__dict__,
                                   **{k: v for k, v in changes.items() if v is not None}})
+
+
+def export_values(base: str, settings: SandboxSettings) -> dict[str, str]:
+    """The environment that points every client command at a sandbox served at ``base``."""
+    values = {
+        "PENNSIEVE_API_HOST": base,
+        "PENNSIEVE_API2_HOST": base,
+        "PENNSIEVE_COGNITO_ENDPOINT": base + COGNITO_PATH,
+        "PENNSIEVE_S3_ENDPOINT": base + S3_PATH,
+        "PENNSIEVE_API_KEY": settings.api_key,
+        "PENNSIEVE_API_SECRET": settings.api_secret,
+        "O2SPARC_HOST": base,
+        "O2SPARC_USERNAME": settings.api_key,
+        "O2SPARC_PASSWORD": settings.api_secret,
+    }
+    assert tuple(values) == EXPORT_NAMES
+    return values
