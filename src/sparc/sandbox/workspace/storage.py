@@ -1,0 +1,253 @@
+"""S3-compatible storage for uploads at ``/s3`` (path-style): moto's S3 server app, run in a worker
+thread, behind a gate that enforces what production's STS session policy allows.
+
+The upload service's storage credentials (``storage_credentials.go``) allow only ``s3:PutObject``,
+``s3:PutObjectTagging``, ``s3:AbortMultipartUpload``, ``s3:ListMultipartUploadParts`` on
+``<bucket>/<keyPrefix>/*`` and ``s3:ListBucketMultipartUploads`` on the bucket. Anything else with
+those keys is 403 ``AccessDenied``; expired keys are 400 ``ExpiredToken``. The sandbox user's API
+key/secret are the storage owner's keys (full access: how tests read uploads back). Example::
+
+    s3 = boto3.client("s3", endpoint_url=base + "/s3", aws_access_key_id=creds["accessKeyId"], ...,
+                      config=Config(s3={"addressing_style": "path"}))
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from sparc.sandbox.assets.errors import S3Error
+from sparc.sandbox.settings import S3_PATH
+from sparc.sandbox.workspace.models import Credentials, Workspace
+
+_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
+#: Query keys naming an S3 sub-resource (they decide the operation).
+_SUBRESOURCES = ("uploads", "uploadId", "tagging", "acl", "versioning", "policy", "cors", "lifecycle",
+                 "location", "versions", "delete", "list-type", "restore", "select", "attributes",
+                 "retention", "legal-hold", "object-lock", "website", "logging", "notification",
+                 "replication", "encryption", "accelerate", "requestPayment", "ownershipControls")
+
+
+def s3_error_body(status: int) -> tuple[bytes, str]:
+    """An injected fault under ``/s3/`` in S3's XML error shape."""
+    from sparc.sandbox.faults import s3_error
+
+    error = s3_error("/_assets", status)
+    ids = {"x-amz-request-id": "0000000000000000", "x-amz-id-2": "sandbox"}
+    return error.body(ids).encode(), "application/xml"
+
+
+class Storage:
+    """moto's S3 app (created on first use) and the sandbox's upload bucket."""
+
+    def __init__(self, bucket: str) -> None:
+        self.bucket = bucket
+        self._app: Callable[..., Iterable[bytes]] | None = None
+        self._backend: Any = None
+        self._lock = threading.Lock()
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._app is not None:
+                return
+            from moto.core import DEFAULT_ACCOUNT_ID
+            from moto.s3.models import s3_backends
+            from moto.server import create_backend_app
+
+            app = create_backend_app("s3")
+            backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+            if self.bucket not in backend.buckets:
+                backend.create_bucket(self.bucket, "us-east-1")
+            self._backend, self._app = backend, app
+
+    async def ready(self) -> None:
+        """Start moto (in a thread: its import takes about a second) if it is not running."""
+        if self._app is None:
+            await anyio.to_thread.run_sync(self._start)
+
+    def head(self, bucket: str, key: str) -> tuple[int, str | None] | None:
+        """``(size, ChecksumSHA256)`` of an object as HeadObject with ChecksumMode=ENABLED; ``None``
+        when it does not exist. Multipart objects carry S3's ``<base64>-<parts>`` composite."""
+        self._start()
+        try:
+            obj = self._backend.get_object(bucket, key)
+        except Exception:  # moto raises MissingBucket / MissingKey
+            return None
+        if obj is None:
+            return None
+        checksum = obj.checksum_value if (obj.checksum_algorithm or "").upper() == "SHA256" else None
+        return int(obj.size), checksum
+
+    def read(self, bucket: str, key: str) -> bytes | None:
+        """An object's bytes (tests use the S3 API instead; this is for the sandbox's own checks)."""
+        self._start()
+        try:
+            obj = self._backend.get_object(bucket, key)
+        except Exception:
+            return None
+        return None if obj is None else bytes(obj.value)
+
+    def call(self, environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Run one request through moto's WSGI app (in the calling thread)."""
+        self._start()
+        assert self._app is not None
+        status: list[Any] = []
+
+        def start_response(line: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+            status[:] = [int(line.split(" ", 1)[0]), headers]
+
+        chunks = self._app(environ, start_response)
+        try:
+            body = b"".join(chunks)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close:
+                close()
+        return status[0], status[1], body
+
+
+# ---- the gate -------------------------------------------------------------------------------------
+def access_key(request: Request) -> str | None:
+    """The SigV4 (or SigV2) access key id of a request: header or presigned query."""
+    auth = request.headers.get("authorization", "")
+    if match := _CREDENTIAL.search(auth):
+        return match.group(1)
+    if auth.startswith("AWS ") and ":" in auth:
+        return auth[4:].split(":", 1)[0]
+    cred = request.query_params.get("X-Amz-Credential")
+    if cred:
+        return cred.split("/", 1)[0]
+    return request.query_params.get("AWSAccessKeyId")
+
+
+def _denied(resource: str) -> S3Error:
+    return S3Error(403, "AccessDenied", "Access Denied", resource)
+
+
+def _operation(method: str, key: str, query: dict[str, str], headers: Any) -> str:
+    """The S3 action (IAM name) a request performs."""
+    if not key:
+        if method == "GET" and "uploads" in query:
+            return "s3:ListBucketMultipartUploads"
+        return "s3:ListBucket" if method in ("GET", "HEAD") else f"s3:{method}Bucket"
+    if "uploadId" in query:
+        return {"GET": "s3:ListMultipartUploadParts", "DELETE": "s3:AbortMultipartUpload"}.get(method, "s3:PutObject")
+    if "uploads" in query and method == "POST":
+        return "s3:PutObject"
+    if "tagging" in query:
+        return "s3:PutObjectTagging" if method == "PUT" else f"s3:{method}ObjectTagging"
+    if method == "PUT" and not headers.get("x-amz-copy-source") and not any(q in query for q in _SUBRESOURCES):
+        return "s3:PutObject"
+    return {"GET": "s3:GetObject", "HEAD": "s3:GetObject", "DELETE": "s3:DeleteObject"}.get(method, "s3:Other")
+
+
+_ALLOWED_OBJECT = {"s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"}
+
+
+def check(ws: Workspace, owner_key: str, request: Request, bucket: str, key: str) -> None:
+    """Refuse what the request's credentials do not allow (raises :class:`S3Error`)."""
+    resource = f"/{bucket}/{key}" if key else f"/{bucket}"
+    key_id = access_key(request)
+    if key_id is None:
+        raise _denied(resource)
+    if key_id == owner_key:
+        return
+    with ws.lock:
+        creds: Credentials | None = ws.credentials.get(key_id)
+    if creds is None:
+        raise S3Error(403, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.",
+                      resource, fields={"AWSAccessKeyId": key_id})
+    token = request.headers.get("x-amz-security-token") or request.query_params.get("X-Amz-Security-Token")
+    if token != creds.session_token:
+        raise S3Error(400, "InvalidToken", "The provided token is malformed or otherwise invalid.", resource,
+                      fields={"Token-0": token or ""})
+    if creds.expired:
+        raise S3Error(400, "ExpiredToken", "The provided token has expired.", resource,
+                      fields={"Token-0": token})
+    query = dict(parse_qsl(request.url.query, keep_blank_values=True))
+    action = _operation(request.method, key, query, request.headers)
+    if bucket != creds.bucket:
+        raise _denied(resource)
+    if not key:
+        if action != "s3:ListBucketMultipartUploads":
+            raise _denied(resource)
+        return
+    if action not in _ALLOWED_OBJECT or not key.startswith(creds.key_prefix + "/"):
+        raise _denied(resource)
+
+
+class S3Endpoint:
+    """The ASGI endpoint behind ``/s3``: the gate, then moto in a worker thread."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        app = request.app
+        storage: Storage = app.state.workspace_storage
+        path = scope["path"][len(S3_PATH):] or "/"
+        bucket, _, key = path.lstrip("/").partition("/")
+        key = unquote(key) if "%" in key else key
+        head = scope["method"] == "HEAD"
+        try:
+            if bucket:
+                check(app.state.workspace, app.state.settings.api_key, request, bucket, key)
+            elif access_key(request) != app.state.settings.api_key:
+                raise _denied("/")
+        except S3Error as error:
+            await request.body()  # read (and drop) the upload before answering
+            await error.response(head=head)(scope, receive, send)
+            return
+        await storage.ready()
+        body = await request.body()
+        environ = _environ(scope, path, body)
+        status, headers, content = await anyio.to_thread.run_sync(storage.call, environ)
+        response = Response(b"" if head else content, status_code=status)
+        response.raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers
+                                if k.lower() not in ("content-length",)]
+        length = _header(headers, "content-length")
+        response.raw_headers.append((b"content-length", (length if head and length else str(len(content))).encode()))
+        await response(scope, receive, send)
+
+
+def _header(headers: list[tuple[str, str]], name: str) -> str | None:
+    return next((v for k, v in headers if k.lower() == name), None)
+
+
+def _environ(scope: Scope, path: str, body: bytes) -> dict[str, Any]:
+    """A WSGI environ for moto: the path below ``/s3`` (path-style addressing)."""
+    server = scope.get("server") or ("127.0.0.1", 80)
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": scope["method"], "SCRIPT_NAME": "",
+        "PATH_INFO": path.encode("utf-8").decode("latin-1"),
+        "RAW_URI": scope.get("raw_path", b"")[len(S3_PATH):].decode("latin-1") or path,
+        "QUERY_STRING": scope.get("query_string", b"").decode("latin-1"),
+        "SERVER_NAME": server[0], "SERVER_PORT": str(server[1]),
+        "SERVER_PROTOCOL": f"HTTP/{scope.get('http_version', '1.1')}",
+        "wsgi.version": (1, 0), "wsgi.url_scheme": scope.get("scheme", "http"),
+        "wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr, "wsgi.multithread": True,
+        "wsgi.multiprocess": False, "wsgi.run_once": False, "CONTENT_LENGTH": str(len(body)),
+    }
+    for name, value in scope.get("headers", []):
+        key = name.decode("latin-1").upper().replace("-", "_")
+        text = value.decode("latin-1")
+        if key == "CONTENT_LENGTH":
+            continue
+        key = key if key == "CONTENT_TYPE" else f"HTTP_{key}"
+        environ[key] = f"{environ[key]},{text}" if key in environ else text
+    return environ
+
+
+routes = [
+    Route(S3_PATH, S3Endpoint(), methods=["GET", "HEAD", "PUT", "POST", "DELETE"]),
+    Route(S3_PATH + "/{path:path}", S3Endpoint(), methods=["GET", "HEAD", "PUT", "POST", "DELETE"]),
+]

@@ -1,0 +1,331 @@
+"""The upload service (upload-service-v2, at ``{api2}/upload``): manifests, storage credentials,
+finalize and status, as ``lambda/service/handler/*.go`` answer them.
+
+Behind API Gateway's Lambda authorizer: no ``Authorization`` or a forged/expired token is 401
+``{"message": "Unauthorized"}``; a request naming neither a known ``dataset_id`` nor a known
+``manifest_id`` is 403 ``{"message": "Forbidden"}``. Handler errors are ``gateway.CreateErrorMessage``
+bodies ``{"Code": 400, "Message": "..."}``. Example flow::
+
+    POST /upload/manifest?dataset_id=N:dataset:..  {"dataset_id": ".."}           -> manifest_node_id
+    POST /upload/manifest?dataset_id=..  {"id": <manifest>, "files": [...]}         -> updated_files
+    POST /upload/manifest/storage-credentials?dataset_id=..  {"manifestNodeId"}     -> STS-like keys
+    PUT  <s3>/<bucket>/<keyPrefix>/<upload_id>  (x-amz-checksum-sha256)
+    POST /upload/manifest/files/finalize?dataset_id=..  {"manifestNodeId", "files"} -> results
+    GET  /upload/manifest/status?manifest_id=..&status=Finalized&verify=true
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from sparc.sandbox.http import JSONError
+from sparc.sandbox.workspace.models import (
+    FILE_STATUSES,
+    FINALIZED,
+    REGISTERED,
+    REMOVED,
+    VERIFIED,
+    Dataset,
+    Manifest,
+    ManifestFile,
+    Workspace,
+    WorkspaceError,
+    file_type,
+)
+from sparc.sandbox.workspace.tokens import INVALID, signed_in_user
+
+MAX_FINALIZE_BATCH = 250  # finalize_files.go maxFinalizeBatch
+STATUS_PAGE = 500  # GET /manifest/status page size
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def gateway_error(status: int, message: str) -> JSONError:
+    """``gateway.CreateErrorMessage(message, status)``: ``{"Code": status, "Message": message}``."""
+    return JSONError(status, {"Code": status, "Message": message})
+
+
+def upload_error_body(status: int) -> tuple[bytes, str]:
+    """An injected fault under ``/upload/``: API Gateway's own answers for 429/5xx."""
+    message = {429: "Too Many Requests", 503: "Service Unavailable", 504: "Service Unavailable",
+               500: "Internal Server Error", 502: "Internal Server Error"}.get(status, "Error")
+    return json.dumps({"message": message}).encode(), "application/json"
+
+
+def _ws(request: Request) -> Workspace:
+    return request.app.state.workspace
+
+
+def _authorize(request: Request) -> tuple[Dataset, Manifest | None]:
+    """The Lambda authorizer: a valid token plus a ``dataset_id`` or ``manifest_id`` it can resolve."""
+    user = signed_in_user(request.app, request.headers.get("authorization"))
+    if user is None or user is INVALID:
+        raise JSONError(401, {"message": "Unauthorized"})
+    ws = _ws(request)
+    manifest_id = request.query_params.get("manifest_id")
+    dataset_id = request.query_params.get("dataset_id")
+    if dataset_id:
+        try:
+            return ws.dataset(dataset_id), None
+        except WorkspaceError:
+            raise JSONError(403, {"message": "Forbidden"}) from None
+    if manifest_id and (manifest := ws.manifest(manifest_id)) is not None:
+        return manifest.dataset, manifest
+    raise JSONError(403, {"message": "Forbidden"})
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.body() or b"null")
+    except ValueError as exc:
+        raise gateway_error(400, f"invalid request body: {exc}") from None
+    if not isinstance(body, dict):
+        raise gateway_error(400, "invalid request body: expected a JSON object")
+    return body
+
+
+def _own_manifest(ws: Workspace, manifest_id: Any, ds: Dataset) -> Manifest:
+    """The manifest named in a body: 400 not a UUID, 404 unknown, 403 another dataset's."""
+    if not isinstance(manifest_id, str) or not _UUID.fullmatch(manifest_id):
+        raise gateway_error(400, "manifestNodeId must be a UUID")
+    manifest = ws.manifest(manifest_id)
+    if manifest is None:
+        raise gateway_error(404, "Manifest not found")
+    if manifest.dataset is not ds:
+        raise gateway_error(403, "Manifest does not belong to this dataset")
+    return manifest
+
+
+# ---- POST/GET /manifest ---------------------------------------------------------------------------
+async def post_manifest(request: Request) -> Response:
+    """Create a manifest (no ``id``) and/or register ``files`` in it."""
+    ds, _ = _authorize(request)
+    ws = _ws(request)
+    body = await _body(request)
+    manifest_id = body.get("id") or ""
+    if manifest_id:
+        manifest = ws.manifest(str(manifest_id))
+        if manifest is None:
+            raise gateway_error(500, f"Error: Invalid ManifestID |||| Manifest ID: {manifest_id}")
+        if manifest.dataset is not ds:
+            raise gateway_error(400, "Error: manifest does not belong to the dataset in the request")
+        if manifest.status == "Archived":
+            raise gateway_error(400, "Error: cannot add files to an archived manifest")
+    else:
+        manifest = ws.create_manifest(ds)
+    files = body.get("files") or []
+    if not isinstance(files, list):
+        raise gateway_error(400, "invalid request body: files must be a list")
+    updated: list[dict[str, Any]] = []
+    failed: list[str] = []
+    removed = 0
+    with ws.lock:
+        for f in files:
+            upload_id = f.get("upload_id") if isinstance(f, dict) else None
+            if not isinstance(upload_id, str) or not upload_id:
+                failed.append(str(upload_id))
+                continue
+            assert isinstance(f, dict)
+            status = f.get("status", 0)
+            known = manifest.files.get(upload_id)
+            if status == REMOVED:
+                if known is not None and known.status < FINALIZED:
+                    del manifest.files[upload_id]
+                    removed += 1
+                continue
+            if known is not None and known.status in (FINALIZED, VERIFIED):
+                updated.append({"upload_id": upload_id, "status": VERIFIED})
+                continue
+            name = str(f.get("target_name") or "")
+            path = str(f.get("target_path") or "").strip("/")
+            if not name or "/" in name:
+                failed.append(upload_id)
+                continue
+            manifest.files[upload_id] = ManifestFile(upload_id, path, name, REGISTERED, file_type(name)[0],
+                                                     str(f.get("merge_package_id") or ""))
+            updated.append({"upload_id": upload_id, "status": REGISTERED})
+    return JSONResponse({"manifest_node_id": manifest.id, "nr_files_updated": len(updated),
+                         "nr_files_removed": removed, "updated_files": updated, "failed_files": failed})
+
+
+async def get_manifests(request: Request) -> Response:
+    """``GET /manifest?dataset_id=``: the dataset's manifests (status as a string)."""
+    ds, _ = _authorize(request)
+    ws = _ws(request)
+    with ws.lock:
+        rows = [m for m in ws.manifests.values() if m.dataset is ds]
+    return JSONResponse({"manifests": [
+        {"id": m.id, "dataset_id": ds.int_id, "dataset_node_id": ds.node_id, "status": m.status,
+         "user": m.user_int_id, "date_created": m.date_created} for m in rows]})
+
+
+# ---- storage credentials --------------------------------------------------------------------------
+async def storage_credentials(request: Request) -> Response:
+    """``POST /manifest/storage-credentials`` ``{"manifestNodeId"}`` (storage_credentials.go)."""
+    ds, _ = _authorize(request)
+    ws = _ws(request)
+    manifest = _own_manifest(ws, (await _body(request)).get("manifestNodeId"), ds)
+    await request.app.state.workspace_storage.ready()
+    creds = ws.issue_credentials(manifest)
+    expiration = datetime.fromtimestamp(int(creds.expiration), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return JSONResponse({"accessKeyId": creds.access_key_id, "secretAccessKey": creds.secret_access_key,
+                         "sessionToken": creds.session_token, "expiration": expiration,
+                         "bucket": creds.bucket, "keyPrefix": creds.key_prefix, "region": "us-east-1"})
+
+
+# ---- finalize -------------------------------------------------------------------------------------
+async def finalize(request: Request) -> Response:
+    """``POST /manifest/files/finalize`` (finalize_files.go): per-file HEAD checks, then import."""
+    ds, _ = _authorize(request)
+    ws = _ws(request)
+    body = await _body(request)
+    manifest_id = body.get("manifestNodeId")
+    if not isinstance(manifest_id, str) or not _UUID.fullmatch(manifest_id):
+        raise gateway_error(400, "manifestNodeId must be a UUID")
+    files = body.get("files")
+    if not isinstance(files, list) or not files:
+        raise gateway_error(400, "files is required and must be non-empty")
+    if len(files) > MAX_FINALIZE_BATCH:
+        raise gateway_error(400, f"batch_too_large: max {MAX_FINALIZE_BATCH} files per request")
+    on_conflict = body.get("onConflict") or "keepBoth"
+    if on_conflict not in ("keepBoth", "replace"):
+        raise gateway_error(400, "onConflict must be one of: keepBoth, replace")
+    for i, f in enumerate(files):
+        if not isinstance(f, dict) or not isinstance(f.get("uploadId"), str) or not _UUID.fullmatch(f["uploadId"]):
+            raise gateway_error(400, f"files[{i}].uploadId must be a UUID")
+        if not isinstance(f.get("size"), int) or isinstance(f.get("size"), bool) or f["size"] < 0:
+            raise gateway_error(400, f"files[{i}].size must be non-negative")
+        if not isinstance(f.get("sha256"), str) or not f["sha256"]:
+            raise gateway_error(400, f"files[{i}].sha256 is required")
+    manifest = _own_manifest(ws, manifest_id, ds)
+    storage = request.app.state.workspace_storage
+    await storage.ready()
+    results: list[dict[str, Any]] = []
+    to_import: list[tuple[ManifestFile, int]] = []
+    for f in files:
+        upload_id = f["uploadId"]
+        with ws.lock:
+            mf = manifest.files.get(upload_id)
+        if mf is None:
+            results.append({"uploadId": upload_id, "status": "failed", "error": "uploadId not found in manifest"})
+            continue
+        if mf.status in (FINALIZED, VERIFIED):
+            results.append({"uploadId": upload_id, "status": "finalized"})
+            continue
+        head = storage.head(ws.bucket, f"{manifest.key_prefix}/{upload_id}")
+        if head is None:
+            error = "object not found"
+        elif head[0] != f["size"]:
+            error = "size mismatch"
+        elif head[1] is None or head[1] != f["sha256"]:
+            error = "sha256 mismatch"
+        else:
+            to_import.append((mf, head[0]))
+            results.append({"uploadId": upload_id, "status": "finalized"})
+            continue
+        results.append({"uploadId": upload_id, "status": "failed", "error": error})
+    with ws.lock:
+        if manifest.status == "Initiated" and to_import:
+            manifest.status = "Uploading"
+    delay = ws.import_delay
+    if delay > 0:
+        asyncio.get_running_loop().call_later(delay, _import, ws, manifest, to_import, on_conflict)
+    else:
+        _import(ws, manifest, to_import, on_conflict)
+    return JSONResponse({"results": results})
+
+
+def _import(ws: Workspace, manifest: Manifest, files: list[tuple[ManifestFile, int]], on_conflict: str) -> None:
+    """The upload lambda: packages for the files, manifest files Finalized."""
+    with ws.lock:
+        for mf, size in files:
+            if mf.upload_id in manifest.files:
+                ws.import_file(manifest, mf, size, on_conflict)
+        if manifest.files and all(f.status in (FINALIZED, VERIFIED) for f in manifest.files.values()):
+            manifest.status = "Completed"
+
+
+# ---- listings -------------------------------------------------------------------------------------
+def _status_name(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    for name in FILE_STATUSES:
+        if name.lower() == raw.lower():
+            return name
+    raise gateway_error(400, f"invalid status: {raw}")
+
+
+def _listed_manifest(request: Request) -> Manifest:
+    _, manifest = _authorize(request)
+    if manifest is None:
+        manifest_id = request.query_params.get("manifest_id")
+        if not manifest_id:
+            raise gateway_error(400, "Error: ManifestID not specified")
+        manifest = _ws(request).manifest(manifest_id)
+        if manifest is None:
+            raise gateway_error(404, "Manifest not found")
+    return manifest
+
+
+def _page(manifest: Manifest, status: str | None, token: str | None, limit: int) -> tuple[list[ManifestFile], str]:
+    """Files in upload-id order after ``token`` (DynamoDB range-key order); the next token or ``""``."""
+    rows = sorted((f for f in manifest.files.values()
+                   if status is None or FILE_STATUSES[f.status] == status), key=lambda f: f.upload_id)
+    if token:
+        rows = [f for f in rows if f.upload_id > token]
+    page = rows[:limit]
+    return page, (page[-1].upload_id if len(rows) > limit else "")
+
+
+async def manifest_status(request: Request) -> Response:
+    """``GET /manifest/status?manifest_id=&status=Finalized&verify=true&continuation_token=``."""
+    manifest = _listed_manifest(request)
+    ws = _ws(request)
+    status = _status_name(request.query_params.get("status"))
+    verify = (request.query_params.get("verify") or "").lower() == "true"
+    if verify and status != "Finalized":
+        raise gateway_error(400, "verify=true requires status=Finalized")
+    with ws.lock:
+        page, token = _page(manifest, status, request.query_params.get("continuation_token"), STATUS_PAGE)
+        if verify:
+            for f in page:
+                f.status = VERIFIED
+    return JSONResponse({"manifest_id": manifest.id, "status": status or "",
+                         "files": [f.upload_id for f in page], "continuation_token": token, "verified": verify})
+
+
+async def manifest_files(request: Request) -> Response:
+    """``GET /manifest/files?manifest_id=&limit=20&status=&continuation_token=``."""
+    manifest = _listed_manifest(request)
+    ws = _ws(request)
+    raw = request.query_params.get("limit", "20")
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise gateway_error(400, f"invalid limit: {raw}") from None
+    if limit < 1:
+        raise gateway_error(400, "limit must be positive")
+    status = _status_name(request.query_params.get("status"))
+    with ws.lock:
+        page, token = _page(manifest, status, request.query_params.get("continuation_token"), limit)
+        files = [{"file_name": f.target_name, "file_path": f.target_path, "file_type": f.file_type,
+                  "upload_id": f.upload_id, "status": FILE_STATUSES[f.status],
+                  "icon": file_type(f.target_name)[1]} for f in page]
+    return JSONResponse({"manifest_id": manifest.id, "files": files, "continuation_token": token})
+
+
+routes = [
+    Route("/upload/manifest", post_manifest, methods=["POST"]),
+    Route("/upload/manifest", get_manifests, methods=["GET"]),
+    Route("/upload/manifest/storage-credentials", storage_credentials, methods=["POST"]),
+    Route("/upload/manifest/files/finalize", finalize, methods=["POST"]),
+    Route("/upload/manifest/status", manifest_status, methods=["GET"]),
+    Route("/upload/manifest/files", manifest_files, methods=["GET"]),
+]
