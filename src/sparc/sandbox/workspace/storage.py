@@ -13,13 +13,16 @@ key/secret are the storage owner's keys (full access: how tests read uploads bac
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import re
 import sys
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl
+from xml.etree import ElementTree
 
 import anyio.to_thread
 from starlette.requests import Request
@@ -29,6 +32,7 @@ from starlette.types import Receive, Scope, Send
 
 from sparc.sandbox.assets.errors import S3Error
 from sparc.sandbox.settings import S3_PATH
+from sparc.sandbox.workspace import sigv4
 from sparc.sandbox.workspace.models import Credentials, Workspace
 
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
@@ -86,8 +90,49 @@ class Storage:
             return None
         if obj is None:
             return None
-        checksum = obj.checksum_value if (obj.checksum_algorithm or "").upper() == "SHA256" else None
+        if (obj.checksum_algorithm or "").upper() != "SHA256" or not obj.checksum_value:
+            return int(obj.size), None
+        checksum = str(obj.checksum_value)
+        if obj.checksum_type == "COMPOSITE" and obj.checksum_parts:
+            checksum += f"-{obj.checksum_parts}"
         return int(obj.size), checksum
+
+    def multipart_algorithm(self, bucket: str, upload_id: str) -> str | None:
+        """The checksum algorithm a multipart upload was created with (``None``: none, or unknown)."""
+        try:
+            upload = self._backend.get_bucket(bucket).multiparts.get(upload_id)
+        except Exception:
+            return None
+        algorithm = upload.metadata.get("x-amz-checksum-algorithm") if upload is not None else None
+        return str(algorithm).upper() if algorithm else None
+
+    def part_checksums(self, bucket: str, upload_id: str) -> dict[int, str]:
+        """Base64 SHA-256 of each uploaded part of a multipart upload."""
+        try:
+            upload = self._backend.get_bucket(bucket).multiparts[upload_id]
+        except Exception:
+            return {}
+        return {n: base64.b64encode(hashlib.sha256(bytes(p.value)).digest()).decode()
+                for n, p in list(upload.parts.items())}
+
+    def composite(self, method: str, bucket: str, key: str, query: Any, headers: list[tuple[str, str]],
+                  content: bytes) -> tuple[list[tuple[str, str]], bytes]:
+        """S3's checksum answers where moto's differ: a multipart object's SHA-256 is
+        ``<base64>-<parts>`` (``COMPOSITE``), sent by CompleteMultipartUpload and HEAD/GET."""
+        found = self.head(bucket, key)
+        if found is None or found[1] is None:
+            return headers, content
+        obj = self._backend.get_object(bucket, key)
+        kind = "COMPOSITE" if obj is not None and obj.checksum_type == "COMPOSITE" else "FULL_OBJECT"
+        if method == "POST" and "uploadId" in query and b"<CompleteMultipartUploadResult" in content:
+            extra = f"<ChecksumSHA256>{found[1]}</ChecksumSHA256><ChecksumType>{kind}</ChecksumType>"
+            content = content.replace(b"</CompleteMultipartUploadResult>",
+                                      extra.encode() + b"</CompleteMultipartUploadResult>")
+            return headers, content
+        if method in ("GET", "HEAD") and any(k.lower() == "x-amz-checksum-sha256" for k, _ in headers):
+            headers = [(k, v) for k, v in headers if k.lower() not in ("x-amz-checksum-sha256", "x-amz-checksum-type")]
+            headers += [("x-amz-checksum-sha256", found[1]), ("x-amz-checksum-type", kind)]
+        return headers, content
 
     def read(self, bucket: str, key: str) -> bytes | None:
         """An object's bytes (tests use the S3 API instead; this is for the sandbox's own checks)."""
@@ -155,36 +200,114 @@ def _operation(method: str, key: str, query: dict[str, str], headers: Any) -> st
 _ALLOWED_OBJECT = {"s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"}
 
 
-def check(ws: Workspace, owner_key: str, request: Request, bucket: str, key: str) -> None:
-    """Refuse what the request's credentials do not allow (raises :class:`S3Error`)."""
-    resource = f"/{bucket}/{key}" if key else f"/{bucket}"
-    key_id = access_key(request)
-    if key_id is None:
-        raise _denied(resource)
-    if key_id == owner_key:
-        return
-    with ws.lock:
-        creds: Credentials | None = ws.credentials.get(key_id)
-    if creds is None:
-        raise S3Error(403, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.",
-                      resource, fields={"AWSAccessKeyId": key_id})
-    token = request.headers.get("x-amz-security-token") or request.query_params.get("X-Amz-Security-Token")
-    if token != creds.session_token:
-        raise S3Error(400, "InvalidToken", "The provided token is malformed or otherwise invalid.", resource,
-                      fields={"Token-0": token or ""})
-    if creds.expired:
-        raise S3Error(400, "ExpiredToken", "The provided token has expired.", resource,
-                      fields={"Token-0": token})
-    query = dict(parse_qsl(request.url.query, keep_blank_values=True))
-    action = _operation(request.method, key, query, request.headers)
-    if bucket != creds.bucket:
-        raise _denied(resource)
-    if not key:
-        if action != "s3:ListBucketMultipartUploads":
+class Gate:
+    """What S3 checks before it runs a request: the signature, the keys' scope, the body's hashes."""
+
+    def __init__(self, ws: Workspace, storage: Storage, owner_key: str, owner_secret: str) -> None:
+        self.ws, self.storage = ws, storage
+        self.owner_key, self.owner_secret = owner_key, owner_secret
+
+    def check(self, request: Request, bucket: str, key: str, body: bytes) -> None:
+        """Raise the :class:`S3Error` S3 would answer, or return to let moto run the request."""
+        resource = f"/{bucket}/{key}" if key else f"/{bucket or ''}"
+        raw_path = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
+        signed = sigv4.parse(request.method, raw_path, request.url.query, request.headers)
+        if signed is None:
+            if access_key(request) is not None:  # SigV2
+                raise S3Error(400, "InvalidRequest", "The authorization mechanism you have provided is not "
+                              "supported. Please use AWS4-HMAC-SHA256.", resource)
             raise _denied(resource)
-        return
-    if action not in _ALLOWED_OBJECT or not key.startswith(creds.key_prefix + "/"):
-        raise _denied(resource)
+        creds: Credentials | None = None
+        if signed.access_key == self.owner_key:
+            secret = self.owner_secret
+        else:
+            with self.ws.lock:
+                creds = self.ws.credentials.get(signed.access_key)
+            if creds is None:
+                raise S3Error(403, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in "
+                              "our records.", resource, fields={"AWSAccessKeyId": signed.access_key})
+            token = request.headers.get("x-amz-security-token") or request.query_params.get("X-Amz-Security-Token")
+            if token != creds.session_token:
+                raise S3Error(400, "InvalidToken", "The provided token is malformed or otherwise invalid.",
+                              resource, fields={"Token-0": token or ""})
+            if creds.expired:
+                raise S3Error(400, "ExpiredToken", "The provided token has expired.", resource,
+                              fields={"Token-0": token})
+            secret = creds.secret_access_key
+        if not signed.valid(secret):
+            raise S3Error(403, "SignatureDoesNotMatch", "The request signature we calculated does not match the "
+                          "signature you provided. Check your key and signing method.", resource,
+                          fields={"AWSAccessKeyId": signed.access_key})
+        query = dict(parse_qsl(request.url.query, keep_blank_values=True))
+        if creds is not None:
+            self._scope(creds, request, bucket, key, query, resource)
+        self._payload(request, bucket, key, query, body, resource)
+
+    @staticmethod
+    def _scope(creds: Credentials, request: Request, bucket: str, key: str, query: dict[str, str],
+               resource: str) -> None:
+        """The STS session policy of ``storage_credentials.go``."""
+        action = _operation(request.method, key, query, request.headers)
+        if bucket != creds.bucket:
+            raise _denied(resource)
+        if not key:
+            if action != "s3:ListBucketMultipartUploads":
+                raise _denied(resource)
+            return
+        if action not in _ALLOWED_OBJECT or not key.startswith(creds.key_prefix + "/"):
+            raise _denied(resource)
+
+    def _payload(self, request: Request, bucket: str, key: str, query: dict[str, str], body: bytes,
+                 resource: str) -> None:
+        """``x-amz-content-sha256`` and ``x-amz-checksum-sha256`` against the body; SHA-256 multipart
+        uploads need a checksum on every part and in the complete request."""
+        declared = request.headers.get("x-amz-content-sha256", sigv4.UNSIGNED)
+        streaming = declared.startswith("STREAMING-")
+        if declared != sigv4.UNSIGNED and not streaming and declared != hashlib.sha256(body).hexdigest():
+            raise S3Error(400, "XAmzContentSHA256Mismatch", "The provided 'x-amz-content-sha256' header does "
+                          "not match what was computed.", resource,
+                          fields={"ClientComputedContentSHA256": declared,
+                                  "S3ComputedContentSHA256": hashlib.sha256(body).hexdigest()})
+        checksum = request.headers.get("x-amz-checksum-sha256")
+        if checksum and not streaming and checksum != _b64sha256(body):
+            raise S3Error(400, "BadDigest", "The SHA256 you specified did not match the calculated checksum.",
+                          resource)
+        upload_id = query.get("uploadId")
+        if not key or not upload_id or streaming:
+            return
+        algorithm = self.storage.multipart_algorithm(bucket, upload_id)
+        if algorithm != "SHA256":
+            return
+        if request.method == "PUT" and "partNumber" in query and not checksum:
+            raise S3Error(400, "InvalidRequest", "Checksum Type mismatch occurred, expected checksum Type: "
+                          "sha256, actual checksum Type: null", resource)
+        if request.method == "POST":
+            self._complete_checksums(bucket, upload_id, body, resource)
+
+    def _complete_checksums(self, bucket: str, upload_id: str, body: bytes, resource: str) -> None:
+        try:
+            root = ElementTree.fromstring(body)
+        except ElementTree.ParseError:
+            return  # moto answers MalformedXML
+        stored = self.storage.part_checksums(bucket, upload_id)
+        for part in root.iter():
+            if not part.tag.endswith("Part"):
+                continue
+            fields = {child.tag.rpartition("}")[2]: (child.text or "").strip() for child in part}
+            number = fields.get("PartNumber", "")
+            if not fields.get("ChecksumSHA256"):
+                raise S3Error(400, "InvalidRequest", "The upload was created using a sha256 checksum. The "
+                              "complete request must include the checksum for each part. It was missing for "
+                              f"part {number} in the request.", resource)
+            if number.isdigit() and int(number) in stored and stored[int(number)] != fields["ChecksumSHA256"]:
+                raise S3Error(400, "InvalidPart", "One or more of the specified parts could not be found.  The "
+                              "part may not have been uploaded, or the specified entity tag may not have matched "
+                              "the part's entity tag.", resource,
+                              fields={"UploadId": upload_id, "PartNumber": number})
+
+
+def _b64sha256(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
 
 class S3Endpoint:
@@ -196,21 +319,20 @@ class S3Endpoint:
         storage: Storage = app.state.workspace_storage
         path = scope["path"][len(S3_PATH):] or "/"
         bucket, _, key = path.lstrip("/").partition("/")
-        key = unquote(key) if "%" in key else key
         head = scope["method"] == "HEAD"
+        body = await request.body()
+        await storage.ready()
+        gate = Gate(app.state.workspace, storage, app.state.settings.api_key, app.state.settings.api_secret)
         try:
-            if bucket:
-                check(app.state.workspace, app.state.settings.api_key, request, bucket, key)
-            elif access_key(request) != app.state.settings.api_key:
-                raise _denied("/")
+            gate.check(request, bucket, key, body)
         except S3Error as error:
-            await request.body()  # read (and drop) the upload before answering
             await error.response(head=head)(scope, receive, send)
             return
-        await storage.ready()
-        body = await request.body()
         environ = _environ(scope, path, body)
         status, headers, content = await anyio.to_thread.run_sync(storage.call, environ)
+        if status < 300 and key:
+            headers, content = storage.composite(scope["method"], bucket, key, request.query_params,
+                                                 headers, content)
         response = Response(b"" if head else content, status_code=status)
         response.raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers
                                 if k.lower() not in ("content-length",)]
