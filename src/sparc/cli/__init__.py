@@ -16,7 +16,7 @@ import click
 from sparc.cli import _logging
 from sparc.cli._errors import BadArgumentLine, SparcGroup, install_hard_stop
 from sparc.cli._o2sparc import o2sparc
-from sparc.cli._pennsieve import datasets, download, files
+from sparc.cli._pennsieve import datasets, download, files, upload
 from sparc.cli._sandbox import sandbox
 from sparc.cli._zinc import zinc
 
@@ -46,7 +46,7 @@ def cli(ctx: click.Context, config_file: str | None, profile: str | None, verbos
     ctx.ensure_object(dict).update(config_file=config_file, profile=profile, verbose=verbose)
 
 
-for command in (datasets, files, download, o2sparc, sandbox, zinc):
+for command in (datasets, files, download, upload, o2sparc, sandbox, zinc):
     cli.add_command(command)
 
 

@@ -1,5 +1,5 @@
-"""``sparc datasets ...``, ``sparc files ...`` and ``sparc download``: Pennsieve Discover
-from the shell. Data goes to stdout (``--json`` for machines), logs and bars to stderr.
+"""``sparc datasets ...``, ``sparc files ...``, ``sparc download`` and ``sparc upload``:
+Pennsieve from the shell. Data goes to stdout (``--json`` for machines), logs and bars to stderr.
 
 Examples::
 
@@ -7,6 +7,10 @@ Examples::
     sparc datasets show 90
     sparc files ls 90 metadata/records
     sparc download 90 metadata/records -o data/
+    sparc datasets mine                      # signed in: PENNSIEVE_API_KEY/_SECRET
+    sparc datasets create "Pilot 3" --description "first pass"
+    sparc upload "Pilot 3" data/ --target-path raw
+    sparc datasets packages "Pilot 3"
 
 Errors are shown as one line by the root group (:mod:`sparc.cli._errors`).
 """
@@ -48,7 +52,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print raw JS
 
 @click.group()
 def datasets() -> None:
-    """Search and inspect published datasets."""
+    """Search and inspect published datasets; list, create and inspect your own."""
 
 
 @datasets.command("search")
@@ -171,3 +175,100 @@ def _report_download(result: Any, as_json: bool, quiet: bool, per_file: bool) ->
                                 + (f"  {why}" if why else "")), err=True)
     if not quiet:
         click.echo(result.summary(), err=True)
+
+
+# -- your own workspace (signed in) ---------------------------------------------------------------
+def _dataset_ref(value: str) -> str | int:
+    """DATASET on the command line: a node id, an integer id or a name."""
+    return int(value) if value.isdigit() else value
+
+
+def _dataset_lines(items: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for d in items:
+        c = d.get("content") or {}
+        lines.append(f"{c.get('intId', ''):>6}  {c.get('id', '')}  {c.get('name', '')}")
+    return lines + [f"({len(items)} dataset{'s' if len(items) != 1 else ''})"]
+
+
+@datasets.command("mine")
+@json_option
+@click.pass_context
+def datasets_mine(ctx: click.Context, as_json: bool) -> None:
+    """List your own datasets (needs PENNSIEVE_API_KEY and PENNSIEVE_API_SECRET)."""
+    _emit(_client(ctx).pennsieve.list_my_datasets(), as_json, _dataset_lines)
+
+
+@datasets.command("create")
+@click.argument("name")
+@click.option("--description", help="The dataset's description.")
+@click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
+@json_option
+@click.pass_context
+def datasets_create(ctx: click.Context, name: str, description: str | None,
+                    tags: tuple[str, ...], as_json: bool) -> None:
+    """Create a dataset in your organization; prints its node id."""
+    d = _client(ctx).pennsieve.create_dataset(name, description=description,
+                                              tags=list(tags) or None)
+    _emit(d, as_json, lambda d: [str((d.get("content") or {}).get("id", ""))])
+
+
+@datasets.command("packages")
+@click.argument("dataset")
+@json_option
+@click.pass_context
+def datasets_packages(ctx: click.Context, dataset: str, as_json: bool) -> None:
+    """List the packages (files and folders) of one of your datasets.
+
+    DATASET is a node id (N:dataset:...), an integer id or a name."""
+    packages = _client(ctx).pennsieve.list_packages(_dataset_ref(dataset))
+    _emit(packages, as_json, lambda ps: [
+        f"{(p.get('content') or {}).get('packageType', ''):<12} "
+        f"{(p.get('content') or {}).get('state', ''):<10} "
+        f"{(p.get('content') or {}).get('nodeId', '')}  {(p.get('content') or {}).get('name', '')}"
+        for p in ps] + [f"({len(ps)} package{'s' if len(ps) != 1 else ''})"])
+
+
+@click.command()
+@click.argument("dataset")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--target-path", default="", help="Folder in the dataset to upload into.")
+@click.option("-j", "--jobs", default=4, show_default=True, type=click.IntRange(1, 64),
+              help="Files (and parts of large files) sent at once.")
+@click.option("--on-conflict", type=click.Choice(["keepBoth", "replace"]), default="keepBoth",
+              show_default=True,
+              help="A file of the same name already there: keep both (the new one renamed "
+                   "'name (1)') or replace it.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line.")
+@click.option("--progress/--no-progress", default=None, hidden=True,
+              help="Force the progress bar on or off (default: when stderr is a terminal).")
+@json_option
+@click.pass_context
+def upload(ctx: click.Context, dataset: str, paths: tuple[str, ...], target_path: str,
+           jobs: int, on_conflict: str, quiet: bool, progress: bool | None,
+           as_json: bool) -> None:
+    """Upload files or folders to one of your datasets, without the Pennsieve Agent.
+
+    DATASET is a node id (N:dataset:...), an integer id or a name. Folders are sent whole,
+    each under its own name. Interrupted? Run the same command again: files already
+    imported are skipped. Exits 1 when any file failed. Example:
+
+    \b
+        sparc upload "My dataset" data/ --target-path raw -j 8
+    """
+    from sparc.cli import _logging
+
+    if quiet:
+        _logging.quiet()
+    result = _client(ctx).pennsieve.upload(
+        _dataset_ref(dataset), list(paths), target_path=target_path, jobs=jobs,
+        on_conflict=on_conflict, progress=False if quiet else progress)
+    if as_json:
+        json.dump(result.to_json(), sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    for path, why in result.failed.items():
+        click.echo(one_line(f"failed  {path}: {why}"), err=True)
+    if not quiet:
+        click.echo(result.summary(), err=True)
+    if result.failed:
+        ctx.exit(1)

@@ -13,6 +13,13 @@ Each key can be overridden by the environment variable of the same name in upper
 
     config = Config.load("config.ini", profile="sandbox")
     config.pennsieve_api_host
+
+Pennsieve sign-in needs ``pennsieve_api_key`` and ``pennsieve_api_secret``. Users of the Pennsieve
+CLI/Agent can point at its own profile file instead: ``pennsieve_profile_file`` (e.g.
+``~/.pennsieve/config.ini``) and ``pennsieve_profile_name`` (a section of that file; default its
+``[global] default_profile``). Its ``api_token``, ``api_secret``, ``api_host`` and ``api2_host``
+fill the settings this profile and the environment leave unset. ``pennsieve_profile_name``
+alone reads ``~/.pennsieve/config.ini`` when that file exists and has the section.
 """
 
 from __future__ import annotations
@@ -29,12 +36,18 @@ from urllib.parse import urlsplit
 
 from sparc.client.errors import ArgumentError, ConfigError
 
-__all__ = ["Config", "DEFAULT_PENNSIEVE_API_HOST", "DEFAULT_O2SPARC_HOST", "SECRET_KEYS",
-           "SECRET_PARAM_WORDS"]
+__all__ = ["Config", "DEFAULT_PENNSIEVE_API_HOST", "DEFAULT_PENNSIEVE_API2_HOST",
+           "DEFAULT_O2SPARC_HOST", "SECRET_KEYS", "SECRET_PARAM_WORDS"]
 
 log = logging.getLogger("sparc.client")
 
 DEFAULT_PENNSIEVE_API_HOST = "https://api.pennsieve.io"
+DEFAULT_PENNSIEVE_API2_HOST = "https://api2.pennsieve.io"
+#: The Pennsieve CLI's and Agent's own profile file.
+PENNSIEVE_CLI_CONFIG = "~/.pennsieve/config.ini"
+#: Pennsieve profile file keys -> our settings.
+_PENNSIEVE_FILE_KEYS = {"api_token": "pennsieve_api_key", "api_secret": "pennsieve_api_secret",
+                        "api_host": "pennsieve_api_host", "api2_host": "pennsieve_api2_host"}
 DEFAULT_O2SPARC_HOST = "https://api.osparc.io"
 DEFAULT_SCICRUNCH_HOST = "https://scicrunch.org/api/1/"
 
@@ -47,7 +60,8 @@ SECRET_KEYS = frozenset(
 #: in logs or errors; here, in a light module, so the CLI can mask logs without loading httpx.
 SECRET_PARAM_WORDS = ("key", "secret", "token", "password", "passwd", "signature", "credential",
                       "auth", "session")
-_HOST_KEYS = ("pennsieve_api_host", "o2sparc_host", "scicrunch_host")
+_HOST_KEYS = ("pennsieve_api_host", "pennsieve_api2_host", "pennsieve_cognito_endpoint",
+              "pennsieve_s3_endpoint", "o2sparc_host", "scicrunch_host")
 
 
 @dataclass(frozen=True)
@@ -63,6 +77,10 @@ class Config(Mapping[str, Any]):
     pennsieve_api_key: str | None = field(default=None, repr=False)
     pennsieve_api_secret: str | None = field(default=None, repr=False)
     pennsieve_profile_name: str | None = None
+    pennsieve_api2_host: str = DEFAULT_PENNSIEVE_API2_HOST
+    pennsieve_cognito_endpoint: str | None = None
+    pennsieve_s3_endpoint: str | None = None
+    pennsieve_profile_file: str | None = None
     o2sparc_host: str = DEFAULT_O2SPARC_HOST
     o2sparc_username: str | None = field(default=None, repr=False)
     o2sparc_password: str | None = field(default=None, repr=False)
@@ -130,6 +148,7 @@ class Config(Mapping[str, Any]):
         given: dict[str, Any] = {k: (str(v) if v is not None else None)
                                  for k, v in merged.items() if k in known}
         extra = {k: str(v) for k, v in merged.items() if k not in known}
+        _apply_pennsieve_file(given)
         for key in _HOST_KEYS:
             host = given.get(key)
             if host is not None:
@@ -189,6 +208,49 @@ def _read_profile(path: Path, profile: str | None) -> tuple[str | None, dict[str
             f"its profiles are: {', '.join(sections) or 'none'}"
         )
     return profile, dict(parser.items(profile))
+
+
+def _apply_pennsieve_file(given: dict[str, Any]) -> None:
+    """Fill unset Pennsieve settings from the Pennsieve CLI's profile file, when named.
+
+    ``pennsieve_profile_file`` given: the file must exist and hold the profile (else
+    :class:`ConfigError`). Only ``pennsieve_profile_name`` given: ``~/.pennsieve/config.ini`` is
+    read when it exists and has that section (older configs named the Agent's profile so).
+    """
+    named = given.get("pennsieve_profile_file")
+    profile = given.get("pennsieve_profile_name") or None
+    if not named and not profile:
+        return
+    path = Path(named or PENNSIEVE_CLI_CONFIG).expanduser()
+    if not named and not path.is_file():
+        return
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with path.open(encoding="utf-8") as handle:
+            parser.read_file(handle)
+    except OSError as exc:
+        raise ConfigError(f"pennsieve_profile_file {str(path)!r} (or $PENNSIEVE_PROFILE_FILE) "
+                          f"cannot be read: {exc.strerror or exc}") from exc
+    except (configparser.Error, UnicodeDecodeError) as exc:
+        raise ConfigError(f"pennsieve_profile_file {str(path)!r} cannot be parsed: "
+                          f"{type(exc).__name__}") from exc  # no text: it may quote a secret
+    if profile is None and parser.has_option("global", "default_profile"):
+        profile = parser.get("global", "default_profile").strip() or None
+    if profile is None or not parser.has_section(profile):
+        if not named:
+            log.debug("%s has no Pennsieve profile [%s]; not using it", path, profile)
+            return
+        sections = [s for s in parser.sections() if s != "global"]
+        raise ConfigError(
+            f"pennsieve_profile_file {str(path)!r} has no profile "
+            f"[{profile or '(none named: set pennsieve_profile_name)'}]; its profiles are: "
+            f"{', '.join(sections) or 'none'}")
+    for file_key, key in _PENNSIEVE_FILE_KEYS.items():
+        value = parser.get(profile, file_key, fallback="").strip()
+        if value and not given.get(key):
+            given[key] = value
+    if not given.get("pennsieve_profile_name"):
+        given["pennsieve_profile_name"] = profile
 
 
 def _check_host(key: str, value: str, source: Path | None) -> str:

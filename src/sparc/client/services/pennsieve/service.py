@@ -9,9 +9,20 @@ Example::
     for node in pennsieve.walk(90, path="metadata"):
         print(node["path"], node["size"])
 
+Signed in (an API key and secret configured; see :mod:`.auth`), the same service reaches
+your own workspace and uploads without the Pennsieve Agent::
+
+    p = SparcClient().pennsieve.connect()     # signs in; a pennsieve 7.x-compatible object
+    pennsieve = SparcClient().pennsieve
+    ds = pennsieve.create_dataset("my dataset")
+    pennsieve.upload(ds["content"]["id"], ["data/"])   # -> UploadResult
+
 The service is composed by job: :class:`DiscoverMixin` (search, datasets, browse, walk; in
-``discover.py``) and :class:`DownloadsMixin` (download, download_file,
-download_version_archive; in ``downloads.py``); this module holds the generic verbs.
+``discover.py``), :class:`DownloadsMixin` (download, download_file,
+download_version_archive; in ``downloads.py``), :class:`AccountMixin` (your datasets and
+packages; ``account.py``) and :class:`UploadMixin` (``upload.py``); this module holds sign-in
+and the generic verbs. Public Discover calls never sign in by themselves; once signed in
+(``connect()`` or any private call) the token goes to the Pennsieve hosts, never elsewhere.
 """
 
 from __future__ import annotations
@@ -23,12 +34,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from sparc.client._http import redact_url
-from sparc.client.config import DEFAULT_PENNSIEVE_API_HOST
+from sparc.client._http import HostBoundAuth, redact_url
+from sparc.client.config import DEFAULT_PENNSIEVE_API2_HOST, DEFAULT_PENNSIEVE_API_HOST
 from sparc.client.errors import ArgumentError, TransportError
 from sparc.client.services._base import ServiceBase
+from sparc.client.services.pennsieve.account import AccountMixin
+from sparc.client.services.pennsieve.auth import CREDENTIAL_HINT, PennsieveAuth
 from sparc.client.services.pennsieve.discover import SEARCH_WINDOW, SERVICE, DiscoverMixin
 from sparc.client.services.pennsieve.downloads import DownloadsMixin
+from sparc.client.services.pennsieve.upload import UploadMixin
 
 __all__ = ["PennsieveService", "SEARCH_WINDOW"]
 
@@ -38,25 +52,75 @@ log = logging.getLogger("sparc.client")
 GARBLED_RETRIES = 2
 #: Absolute URLs on this host go to the configured ``pennsieve_api_host`` instead.
 PRODUCTION_HOST = urlsplit(DEFAULT_PENNSIEVE_API_HOST).hostname
+PRODUCTION_API2_HOST = urlsplit(DEFAULT_PENNSIEVE_API2_HOST).hostname
 
 
-class PennsieveService(DiscoverMixin, DownloadsMixin, ServiceBase):
-    """Pennsieve Discover: search datasets, files and records; browse and download files.
+class PennsieveService(DiscoverMixin, DownloadsMixin, AccountMixin, UploadMixin, ServiceBase):
+    """Pennsieve: Discover (public data, no account) and, signed in, your own datasets and
+    agent-free uploads.
 
-    Every call goes to ``pennsieve_api_host`` (default ``https://api.pennsieve.io``); point it
-    at the SPARC sandbox with ``PENNSIEVE_API_HOST=http://127.0.0.1:<port>``.
+    Every call goes to ``pennsieve_api_host`` (default ``https://api.pennsieve.io``) or, for the
+    upload service, ``pennsieve_api2_host``; point them at the SPARC sandbox with the lines
+    ``sparc sandbox serve`` prints.
     """
+
+    _auth_state: PennsieveAuth | None = None
 
     @property
     def host(self) -> str:
         """The Pennsieve API base URL in use."""
         return self.config.pennsieve_api_host.rstrip("/")
 
-    # -- ServiceBase --------------------------------------------------------------------------
-    def connect(self) -> PennsieveService:
-        """Public Discover calls need no session; returns the service itself."""
-        log.info("Pennsieve Discover at %s (public data, no sign-in needed)", self.host)
+    @property
+    def api2_host(self) -> str:
+        """The Pennsieve API v2 base URL (upload service) in use."""
+        return self.config.pennsieve_api2_host.rstrip("/")
+
+    # -- sign-in ------------------------------------------------------------------------------
+    @property
+    def auth(self) -> PennsieveAuth:
+        """The sign-in state (:class:`~.auth.PennsieveAuth`); nothing is sent until needed."""
+        if self._auth_state is None or self._auth_state._config is not self.config:
+            self._auth_state = PennsieveAuth(self.http, self.config)
+        return self._auth_state
+
+    @property
+    def signed_in(self) -> bool:
+        """True once this service signed in (``connect()`` or a private call)."""
+        return self._auth_state is not None and self._auth_state.signed_in \
+            and self._auth_state._config is self.config
+
+    def sign_in(self) -> PennsieveService:
+        """Sign in now (API key + secret -> Cognito -> bearer token). Raises
+        :class:`~sparc.client.errors.MissingCredentialsError` (naming the settings to add) or
+        :class:`~sparc.client.errors.AuthenticationError` (refused)."""
+        self.auth.current()
         return self
+
+    def _bound_auth(self) -> HostBoundAuth:
+        hosts = {urlsplit(h).hostname or "" for h in (self.host, self.api2_host)}
+        return HostBoundAuth(self.auth, {h for h in hosts if h})
+
+    def private_request(self, method: str, url: str, **kwargs: Any) -> Any:
+        """Like :meth:`request`, signing in first: for calls that need an account."""
+        self.auth.current()
+        return self.request(method, url, **kwargs)
+
+    # -- ServiceBase --------------------------------------------------------------------------
+    def connect(self) -> Any:
+        """Sign in when an API key and secret are configured, and return a pennsieve
+        7.x-compatible object (``p.user.whoami()``, ``p.get_datasets()``,
+        ``p.use_dataset(name)``, ``p.manifest.create(path)``, ``p.manifest.upload()``; see
+        :mod:`.agent`) that also has every method of this service. Without credentials
+        public Discover calls work as before; private ones say which settings to add."""
+        from sparc.client.services.pennsieve.agent import Pennsieve
+
+        if not self.auth.has_credentials:
+            log.info("Pennsieve at %s: public data only, no sign-in (for your own datasets "
+                     "and uploads, %s)", self.host, CREDENTIAL_HINT)
+            return Pennsieve(self, connected=False)
+        self.sign_in()
+        return Pennsieve(self, connected=True)
 
     def info(self) -> str:
         from sparc.client._version import package_version
@@ -76,9 +140,11 @@ class PennsieveService(DiscoverMixin, DownloadsMixin, ServiceBase):
             return f"{self.host}/{url.lstrip('/')}"
         parts = urlsplit(url)
         port = parts.port or {"https": 443, "http": 80}.get(parts.scheme.lower())
-        if (parts.hostname or "").lower() == PRODUCTION_HOST and port in (443, 80):
-            rest = urlunsplit(("", "", parts.path, parts.query, parts.fragment))
-            return self.host + (rest if rest.startswith("/") or not rest else "/" + rest)
+        for production, host in ((PRODUCTION_HOST, self.host),
+                                 (PRODUCTION_API2_HOST, self.api2_host)):
+            if (parts.hostname or "").lower() == production and port in (443, 80):
+                rest = urlunsplit(("", "", parts.path, parts.query, parts.fragment))
+                return host + (rest if rest.startswith("/") or not rest else "/" + rest)
         return url
 
     def request(self, method: str, url: str, **kwargs: Any) -> Any:
@@ -93,6 +159,8 @@ class PennsieveService(DiscoverMixin, DownloadsMixin, ServiceBase):
             raise ArgumentError(f"url must be a URL or a path such as '/discover/datasets/90', "
                                 f"got {type(url).__name__} {url!r}")
         target = self.resolve_url(url)
+        if self.signed_in and "auth" not in kwargs:
+            kwargs["auth"] = self._bound_auth()
         rereadable = method.upper() in ("GET", "HEAD", "OPTIONS") or bool(kwargs.get("idempotent"))
         for attempt in range(GARBLED_RETRIES + 1):
             response = self.http.request(method, target, service=SERVICE, **kwargs)
