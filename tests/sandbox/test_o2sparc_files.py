@@ -1,0 +1,181 @@
+"""o²S²PARC files: chunked upload (links, S3 parts, complete/abort), legacy multipart, search, download."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+
+import httpx
+import pytest
+from o2sparc_helpers import anonymous_fixture, api_fixture, auth_fixture, upload  # noqa: F401
+
+
+def test_chunked_upload_then_get_download_search_delete(api: httpx.Client) -> None:
+    data = b"0123456789" * 1000
+    sha = hashlib.sha256(data).hexdigest()
+    user_file = {"filename": "digits.txt", "filesize": len(data), "sha256_checksum": sha}
+    links = api.post("/v0/files/content", json=user_file).json()
+    schema = links["upload_schema"]
+    assert schema["chunk_size"] == len(data) and len(schema["urls"]) == 1  # under 100 MiB: one PUT
+    assert schema["links"] == {"abort_upload": f"/v0/files/{links['file_id']}:abort",
+                               "complete_upload": f"/v0/files/{links['file_id']}:complete"}
+    put = httpx.put(schema["urls"][0], content=data)  # presigned: no auth
+    assert put.status_code == 200
+    etag = put.headers["etag"]
+    assert etag.startswith('"') and json.loads(etag) == hashlib.md5(data).hexdigest()
+    done = api.post(schema["links"]["complete_upload"],
+                    json={"client_file": user_file, "uploaded_parts": {"parts": [{"number": 1, "e_tag": json.loads(etag)}]}})
+    file = done.json()
+    assert file == {"id": links["file_id"], "filename": "digits.txt", "content_type": "text/plain",
+                    "checksum": sha, "e_tag": hashlib.md5(data).hexdigest()}
+    assert api.get(f"/v0/files/{file['id']}").json() == file
+    assert file in api.get("/v0/files").json()
+
+    content = api.get(f"/v0/files/{file['id']}/content")
+    assert content.status_code == 307
+    assert httpx.get(content.headers["location"]).content == data
+
+    page = api.get("/v0/files:search", params={"sha256_checksum": sha}).json()
+    assert page["items"] == [file] and page["total"] == 1 and page["links"]["next"] is None
+    by_id = api.get("/v0/files:search", params={"file_id": file["id"]}).json()
+    assert by_id["items"] == [file]
+
+    gone = api.delete(f"/v0/files/{file['id']}")
+    assert gone.status_code == 200 and gone.json() is None
+    for path in (f"/v0/files/{file['id']}", f"/v0/files/{file['id']}/content"):
+        r = api.get(path)
+        assert r.status_code == 404
+        assert r.json()["errors"] == [f"File with identifier {file['id']} not found"]
+    assert api.delete(f"/v0/files/{file['id']}").status_code == 404
+    assert api.get("/v0/files:search", params={"sha256_checksum": sha}).json()["total"] == 0
+
+
+def test_each_upload_gets_a_new_id(api: httpx.Client) -> None:
+    first, second = upload(api, b"same", "same.txt"), upload(api, b"same", "same.txt")
+    assert first["id"] != second["id"] and first["checksum"] == second["checksum"]
+    hits = api.get("/v0/files:search", params={"sha256_checksum": first["checksum"]}).json()["items"]
+    assert {h["id"] for h in hits} >= {first["id"], second["id"]}
+
+
+def test_search_pages_follow_links(api: httpx.Client) -> None:
+    data = uuid.uuid4().bytes
+    ids = {upload(api, data, f"p{i}.bin")["id"] for i in range(3)}
+    sha = hashlib.sha256(data).hexdigest()
+    seen, page = [], api.get("/v0/files:search", params={"sha256_checksum": sha, "limit": 2}).json()
+    assert page["total"] == 3 and page["links"]["prev"] is None
+    while True:
+        seen += [f["id"] for f in page["items"]]
+        if page["links"]["next"] is None:
+            break
+        page = api.get(page["links"]["next"]).json()
+    assert set(seen) == ids and len(seen) == 3
+    assert page["links"]["prev"] is not None and page["links"]["self"] == page["links"]["last"]
+    beyond = api.get("/v0/files:search", params={"sha256_checksum": sha, "offset": 4})
+    assert beyond.status_code == 404
+
+
+@pytest.mark.parametrize("params, loc", [({"sha256_checksum": "abc"}, ["query", "sha256_checksum"]),
+                                          ({"file_id": "x"}, ["query", "file_id"]),
+                                          ({"limit": 51}, ["query", "limit"]),
+                                          ({"limit": 0}, ["query", "limit"]),
+                                          ({"offset": -1}, ["query", "offset"]),
+                                          ({"limit": "ten"}, ["query", "limit"])])
+def test_search_422(api: httpx.Client, params: dict[str, object], loc: list[str]) -> None:
+    r = api.get("/v0/files:search", params=params)
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == loc
+
+
+def test_large_file_gets_multipart_links_then_abort(api: httpx.Client) -> None:
+    size = 250 * 2**20
+    user_file = {"filename": "big.bin", "filesize": size, "sha256_checksum": "a" * 64}
+    links = api.post("/v0/files/content", json=user_file).json()
+    schema = links["upload_schema"]
+    assert schema["chunk_size"] == 10 * 2**20 and len(schema["urls"]) == 25
+    assert all("uploadId=" in u and f"partNumber={i}" in u for i, u in enumerate(schema["urls"], 1))
+    aborted = api.post(schema["links"]["abort_upload"], json={"client_file": user_file})
+    assert aborted.status_code == 200 and aborted.json() is None
+    r = httpx.put(schema["urls"][0], content=b"x")
+    assert r.status_code == 404 and b"NoSuchUpload" in r.content
+
+
+def test_complete_with_a_wrong_etag_or_missing_part_is_409(api: httpx.Client) -> None:
+    data = b"hello"
+    user_file = {"filename": "h.txt", "filesize": 5, "sha256_checksum": hashlib.sha256(data).hexdigest()}
+    links = api.post("/v0/files/content", json=user_file).json()
+    complete = links["upload_schema"]["links"]["complete_upload"]
+    body = {"client_file": user_file, "uploaded_parts": {"parts": [{"number": 1, "e_tag": "0" * 32}]}}
+    assert api.post(complete, json=body).status_code == 409  # nothing uploaded yet
+    etag = json.loads(httpx.put(links["upload_schema"]["urls"][0], content=data).headers["etag"])
+    assert api.post(complete, json=body).status_code == 409  # wrong e_tag
+    body["uploaded_parts"]["parts"][0]["e_tag"] = etag
+    assert api.post(complete, json=body).json()["id"] == links["file_id"]
+
+
+@pytest.mark.parametrize("body, loc", [
+    ({"filesize": 1, "sha256_checksum": "0" * 64}, ["body", "filename"]),
+    ({"filename": "a", "filesize": -1, "sha256_checksum": "0" * 64}, ["body", "filesize"]),
+    ({"filename": "a", "filesize": 1, "sha256_checksum": "zz"}, ["body", "sha256_checksum"]),
+])
+def test_upload_links_422(api: httpx.Client, body: dict[str, object], loc: list[str]) -> None:
+    r = api.post("/v0/files/content", json=body)
+    assert r.status_code == 422 and loc in [e["loc"] for e in r.json()["errors"]]
+
+
+def test_complete_and_abort_422_and_404(api: httpx.Client) -> None:
+    missing = str(uuid.uuid4())
+    user_file = {"filename": "a", "filesize": 1, "sha256_checksum": "0" * 64}
+    r = api.post(f"/v0/files/{missing}:complete", json={"client_file": user_file})
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["body", "uploaded_parts"]
+    r = api.post(f"/v0/files/{missing}:complete",
+                 json={"client_file": user_file, "uploaded_parts": {"parts": [{"number": 0, "e_tag": "x"}]}})
+    assert r.status_code == 422
+    r = api.post(f"/v0/files/{missing}:complete",
+                 json={"client_file": user_file, "uploaded_parts": {"parts": [{"number": 1, "e_tag": "x"}]}})
+    assert r.status_code == 404
+    assert api.post(f"/v0/files/{missing}:abort", json={}).status_code == 422
+    assert api.post("/v0/files/nope:abort", json={"client_file": user_file}).status_code == 422
+
+
+def test_presigned_urls_are_checked(api: httpx.Client) -> None:
+    file = upload(api, b"secret bytes", "s.txt")
+    url = api.get(f"/v0/files/{file['id']}/content").headers["location"]
+    tampered = url.replace("X-Amz-Signature=", "X-Amz-Signature=0")
+    r = httpx.get(tampered)
+    assert r.status_code == 403 and b"SignatureDoesNotMatch" in r.content
+    assert httpx.put(url, content=b"x").status_code == 403  # signed for GET only
+    ok = httpx.get(url)
+    assert ok.status_code == 200 and ok.content == b"secret bytes"
+    assert 's.txt' in ok.headers["content-disposition"]
+
+
+def test_a_changed_query_breaks_the_signature(api: httpx.Client) -> None:
+    user_file = {"filename": "c.txt", "filesize": 4, "sha256_checksum": "0" * 64}
+    url = api.post("/v0/files/content", json=user_file).json()["upload_schema"]["urls"][0]
+    r = httpx.put(url + "&partNumber=2", content=b"abcd")
+    assert r.status_code == 403 and b"SignatureDoesNotMatch" in r.content
+
+
+def test_legacy_multipart_upload(api: httpx.Client) -> None:
+    data = b"legacy upload \x00\xff"
+    r = api.put("/v0/files/content", files={"file": ("legacy.bin", data, "application/octet-stream")})
+    assert r.status_code == 200
+    file = r.json()
+    assert file["filename"] == "legacy.bin" and file["checksum"] == hashlib.sha256(data).hexdigest()
+    assert file["e_tag"] == hashlib.md5(data).hexdigest()
+    again = api.put("/v0/files/content", files={"file": ("legacy.bin", data)}).json()
+    assert again["id"] != file["id"]
+    location = api.get(f"/v0/files/{file['id']}/content").headers["location"]
+    assert httpx.get(location).content == data
+
+
+def test_legacy_upload_without_file_field_is_422(api: httpx.Client) -> None:
+    r = api.put("/v0/files/content", files={"other": ("x.txt", b"x")})
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["body", "file"]
+    assert api.put("/v0/files/content", content=b"raw").status_code == 422
+
+
+def test_malformed_file_id_is_422(api: httpx.Client) -> None:
+    for path in ("/v0/files/nope", "/v0/files/nope/content"):
+        r = api.get(path)
+        assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["path", "file_id"]
