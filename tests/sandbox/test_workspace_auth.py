@@ -13,7 +13,14 @@ from workspace_helpers import KEY, SECRET, Signed, initiate_auth, jwt_claims
 from sparc.sandbox.process import SandboxProcess
 from sparc.sandbox.server import create_app
 from sparc.sandbox.settings import SandboxSettings
-from sparc.sandbox.workspace.embargo import DENIED, GRANTED_ACCESS, INVALID_TOKEN, SIGNED_OUT, embargo_access, embargo_decision
+from sparc.sandbox.workspace.embargo import (
+    DENIED,
+    GRANTED_ACCESS,
+    INVALID_TOKEN,
+    SIGNED_OUT,
+    embargo_access,
+    embargo_decision,
+)
 from sparc.sandbox.workspace.tokens import INVALID, signed_in_user
 
 PRIVATE = ["/user", "/datasets", "/datasets/paginated"]
