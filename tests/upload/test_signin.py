@@ -1,0 +1,149 @@
+"""Sign-in as production does it (cognito-config -> Cognito InitiateAuth -> bearer token), against
+the sandbox: public calls stay anonymous, the token goes only to the Pennsieve hosts, renewal
+before expiry and once after a 401, and credentials errors that name the settings to fix."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import pytest
+from upload_helpers import use_sandbox
+
+from sparc.client import SparcClient
+from sparc.client.errors import AuthenticationError, ConfigError, MissingCredentialsError
+from sparc.sandbox.process import SandboxProcess
+
+
+def _cognito_calls(sb: SandboxProcess) -> int:
+    return sum(n for route, n in sb.stats()["requests"].items() if "/cognito" in route)
+
+
+def test_public_calls_do_not_sign_in(own_sandbox: SandboxProcess) -> None:
+    with SparcClient(connect=False) as client:
+        assert client.pennsieve.list_datasets(limit=1)["datasets"]
+        client.pennsieve.get_dataset(90)
+        assert not client.pennsieve.signed_in
+    assert _cognito_calls(own_sandbox) == 0
+
+
+def test_connect_signs_in_and_whoami(ws: SparcClient, capsys: pytest.CaptureFixture[str]) -> None:
+    p = ws.pennsieve.connect()
+    assert capsys.readouterr().out == "Please set the dataset with use_dataset([name])\n"
+    assert ws.pennsieve.signed_in
+    me = p.user.whoami()
+    assert me.id.startswith("N:user:") and me.organization_id.startswith("N:organization:")
+    assert me.api_host == ws.pennsieve.host and me.api2_host == ws.pennsieve.api2_host
+    assert me.token_expire > time.time() + 60
+    assert "session_token" not in me.keys()
+    assert ws.pennsieve.whoami()["email"]
+    # once signed in, Discover calls carry the token and still work
+    assert p.list_datasets(limit=1)["datasets"]
+
+
+def test_token_is_sent_only_to_the_pennsieve_hosts(ws: SparcClient, sandbox: SandboxProcess
+                                                   ) -> None:
+    p = ws.pennsieve
+    p.sign_in()
+    assert p.get("/user")["id"].startswith("N:user:")  # a private route: the token went there
+    # the same server under another host name is another host: no token, so 401
+    other = sandbox.url.replace("127.0.0.1", "localhost")
+    assert other != sandbox.url
+    with pytest.raises(AuthenticationError):
+        p.get(f"{other}/user")
+
+
+def test_wrong_secret_is_a_typed_error_without_the_secret(
+        sandbox: SandboxProcess, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    use_sandbox(sandbox, monkeypatch, tmp_path)
+    wrong = "not-the-secret-0123456789abcdef0123456789"
+    monkeypatch.setenv("PENNSIEVE_API_SECRET", wrong)
+    caplog.set_level(logging.DEBUG)
+    with SparcClient(connect=False) as client, pytest.raises(AuthenticationError) as info:
+        client.pennsieve.connect()
+    text = f"{info.value} {info.value!r} {info.value.body} {caplog.text}"
+    assert wrong not in text
+    assert "pennsieve_api_secret" in str(info.value) and "PENNSIEVE_API_SECRET" in str(info.value)
+    assert "Incorrect username or password" in str(info.value)
+
+
+def test_missing_credentials_keeps_public_data_and_names_the_settings(
+        sandbox: SandboxProcess, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    use_sandbox(sandbox, monkeypatch, tmp_path)
+    monkeypatch.delenv("PENNSIEVE_API_KEY")
+    monkeypatch.delenv("PENNSIEVE_API_SECRET")
+    with SparcClient(connect=False) as client:
+        p = client.pennsieve.connect()
+        assert p.list_datasets(limit=1)["datasets"]  # public data as before
+        for call in (p.user.whoami, client.pennsieve.list_my_datasets,
+                     lambda: client.pennsieve.create_dataset("x")):
+            with pytest.raises(MissingCredentialsError) as info:
+                call()
+            assert "pennsieve_api_key" in str(info.value)
+            assert "PENNSIEVE_API_SECRET" in str(info.value)
+        assert not client.pennsieve.signed_in
+
+
+def test_secrets_and_tokens_never_logged_or_shown(ws: SparcClient, sandbox: SandboxProcess,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    p = ws.pennsieve
+    p.connect()
+    p.list_my_datasets()
+    session = p.auth.session
+    assert session is not None
+    shown = " ".join([caplog.text, repr(ws.config), str(ws.config), repr(p.auth), repr(session),
+                      repr(p.connect()), repr(p.connect().user.whoami())])
+    for secret in (sandbox.env["PENNSIEVE_API_SECRET"], session.token):
+        assert secret not in shown
+
+
+def test_renews_before_expiry(own_sandbox: SandboxProcess) -> None:
+    own_sandbox.get_json("/_workspace/lifetimes", "PUT", {"access_token": 2})
+    with SparcClient(connect=False) as client:
+        p = client.pennsieve
+        p.sign_in()
+        first = p.auth.session
+        assert first is not None and first.lifetime <= 2
+        p.list_my_datasets()  # within the first half of the life: same token
+        assert p.auth.sign_ins == 1
+        time.sleep(1.1)  # past half of a 2 s life: renewed before use, no 401 needed
+        before = own_sandbox.stats()["requests"]
+        p.list_my_datasets()
+        assert p.auth.sign_ins == 2 and p.auth.session is not first
+        after = own_sandbox.stats()["requests"]
+        assert after.get("GET /datasets", 0) == before.get("GET /datasets", 0) + 1
+
+
+def test_renews_once_after_a_401(own_sandbox: SandboxProcess) -> None:
+    with SparcClient(connect=False) as client:
+        p = client.pennsieve
+        p.sign_in()
+        assert p.list_my_datasets() == []
+        own_sandbox.get_json("/_workspace/expire-tokens", "POST")  # revoked server-side
+        assert p.create_dataset("after-expiry")["content"]["name"] == "after-expiry"
+        assert p.auth.sign_ins == 2
+        assert [d["content"]["name"] for d in p.list_my_datasets()] == ["after-expiry"]
+
+
+def test_pennsieve_cli_profile_file(sandbox: SandboxProcess, monkeypatch: pytest.MonkeyPatch,
+                                    tmp_path: Path) -> None:
+    use_sandbox(sandbox, monkeypatch, tmp_path)
+    for name in ("PENNSIEVE_API_KEY", "PENNSIEVE_API_SECRET", "PENNSIEVE_API_HOST",
+                 "PENNSIEVE_API2_HOST"):
+        monkeypatch.delenv(name)
+    profile = tmp_path / "pennsieve-config.ini"
+    profile.write_text(
+        "[global]\ndefault_profile = other\n\n[other]\napi_token = x\napi_secret = y\n\n"
+        f"[sbx]\napi_token = {sandbox.env['PENNSIEVE_API_KEY']}\n"
+        f"api_secret = {sandbox.env['PENNSIEVE_API_SECRET']}\napi_host = {sandbox.url}\n"
+        f"api2_host = {sandbox.url}\n")
+    settings = {"pennsieve_profile_file": str(profile), "pennsieve_profile_name": "sbx"}
+    with SparcClient(connect=False, config=settings) as client:
+        assert client.pennsieve.host == sandbox.url
+        assert client.pennsieve.whoami()["id"].startswith("N:user:")
+        assert sandbox.env["PENNSIEVE_API_SECRET"] not in repr(client.config)
+    with pytest.raises(ConfigError, match="no profile \\[nope\\]"):
+        SparcClient(connect=False, config={**settings, "pennsieve_profile_name": "nope"})
