@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -49,8 +50,7 @@ def test_whole_protocol_with_put_object(ws: Signed) -> None:
     ids = {p: str(uuid.uuid4()) for p in data}
     reply = ws.register(ds, manifest, [(p.rpartition("/")[0], p.rpartition("/")[2], u) for p, u in ids.items()])
     assert reply["manifest_node_id"] == manifest and reply["nr_files_updated"] == 2
-    assert sorted(reply["updated_files"], key=lambda f: f["upload_id"]) == sorted(
-        [{"upload_id": u, "status": 1} for u in ids.values()], key=lambda f: f["upload_id"])
+    assert {f["upload_id"]: f["status"] for f in reply["updated_files"]} == {u: 1 for u in ids.values()}
 
     creds = ws.credentials(ds, manifest)
     intid = ws.get(f"/datasets/{ds}").json()["content"]["intId"]
@@ -134,7 +134,7 @@ def test_multipart_upload_with_sha256_parts(ws: Signed) -> None:
     assert [p["content"]["name"] for p in ws.packages(ds)] == ["big", "data.bin"]
 
 
-def test_managed_transfer_upload_file(ws: Signed, tmp_path: pytest.TempPathFactory) -> None:
+def test_managed_transfer_upload_file(ws: Signed, tmp_path: Path) -> None:
     """boto3's own multipart transfer (upload_file) with SHA-256 works against the storage."""
     from boto3.s3.transfer import TransferConfig
 
@@ -144,7 +144,7 @@ def test_managed_transfer_upload_file(ws: Signed, tmp_path: pytest.TempPathFacto
     ws.register(ds, manifest, [("", "managed.bin", upload_id)])
     creds = ws.credentials(ds, manifest)
     data = os.urandom(10 * MiB + 7)
-    source = tmp_path / "managed.bin"  # type: ignore[operator]
+    source = tmp_path / "managed.bin"
     source.write_bytes(data)
     key = f"{creds['keyPrefix']}/{upload_id}"
     ws.s3(creds).upload_file(str(source), creds["bucket"], key, ExtraArgs={"ChecksumAlgorithm": "SHA256"},
