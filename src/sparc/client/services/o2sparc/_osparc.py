@@ -160,10 +160,12 @@ def retry_class() -> type:
 class Session:
     """An ``osparc.ApiClient`` with its API objects, built from :class:`Settings`."""
 
-    def __init__(self, settings: Settings, api_client: Any = None) -> None:
+    def __init__(self, settings: Settings, api_client: Any = None, http: Any = None) -> None:
         osparc = load_osparc()
         self.settings = settings
         self.osparc = osparc
+        #: the client's :class:`~sparc.client._http.HttpCore`, for plain file downloads
+        self.http = http
         if api_client is None:
             settings.check()
             configuration = osparc.Configuration(host=settings.host, username=settings.username,

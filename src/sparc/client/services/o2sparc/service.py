@@ -84,7 +84,7 @@ class O2SparcService(ServiceBase):
             if self._session is None or self._session.settings != settings:
                 if self._session is not None:
                     self._session.close()
-                self._session = Session(settings)
+                self._session = Session(settings, http=self.http)
             return self._session
 
     # -- ServiceBase --------------------------------------------------------------------------

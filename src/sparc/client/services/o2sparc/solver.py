@@ -19,6 +19,7 @@ import shutil
 import tempfile
 import threading
 import time
+import uuid
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
@@ -175,9 +176,11 @@ class O2SparcSolver:
             raise UnexpectedResponseError(f"uploading {path} failed: {exc or type(exc).__name__}"
                                           ) from exc
 
-    def _create(self, checked: Mapping[str, Any]) -> str:
+    def _create(self, checked: Mapping[str, Any], uploaded: dict[Path, Any] | None = None
+                ) -> str:
+        """Upload the file inputs (those not in ``uploaded`` already) and create the job."""
         osparc = self._session.osparc
-        uploaded: dict[Path, Any] = {}
+        uploaded = {} if uploaded is None else uploaded
         values: dict[str, Any] = {}
         for name, value in checked.items():
             if isinstance(value, Path):
@@ -298,13 +301,31 @@ class O2SparcSolver:
         if name in used:
             name = f"{output_name}_{name}"
         used.add(name)
-        url = f"{self._session.settings.host}/v0/files/{file.id}/content"
-        with translated("GET", url):
-            tmp = self._session.files.download_file(
-                file_id=str(file.id), destination_folder=folder,
-                timeout_seconds=self._session.transfer_timeout)
+        session = self._session
+        url = f"{session.settings.host}/v0/files/{file.id}/content"
         target = folder / name
-        os.replace(tmp, target)
+        if session.http is None:  # a solver made from a bare osparc.ApiClient
+            with translated("GET", url):
+                tmp = session.files.download_file(
+                    file_id=str(file.id), destination_folder=folder,
+                    timeout_seconds=session.transfer_timeout)
+            os.replace(tmp, target)
+            return target
+        # The client's pooled HTTP core: one request (307 to storage, followed), credentials
+        # only for the API host, retries before the body, a temporary name until complete.
+        # (osparc's download_file builds a new async client, TLS context included, per file.)
+        import httpx
+
+        auth = httpx.BasicAuth(session.settings.username or "", session.settings.password or "")
+        tmp = folder / f".{name}.{uuid.uuid4().hex[:8]}.incomplete"
+        try:
+            with session.http.stream("GET", url, service="o2sparc", auth=auth) as response, \
+                    tmp.open("wb") as out:
+                for chunk in response.iter_bytes(1 << 20):
+                    out.write(chunk)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
         return target
 
     def _logfile(self, job_id: str) -> Path:
@@ -458,22 +479,29 @@ class O2SparcSolver:
             return []
         deadline = time.monotonic() + timeout if timeout is not None else None
         fractions = [0.0] * count
+        finished = [False] * count
         lock = threading.Lock()
         stop = threading.Event()
         bar = _progress_bar(progress, total=count, unit="job",
-                            desc=f"{_short_key(self.key)} x{count}")
+                            desc=f"{_short_key(self.key)} x{count}",
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix} "
+                                       "[{elapsed}<{remaining}]")
+        if bar is not None:
+            bar.set_postfix_str(f"0/{count} done", refresh=True)
 
         def report(index: int, status: JobStatus) -> None:
             with lock:
                 fractions[index] = 1.0 if status.done else status.progress
+                finished[index] = status.done
                 if bar is not None:
-                    bar.n = round(sum(fractions), 2)
+                    bar.n = round(sum(fractions), 3)
+                    bar.set_postfix_str(f"{sum(finished)}/{count} done", refresh=False)
                     bar.refresh()
 
         def one(index: int) -> dict[str, Any]:
             if stop.is_set():
                 raise KeyboardInterrupt
-            job_id = self._create(checked[index])
+            job_id = self._create(checked[index], uploads)
             self.start_job(job_id)
             status = self._poll(job_id, None, lambda s: report(index, s), stop, deadline)
             if status.state in FAILED_STATES:
@@ -485,7 +513,13 @@ class O2SparcSolver:
         failures: dict[int, BaseException] = {}
         pool = ThreadPoolExecutor(max_workers=min(max_concurrency, count),
                                   thread_name_prefix="o2sparc-map")
+        # each distinct input file is uploaded once, before any job is created
+        files = {value.resolve(): value for inputs_ in checked for value in inputs_.values()
+                 if isinstance(value, Path)}
+        uploads: dict[Path, Any] = {}
         try:
+            for resolved, future in [(r, pool.submit(self._upload, p)) for r, p in files.items()]:
+                uploads[resolved] = future.result()
             pending: dict[Future[dict[str, Any]], int] = {
                 pool.submit(one, index): index for index in range(count)}
             while pending:

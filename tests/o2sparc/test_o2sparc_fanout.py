@@ -1,0 +1,105 @@
+"""``solver.map``: many jobs with bounded concurrency, one progress bar, results in input order."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import CSV_STATS
+
+from sparc.client.services.o2sparc import (
+    FanOutError,
+    InvalidJobInputError,
+    JobFailedError,
+    O2SparcService,
+    O2SparcSolver,
+)
+from sparc.sandbox.process import SandboxProcess
+
+JOB_ROUTE = "POST /v0/solvers/{solver_key}/releases/{version}/jobs"
+
+
+def _tables(tmp_path: Path, count: int) -> list[Path]:
+    paths = []
+    for i in range(count):
+        path = tmp_path / f"table_{i}.csv"
+        path.write_text("v\n" + "".join(f"{i}\n" for _ in range(i + 1)))
+        paths.append(path)
+    return paths
+
+
+def test_twenty_jobs_results_in_input_order(o2sparc: O2SparcService, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    solver = o2sparc.get_solver(CSV_STATS, "1.0.0")
+    tables = _tables(tmp_path, 20)
+    results = solver.map([{"input_1": t} for t in tables], max_concurrency=6,
+                         output_dir=tmp_path / "out")
+    assert len(results) == 20
+    for i, result in enumerate(results):
+        assert result["output_2"] == i + 1  # the row count tells which input it came from
+        assert result["output_1"] == tmp_path / "out" / str(i) / "summary.csv"
+        assert result["output_1"].read_text().splitlines()[1].startswith(f"v,{i + 1},{i}.0")
+    err = capsys.readouterr().err
+    assert "20/20 done" in err and "100%" in err and "x20" in err  # one combined bar
+
+
+def test_twenty_sleeper_jobs(sleeper: O2SparcSolver, number_file: Path) -> None:
+    results = sleeper.map([{"input_1": number_file, "input_2": 1, "input_3": 0}] * 20,
+                          max_concurrency=8, progress=False)
+    assert len(results) == 20
+    assert all(isinstance(r["output_1"], Path) and r["output_1"].is_file() for r in results)
+    assert len({r["output_1"] for r in results}) == 20  # each job's file downloaded apart
+
+
+def test_concurrency_is_bounded(timed_sandbox: SandboxProcess, timed_sleeper: O2SparcSolver,
+                                number_file: Path) -> None:
+    seen = []
+    stop = threading.Event()
+
+    def watch() -> None:  # how many jobs run at once, seen from the server's listing
+        while not stop.is_set():
+            jobs = timed_sleeper.list_jobs()
+            running = sum(1 for j in jobs[:12] if not timed_sleeper.job_done(j.id))
+            seen.append(running)
+            time.sleep(0.3)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        results = timed_sleeper.map([{"input_1": number_file, "input_2": 1}] * 6,
+                                    max_concurrency=2, progress=False)
+    finally:
+        stop.set()
+        watcher.join()
+    assert len(results) == 6
+    assert max(seen) <= 2 and max(seen) >= 1
+
+
+def test_a_failure_is_reported_after_all_jobs_ended(sleeper: O2SparcSolver,
+                                                    number_file: Path) -> None:
+    inputs = [{"input_1": number_file, "input_3": i == 2} for i in range(5)]
+    with pytest.raises(FanOutError) as err:
+        sleeper.map(inputs, max_concurrency=3, progress=False)
+    assert set(err.value.failures) == {2}
+    assert isinstance(err.value.failures[2], JobFailedError)
+    assert err.value.results[2] is None
+    assert all(isinstance(err.value.results[i], dict) for i in (0, 1, 3, 4))
+    assert "inputs[2]" in str(err.value)
+    mixed = sleeper.map(inputs, max_concurrency=3, progress=False, return_exceptions=True)
+    assert isinstance(mixed[2], JobFailedError) and isinstance(mixed[4], dict)
+
+
+def test_every_input_set_is_checked_before_any_job(sandbox: SandboxProcess,
+                                                   sleeper: O2SparcSolver,
+                                                   number_file: Path) -> None:
+    before = sandbox.stats()["requests"].get(JOB_ROUTE, 0)
+    inputs = [{"input_1": number_file}] * 3 + [{"input_1": number_file, "input_2": "x"}]
+    with pytest.raises(InvalidJobInputError) as err:
+        sleeper.map(inputs)
+    assert str(err.value).startswith("inputs[3]: ") and err.value.name == "input_2"
+    assert sandbox.stats()["requests"].get(JOB_ROUTE, 0) == before
+    with pytest.raises(InvalidJobInputError, match="max_concurrency"):
+        sleeper.map([{"input_1": number_file}], max_concurrency=0)
+    assert sleeper.map([]) == []
