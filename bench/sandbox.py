@@ -1,18 +1,32 @@
-"""The sandbox must never be the bottleneck: start-up time and content streaming speed.
+"""The sandbox must never be the bottleneck: request rates against a bare app, the manifest, start-up.
 
-Prints, each against a baseline measured in the same run:
+Prints, each against a baseline measured in the same run (medians of interleaved rounds; on a
+shared machine, trust the CPU figures over the rates):
+
+* requests/s and p50/p99 latency at 1, 16 and 64 concurrent keep-alive clients, for a Discover
+  dataset (``GET /discover/datasets/90``) and a 4 KiB range of a generated 1 GiB asset, against a
+  bare Starlette app serving the same body from the same uvicorn (httptools, uvloop) (target:
+  >= 0.8x at 1 and 16 clients); beside them, server CPU microseconds per request (sandbox vs
+  bare) and the sandbox's share of the CPU the run used (sandbox + load generator);
+* a download-manifest naming 2,000 explicit paths of dataset 318 (target: <= 0.2 s), and the
+  same files named by their folders;
+* generated content: a 4 KiB range vs a whole 1 MiB block, and GB/s vs a plain copy;
 * start-up of ``sparc sandbox serve --port 0`` (fresh data folder, then reused) vs a bare
-  interpreter start (target: under 2 s);
-* generated file content, in-process on one core, vs copying the same bytes (target: well over
-  1 GB/s);
-* the 1 GiB file over HTTP through a raw socket reader (no client-side parsing).
+  interpreter start (target: under 2 s); the 1 GiB file through a raw socket reader.
 
-Run: ``python bench/sandbox.py``.
+The load generator is this script run as ``--load URL CLIENTS SECONDS [RANGE]`` (asyncio, raw
+sockets, one process); the bare app is ``--bare BODYFILE`` (prints its URL). Other benchmarks
+read the sandbox's CPU the same way: ``GET /_sandbox/process`` (``pid``, ``cpu_seconds``).
+
+Run: ``python bench/sandbox.py`` (about two minutes).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import resource
 import shutil
 import socket
 import statistics
@@ -21,16 +35,244 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
-from sparc.sandbox.catalogue.content import BLOCK_SIZE, _block, iter_generated
-from sparc.sandbox.process import SandboxProcess
-
 GIB = 1 << 30
+CONCURRENCY = (1, 16, 64)
+ROUNDS = 3
+SECONDS = 1.5  # per round and client count
+RANGE = "bytes=1048576-1052671"  # 4 KiB inside block 1 of the generated 1 GiB file
+BIG_FILE = "files/primary/sub-1/sam-1/recording_full.dat"  # dataset 90 version 1
+
+
+# ---- the load generator (child process) ----------------------------------------------------------
+async def _client(host: str, port: int, request: bytes, deadline: float, latencies: list[float],
+                  errors: list[bytes]) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    clock = time.perf_counter
+    try:
+        while clock() < deadline:
+            started = clock()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            if not head.startswith((b"HTTP/1.1 200", b"HTTP/1.1 206")):
+                errors.append(head[:60])
+            at = head.lower().find(b"content-length:")
+            await reader.readexactly(int(head[at + 15:head.index(b"\r\n", at)]))
+            latencies.append(clock() - started)
+    finally:
+        writer.close()
+
+
+async def _load(url: str, clients: int, seconds: float, byte_range: str | None) -> dict[str, Any]:
+    parts = urlsplit(url)
+    assert parts.hostname and parts.port
+    target = parts.path + ("?" + parts.query if parts.query else "")
+    extra = f"Range: {byte_range}\r\n" if byte_range else ""
+    request = f"GET {target} HTTP/1.1\r\nHost: {parts.netloc}\r\n{extra}\r\n".encode()
+    latencies: list[float] = []
+    errors: list[bytes] = []
+    started = time.perf_counter()
+    await asyncio.gather(*(_client(parts.hostname, parts.port, request, started + seconds, latencies, errors)
+                           for _ in range(clients)))
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {"requests": len(latencies), "seconds": elapsed, "errors": [e.decode("latin-1") for e in errors[:3]],
+            "p50": latencies[len(latencies) // 2], "p99": latencies[int(len(latencies) * 0.99)],
+            "cpu": usage.ru_utime + usage.ru_stime}
+
+
+def load_main(argv: list[str]) -> None:
+    try:
+        import uvloop  # the cheapest client loop there is: the server stays the thing measured
+
+        uvloop.install()
+    except ImportError:
+        pass
+    url, clients, seconds = argv[0], int(argv[1]), float(argv[2])
+    print(json.dumps(asyncio.run(_load(url, clients, seconds, argv[3] if len(argv) > 3 else None))))
+
+
+# ---- the bare app (child process) ----------------------------------------------------------------
+def bare_main(argv: list[str]) -> None:
+    """A bare Starlette app answering every GET with the bytes of ``argv[0]``, on the same uvicorn."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    body = Path(argv[0]).read_bytes()
+    media = argv[1] if len(argv) > 1 else "application/json"
+
+    async def endpoint(request: Request) -> Response:
+        return Response(body, media_type=media)
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(2048)
+    print(f"http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
+    app = Starlette(routes=[Route("/{path:path}", endpoint)])
+    uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")).run(sockets=[sock])
+
+
+class BareApp:
+    """``with BareApp(body) as bare: bare.url, bare.cpu()``."""
+
+    def __init__(self, body: bytes, media: str, scratch: Path) -> None:
+        path = scratch / f"bare-{len(body)}.body"
+        path.write_bytes(body)
+        self.proc = subprocess.Popen([sys.executable, __file__, "--bare", str(path), media],
+                                     stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        self.url = self.proc.stdout.readline().strip()
+        for _ in range(200):  # wait until it answers
+            try:
+                urllib.request.urlopen(self.url + "/", timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.05)
+
+    def cpu(self) -> float:
+        return proc_cpu(self.proc.pid)
+
+    def __enter__(self) -> BareApp:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used, from ``/proc/<pid>/stat``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_load(url: str, clients: int, seconds: float, byte_range: str | None,
+             server_cpu: Callable[[], float]) -> dict[str, Any]:
+    before = server_cpu()
+    args = [sys.executable, __file__, "--load", url, str(clients), str(seconds)] + ([byte_range] if byte_range else [])
+    out = json.loads(subprocess.run(args, check=True, capture_output=True, text=True).stdout)
+    out["server_cpu"] = server_cpu() - before
+    if out["errors"]:
+        raise SystemExit(f"{url}: unexpected answers {out['errors']}")
+    return out
+
+
+# ---- the figures --------------------------------------------------------------------------------
+def request_rates(sandbox: Any, scratch: Path) -> None:
+    pid = sandbox.get_json("/_sandbox/process")["pid"]
+    url = manifest_urls(sandbox.url, 90, [BIG_FILE])[0]
+    endpoints = [("GET /discover/datasets/90", sandbox.url + "/discover/datasets/90", None, "application/json"),
+                 ("4 KiB range of an asset", url, RANGE, "application/octet-stream")]
+    for name, target, byte_range, media in endpoints:
+        request = urllib.request.Request(target, headers={"Range": byte_range} if byte_range else {})
+        with urllib.request.urlopen(request) as resp:
+            body = resp.read()
+        with BareApp(body, media, scratch) as bare:
+            bare_target = bare.url + urlsplit(target).path
+            runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
+            for _ in range(ROUNDS):  # interleaved: both servers see the same machine load
+                for clients in CONCURRENCY:
+                    for who, where, cpu in (("sandbox", target, lambda: proc_cpu(pid)),
+                                            ("bare", bare_target, bare.cpu)):
+                        runs.setdefault((who, clients), []).append(
+                            run_load(where, clients, SECONDS, byte_range, cpu))
+        print(f"\n{name} ({len(body):,} bytes), medians of {ROUNDS} interleaved rounds of {SECONDS} s:")
+        print("clients   sandbox req/s  p50 ms  p99 ms |  bare req/s  p50 ms  p99 ms | ratio (target)"
+              " | server CPU us/req sandbox/bare | sandbox CPU share")
+        for clients in CONCURRENCY:
+            s, b = summary(runs[("sandbox", clients)]), summary(runs[("bare", clients)])
+            target_note = ">= 0.8: " + ("met" if s["rate"] / b["rate"] >= 0.8 else "MISSED") \
+                if clients in (1, 16) else "(no target)"
+            print(f"{clients:7d}   {s['rate']:13,.0f} {s['p50']:7.2f} {s['p99']:7.2f} | {b['rate']:11,.0f} "
+                  f"{b['p50']:7.2f} {b['p99']:7.2f} | {s['rate'] / b['rate']:5.2f}x {target_note:13s}"
+                  f" | {s['cpu_us']:6.0f} / {b['cpu_us']:4.0f} = {s['cpu_us'] / b['cpu_us']:4.2f}x"
+                  f"          | {s['share']:5.0%}")
+
+
+def summary(runs: list[dict[str, Any]]) -> dict[str, float]:
+    med = statistics.median
+    return {"rate": med(r["requests"] / r["seconds"] for r in runs), "p50": med(r["p50"] for r in runs) * 1e3,
+            "p99": med(r["p99"] for r in runs) * 1e3,
+            "cpu_us": med(r["server_cpu"] / r["requests"] for r in runs) * 1e6,
+            "share": med(r["server_cpu"] / (r["server_cpu"] + r["cpu"]) for r in runs)}
+
+
+def manifest_urls(base: str, dataset: int, paths: list[str]) -> list[str]:
+    return [row["url"] for row in manifest(base, dataset, paths)["data"]]
+
+
+def manifest(base: str, dataset: int, paths: list[str]) -> dict[str, Any]:
+    request = urllib.request.Request(
+        f"{base}/discover/datasets/{dataset}/versions/1/files/download-manifest",
+        data=json.dumps({"paths": paths}).encode(), headers={"Content-Type": "application/json"},
+        method="POST")
+    with urllib.request.urlopen(request) as resp:
+        return json.loads(resp.read())
+
+
+def manifest_time(sandbox: Any, db: Path) -> None:
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        pk = conn.execute("SELECT pk FROM datasets WHERE id = 318").fetchone()[0]
+        paths = [r[0] for r in conn.execute("SELECT path FROM files WHERE dataset_pk = ? ORDER BY path LIMIT 2000",
+                                            (pk,))]
+    folders = sorted({p.rpartition("/")[0] for p in paths})
+    times: dict[str, list[float]] = {"paths": [], "folders": []}
+    counts = {}
+    for _ in range(5):
+        for name, named in (("paths", paths), ("folders", folders)):
+            started = time.perf_counter()
+            counts[name] = manifest(sandbox.url, 318, named)["header"]["count"]
+            times[name].append(time.perf_counter() - started)
+    explicit, by_folder = statistics.median(times["paths"]), statistics.median(times["folders"])
+    print(f"\ndownload-manifest, {len(paths):,} explicit paths  : {explicit:6.3f} s ({counts['paths']:,} files; "
+          f"target <= 0.2 s: {'met' if explicit <= 0.2 else 'MISSED'})")
+    print(f"download-manifest, their {len(folders)} folders     : {by_folder:6.3f} s ({counts['folders']:,} files; "
+          f"{by_folder / counts['folders'] * 1e6:.0f} us per file vs {explicit / counts['paths'] * 1e6:.0f})")
+
+
+def content_figures() -> float:
+    from sparc.sandbox.catalogue.content import BLOCK_SIZE, _block, generated_block, iter_generated
+
+    n = 2000
+    started = time.perf_counter()
+    for i in range(n):
+        b"".join(iter_generated(7, BLOCK_SIZE + 4096 * (i % 200), BLOCK_SIZE + 4096 * (i % 200 + 1)))
+    ranged = (time.perf_counter() - started) / n
+    started = time.perf_counter()
+    for i in range(n // 10):
+        generated_block(7, 1 + i % 200)
+    whole = (time.perf_counter() - started) / (n // 10)
+    print(f"\n4 KiB range of generated content: {ranged * 1e6:6.1f} us ({whole / ranged:.0f}x cheaper than the "
+          f"whole 1 MiB block at {whole * 1e6:.0f} us)")
+    size = GIB // 2
+    started = time.perf_counter()
+    for _ in iter_generated(42, 0, size):
+        pass
+    generated = size / (time.perf_counter() - started)
+    block = _block()
+    started = time.perf_counter()
+    for _ in range(size // BLOCK_SIZE):
+        bytes(bytearray(block))  # one copy of each block: the cheapest real producer
+    copied = size / (time.perf_counter() - started)
+    print(f"generated content, one core     : {generated / 1e9:6.2f} GB/s "
+          f"({generated / copied:.2f}x a plain copy at {copied / 1e9:.2f} GB/s)")
+    return generated
 
 
 def startup(data_dir: Path) -> float:
+    from sparc.sandbox.process import SandboxProcess
+
     started = time.perf_counter()
     with SandboxProcess(data_dir):
         return time.perf_counter() - started
@@ -42,21 +284,9 @@ def bare_start() -> float:
     return time.perf_counter() - started
 
 
-def generation_rate(size: int = GIB) -> tuple[float, float]:
-    started = time.perf_counter()
-    for _ in iter_generated(42, 0, size):
-        pass
-    generated = size / (time.perf_counter() - started)
-    block = _block()
-    started = time.perf_counter()
-    for _ in range(size // BLOCK_SIZE):
-        bytes(bytearray(block))  # one copy of each block: the cheapest real producer
-    copied = size / (time.perf_counter() - started)
-    return generated, copied
-
-
 def raw_http_rate(url: str) -> tuple[int, float]:
     parts = urlsplit(url)
+    assert parts.hostname and parts.port
     with socket.create_connection((parts.hostname, parts.port)) as sock:
         target = parts.path + ("?" + parts.query if parts.query else "")
         sock.sendall(f"GET {target} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
@@ -69,33 +299,34 @@ def raw_http_rate(url: str) -> tuple[int, float]:
 
 
 def main() -> None:
+    from sparc.sandbox.process import SandboxProcess
+
     scratch = Path(tempfile.mkdtemp(prefix="sparc-bench-"))
     try:
-        bare = statistics.median(bare_start() for _ in range(5))
-        fresh = statistics.median(startup(scratch / f"fresh{i}") for i in range(3))
-        reused = statistics.median(startup(scratch / "fresh0") for _ in range(3))
-        print(f"bare interpreter start        : {bare * 1000:7.0f} ms")
-        print(f"sandbox start, fresh data dir : {fresh * 1000:7.0f} ms ({fresh / bare:.1f}x bare; "
-              f"target < 2000 ms: {'met' if fresh < 2 else 'MISSED'})")
-        print(f"sandbox start, reused data dir: {reused * 1000:7.0f} ms ({reused / bare:.1f}x bare)")
-
-        generated, copied = generation_rate()
-        print(f"generated content, one core   : {generated / 1e9:6.2f} GB/s "
-              f"({generated / copied:.2f}x a plain copy at {copied / 1e9:.2f} GB/s)")
-
         with SandboxProcess(scratch / "serve", "--time-scale", "0") as sandbox:
-            request = urllib.request.Request(
-                sandbox.url + "/discover/datasets/90/versions/1/files/download-manifest",
-                data=json.dumps({"paths": ["files/primary/sub-1/sam-1/recording_full.dat"]})
-                .encode(), headers={"Content-Type": "application/json"}, method="POST")
-            with urllib.request.urlopen(request) as resp:
-                url = json.load(resp)["data"][0]["url"]
+            request_rates(sandbox, scratch)
+            manifest_time(sandbox, scratch / "serve" / "sandbox.sqlite3")
+            url = manifest_urls(sandbox.url, 90, [BIG_FILE])[0]
+            generated = content_figures()
             received, rate = raw_http_rate(url)
-            print(f"1 GiB file over loopback HTTP : {rate / 1e9:6.2f} GB/s "
+            print(f"1 GiB file over loopback HTTP   : {rate / 1e9:6.2f} GB/s "
                   f"({received / GIB:.2f} GiB received; {rate / generated:.2f}x generation)")
+
+        bare = statistics.median(bare_start() for _ in range(3))
+        fresh = statistics.median(startup(scratch / f"fresh{i}") for i in range(2))
+        reused = statistics.median(startup(scratch / "fresh0") for _ in range(2))
+        print(f"\nbare interpreter start          : {bare * 1000:7.0f} ms")
+        print(f"sandbox start, fresh data dir   : {fresh * 1000:7.0f} ms ({fresh / bare:.1f}x bare; "
+              f"target < 2000 ms: {'met' if fresh < 2 else 'MISSED'})")
+        print(f"sandbox start, reused data dir  : {reused * 1000:7.0f} ms ({reused / bare:.1f}x bare)")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--load"]:
+        load_main(sys.argv[2:])
+    elif sys.argv[1:2] == ["--bare"]:
+        bare_main(sys.argv[2:])
+    else:
+        main()

@@ -1,15 +1,19 @@
 """The sandbox control plane (``/_sandbox/...``), the request/byte counters and the connection registry.
 
 Routes: ``GET /_sandbox/stats``, ``POST /_sandbox/stats/reset``, ``GET|POST|DELETE /_sandbox/faults``
-(see :mod:`sparc.sandbox.faults` and FAULTS.md) and ``POST /_sandbox/reset`` (stats and faults).
+(see :mod:`sparc.sandbox.faults` and FAULTS.md), ``POST /_sandbox/reset`` (stats and faults) and
+``GET /_sandbox/process`` (the server's pid and CPU seconds, for benchmarks: the sandbox's CPU share
+of a run is the difference of two readings over the run's wall time).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,7 +30,8 @@ SCOPE_UNSENT = "sandbox.unsent"  # bytes still queued in the server when a fault
 
 
 class Stats:
-    """Request counts per ``"<METHOD> <route template>"`` and response body bytes sent."""
+    """Request counts per ``"<METHOD> <route template>"``, response body bytes sent and request
+    body bytes received (read by the app)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -36,6 +41,7 @@ class Stats:
         with getattr(self, "_lock", threading.Lock()):
             self.requests: dict[str, int] = {}
             self.bytes_sent = 0
+            self.bytes_received = 0
 
     def count(self, key: str) -> None:
         with self._lock:
@@ -45,10 +51,14 @@ class Stats:
         with self._lock:
             self.bytes_sent += n
 
+    def add_received(self, n: int) -> None:
+        with self._lock:
+            self.bytes_received += n
+
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {"requests_total": sum(self.requests.values()), "requests": dict(self.requests),
-                    "bytes_sent": self.bytes_sent}
+                    "bytes_sent": self.bytes_sent, "bytes_received": self.bytes_received}
 
 
 class Connection:
@@ -87,11 +97,10 @@ class Connections:
         return lambda: conn.closed.is_set() or conn.transport.is_closing()
 
     def protocol(self, base: type[asyncio.Protocol] | None = None) -> type[asyncio.Protocol]:
-        """uvicorn's HTTP protocol class (``auto`` unless ``base``), registering its connections."""
+        """uvicorn's HTTP protocol class registering its connections: ``base``, else
+        :func:`http_protocol` (httptools' C parser, h11 without it)."""
         if base is None:
-            from uvicorn.protocols.http.auto import AutoHTTPProtocol
-
-            base = AutoHTTPProtocol
+            base = http_protocol()
         registry = self._open
 
         class RegisteredProtocol(base):  # type: ignore[misc, valid-type]
@@ -111,6 +120,23 @@ class Connections:
         return RegisteredProtocol
 
 
+def http_protocol() -> type[asyncio.Protocol]:
+    """uvicorn's HTTP/1.1 protocol over httptools (the C parser of ``uvicorn[standard]``), or over
+    the pure-Python h11 when httptools is not installed."""
+    try:
+        import httptools  # noqa: F401
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:
+        from uvicorn.protocols.http.h11_impl import H11Protocol
+
+        return H11Protocol
+    return HttpToolsProtocol
+
+
+# (mount prefix, id(route)) -> (route, template): the route held so its id is never reused
+_TEMPLATES: dict[tuple[str, int], tuple[Route, str]] = {}
+
+
 def route_template(scope: Scope) -> str:
     """The path pattern (mount prefixes included) of the endpoint that handled the request.
 
@@ -120,7 +146,11 @@ def route_template(scope: Scope) -> str:
     route = scope.get("route")
     if not isinstance(route, Route) or (route.methods is not None and scope["method"] not in route.methods):
         return scope.get(SCOPE_ROUTE, UNMATCHED)
-    return scope.get("root_path", "") + _CONVERTOR.sub(r"{\1}", route.path)
+    key = (scope.get("root_path", ""), id(route))
+    known = _TEMPLATES.get(key)
+    if known is None or known[0] is not route:
+        known = _TEMPLATES[key] = (route, key[0] + _CONVERTOR.sub(r"{\1}", route.path))
+    return known[1]
 
 
 def match_template(routes: Sequence[BaseRoute], scope: Scope) -> str:
@@ -139,11 +169,14 @@ def match_template(routes: Sequence[BaseRoute], scope: Scope) -> str:
 
 
 class StatsMiddleware:
-    """Counts requests by route template, and response body bytes handed to the socket.
+    """Counts requests by route template, response body bytes handed to the socket and request
+    body bytes the app read.
 
     Body bytes (payload only: no status line, headers or chunk framing) count when passed to an
     open connection; bytes still queued when a fault cuts the connection are taken off again. A
     client that hangs up mid-answer may leave up to the server's write buffer (64 KiB) counted.
+    ``bytes_received`` counts request body bytes as the app reads them (an upload cut off midway
+    counts what arrived; a body nobody reads, e.g. under a fault answered first, counts nothing).
     """
 
     def __init__(self, app: ASGIApp, stats: Stats, connections: Connections | None = None) -> None:
@@ -155,6 +188,14 @@ class StatsMiddleware:
             return
         conn = self.connections.get(scope.get("client"))
         counted = 0
+        stats = self.stats
+
+        async def counting_receive() -> Message:
+            message = await receive()
+            body = message.get("body")
+            if body:
+                stats.add_received(len(body))
+            return message
 
         async def counting_send(message: Message) -> None:
             nonlocal counted
@@ -165,7 +206,7 @@ class StatsMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, counting_send)
+            await self.app(scope, counting_receive, counting_send)
         finally:
             unsent = min(scope.get(SCOPE_UNSENT, 0), counted)
             if unsent:
@@ -184,6 +225,11 @@ async def get_stats(request: Request) -> Response:
 async def reset_stats(request: Request) -> Response:
     request.app.state.stats.reset()
     return JSONResponse(request.app.state.stats.snapshot())
+
+
+async def process(request: Request) -> Response:
+    """The server process: ``pid`` and ``cpu_seconds`` (user + system, every thread) so far."""
+    return JSONResponse({"pid": os.getpid(), "cpu_seconds": time.process_time()})
 
 
 async def faults(request: Request) -> Response:
@@ -215,4 +261,5 @@ routes = [
     Route("/stats/reset", reset_stats, methods=["POST"]),
     Route("/faults", faults, methods=["GET", "POST", "DELETE"]),
     Route("/reset", reset, methods=["POST"]),
+    Route("/process", process),
 ]

@@ -17,6 +17,8 @@ import time
 import uuid
 from datetime import UTC
 from email.utils import formatdate, parsedate_to_datetime
+from functools import lru_cache
+from urllib.parse import unquote_plus
 
 from starlette.datastructures import Headers
 from starlette.requests import Request
@@ -25,12 +27,30 @@ from starlette.routing import Route
 
 from sparc.sandbox.assets.errors import S3Error, request_ids
 from sparc.sandbox.assets.signing import asset_path
+from sparc.sandbox.catalogue.content import BLOCK_SIZE
 from sparc.sandbox.http import stream_chunks
-from sparc.sandbox.storage.objects import find_object, object_chunks
+from sparc.sandbox.storage.objects import find_object, object_bytes, object_chunks
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)", re.ASCII)
 _HUGE = 10**18  # stands for any position past every object (no int() of a 5,000-digit header)
 KMS_ACCOUNT = "740463337177"
+
+
+def query_items(query_string: bytes) -> list[tuple[str, str]]:
+    """The query's ``(name, value)`` pairs as Starlette's ``QueryParams.multi_items()`` gives them
+    (``parse_qsl(..., keep_blank_values=True)``), with each name and value decoded once per distinct
+    text: the 400-character session token of every presigned URL is decoded a single time.
+
+    >>> query_items(b"a=1&b=x+y%2B&&c")
+    [('a', '1'), ('b', 'x y+'), ('c', '')]
+    """
+    return [(_unquote(name), _unquote(value)) for name, _, value
+            in (part.partition("=") for part in query_string.decode("latin-1").split("&") if part)]
+
+
+@lru_cache(maxsize=4096)
+def _unquote(text: str) -> str:
+    return unquote_plus(text)
 
 
 def _position(digits: str) -> int:
@@ -131,18 +151,33 @@ def range_applies(if_range: str | None, etag: str, last_modified: int) -> bool:
 
 def last_modified(row: sqlite3.Row) -> int:
     """The object's Last-Modified, epoch seconds."""
-    return calendar.timegm(time.strptime(row["last_modified"], "%Y-%m-%dT%H:%M:%SZ"))
+    return _epoch(row["last_modified"])
+
+
+@lru_cache(maxsize=4096)
+def _epoch(iso: str) -> int:
+    """Epoch seconds of an ISO 8601 UTC time (parsed once per distinct value: strptime is slow)."""
+    return calendar.timegm(time.strptime(iso, "%Y-%m-%dT%H:%M:%SZ"))
+
+
+@lru_cache(maxsize=4096)
+def _http_date_of(iso: str) -> str:
+    return formatdate(_epoch(iso), usegmt=True)
+
+
+@lru_cache(maxsize=256)
+def _kms_key_arn(bucket: str) -> str:
+    return f"arn:aws:kms:us-east-1:{KMS_ACCOUNT}:key/{uuid.uuid5(uuid.NAMESPACE_URL, f'kms:{bucket}')}"
 
 
 def object_headers(row: sqlite3.Row) -> dict[str, str]:
     """The headers S3 sends with an object (and its 304)."""
-    headers = {**request_ids(), "Last-Modified": formatdate(last_modified(row), usegmt=True),
+    headers = {**request_ids(), "Last-Modified": _http_date_of(row["last_modified"]),
                "ETag": f'"{row["etag"]}"'}
     if row["sse"]:
         headers["x-amz-server-side-encryption"] = row["sse"]
     if row["sse"] == "aws:kms":
-        key = uuid.uuid5(uuid.NAMESPACE_URL, f"kms:{row['bucket']}")
-        headers["x-amz-server-side-encryption-aws-kms-key-id"] = f"arn:aws:kms:us-east-1:{KMS_ACCOUNT}:key/{key}"
+        headers["x-amz-server-side-encryption-aws-kms-key-id"] = _kms_key_arn(row["bucket"])
     if row["s3_version"]:
         headers["x-amz-version-id"] = row["s3_version"]
     return headers
@@ -158,9 +193,10 @@ async def get_asset(request: Request) -> Response:
 
 def _answer(request: Request) -> Response:
     bucket, key = request.path_params["bucket"], request.path_params["key"]
+    params = query_items(request.scope["query_string"])
     request.app.state.signer.check(request.method, request.headers.get("host", ""), asset_path(bucket, key),
-                                   request.query_params.multi_items())
-    version_id = request.query_params.get("versionId")
+                                   params)
+    version_id = dict(params).get("versionId")  # the last value, as QueryParams.get
     row = find_object(request.app.state.db, bucket, key, version_id)
     if row is None:
         if version_id:
@@ -183,6 +219,9 @@ def _answer(request: Request) -> Response:
     status = 206 if span else 200
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type="application/octet-stream")
+    if end - start <= BLOCK_SIZE:  # one chunk: a plain answer (no streaming task per request)
+        return Response(object_bytes(row, start, end), status_code=status, headers=headers,
+                        media_type="application/octet-stream")
     gone = request.app.state.connections.hung_up(request.scope.get("client"))
     return StreamingResponse(stream_chunks(object_chunks(row, start, end), gone),
                              status_code=status, headers=headers,

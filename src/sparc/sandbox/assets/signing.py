@@ -26,8 +26,11 @@ import hmac
 import sqlite3
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import quote, urlencode, urlsplit
+from functools import lru_cache
+from typing import Any
+from urllib.parse import quote, urlsplit
 
 from sparc.sandbox.assets.errors import S3Error, request_expired
 
@@ -47,8 +50,16 @@ def _hmac(key: bytes, message: str) -> bytes:
     return hmac.new(key, message.encode(), hashlib.sha256).digest()
 
 
+@lru_cache(maxsize=1 << 14)
 def _uri_encode(value: str, safe: str = "-_.~") -> str:
+    """RFC 3986 percent-encoding (cached: the 400-character session token recurs in every URL)."""
     return quote(value, safe=safe)
+
+
+@lru_cache(maxsize=64)
+def _signing_key(secret_key: str, day: str) -> bytes:
+    """SigV4's derived key of a secret on one day (us-east-1, s3): four HMACs, computed once."""
+    return _hmac(_hmac(_hmac(_hmac(f"AWS4{secret_key}".encode(), day), REGION), SERVICE), "aws4_request")
 
 
 def canonical_request(method: str, path: str, params: list[tuple[str, str]], host: str) -> str:
@@ -69,9 +80,14 @@ def string_to_sign(amz_date: str, scope: str, request: str) -> str:
 def sigv4_signature(secret_key: str, amz_date: str, request: str) -> str:
     """The hex signature of a canonical ``request`` made at ``amz_date`` (us-east-1, s3)."""
     day = amz_date[:8]
-    key = _hmac(_hmac(_hmac(_hmac(f"AWS4{secret_key}".encode(), day), REGION), SERVICE), "aws4_request")
     scope = f"{day}/{REGION}/{SERVICE}/aws4_request"
-    return hmac.new(key, string_to_sign(amz_date, scope, request).encode(), hashlib.sha256).hexdigest()
+    return hmac.new(_signing_key(secret_key, day), string_to_sign(amz_date, scope, request).encode(),
+                    hashlib.sha256).hexdigest()
+
+
+@lru_cache(maxsize=16)
+def _key_mask(secret: bytes) -> int:
+    return int(struct.unpack(">I", hmac.new(secret, b"akid-mask/0/0", hashlib.sha256).digest()[:4])[0])
 
 
 @dataclass(frozen=True)
@@ -93,6 +109,9 @@ class Signer:
     started: float = field(default_factory=time.time)
     session_seconds: int = 6 * 3600
     refresh_before: int = 15 * 60
+    # sessions already derived (each costs a dozen HMACs), by index; not part of the value
+    _sessions: dict[int, Credentials] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _last_moment: list[Any] = field(default_factory=list, init=False, repr=False, compare=False)
 
     # ---- credentials ------------------------------------------------------------------------
     def _mac(self, label: str, index: int, size: int = 32) -> bytes:
@@ -103,13 +122,25 @@ class Signer:
         return out[:size]
 
     def session(self, index: int) -> Credentials:
-        """The credentials of session ``index`` (0 at start-up)."""
-        hidden = index ^ struct.unpack(">I", self._mac("akid-mask", 0, 4))[0]  # looks random, decodes
+        """The credentials of session ``index`` (0 at start-up); derived once per index."""
+        credentials = self._sessions.get(index)
+        if credentials is None:
+            if len(self._sessions) > 64:  # forged key ids could name any index: bound the cache
+                self._sessions.clear()
+            credentials = self._sessions[index] = self._derive(index)
+        return credentials
+
+    def _derive(self, index: int) -> Credentials:
+        hidden = index ^ self._mask()  # looks random, decodes
         key_id = "ASIA" + base64.b32encode(struct.pack(">I", hidden) + self._mac("akid", index, 6)).decode()
         secret_key = base64.b64encode(self._mac("secret", index, 30)).decode()
         token = TOKEN_PREFIX + base64.b64encode(self._mac("token", index, 300)).decode()
         issued = self.started + index * (self.session_seconds - self.refresh_before)
         return Credentials(key_id, secret_key, token, issued + self.session_seconds)
+
+    def _mask(self) -> int:
+        """The number key ids hide their session index under (XOR): ``_mac("akid-mask", 0, 4)``."""
+        return _key_mask(self.secret)
 
     def current(self, now: float) -> Credentials:
         """The credentials in use at ``now``."""
@@ -123,7 +154,7 @@ class Signer:
             return None
         if len(raw) != 10:
             return None
-        index = struct.unpack(">I", raw[:4])[0] ^ struct.unpack(">I", self._mac("akid-mask", 0, 4))[0]
+        index = struct.unpack(">I", raw[:4])[0] ^ self._mask()
         credentials = self.session(index)
         return credentials if hmac.compare_digest(credentials.access_key_id, access_key_id) else None
 
@@ -131,16 +162,29 @@ class Signer:
     def query(self, method: str, host: str, path: str, params: dict[str, str],
               now: float | None = None) -> dict[str, str]:
         """``params`` plus the SigV4 query parameters of a URL presigned for ``method``."""
-        now = time.time() if now is None else now
-        credentials = self.current(now)
+        credentials, amz_date, fields = self._moment(time.time() if now is None else now)
+        signed = {**params, **fields}
+        request = canonical_request(method, path, list(signed.items()), host)
+        return {**signed, "X-Amz-Signature": sigv4_signature(credentials.secret_access_key, amz_date, request)}
+
+    def _moment(self, now: float) -> tuple[Credentials, str, dict[str, str]]:
+        """The credentials, ``X-Amz-Date`` and SigV4 query fields of URLs signed at ``now``
+        (the same for every URL of one second: kept for the last second asked)."""
+        index = max(0, int((now - self.started) // (self.session_seconds - self.refresh_before)))
+        second = int(now // 1)
+        last = self._last_moment
+        if last and last[0] == (index, second):
+            return last[1]
+        credentials = self.session(index)
         amz_date = time.strftime(DATE_FORMAT, time.gmtime(now))
-        signed = {**params, "X-Amz-Algorithm": ALGORITHM,
+        fields = {"X-Amz-Algorithm": ALGORITHM,
                   "X-Amz-Credential": f"{credentials.access_key_id}/{amz_date[:8]}/{REGION}/{SERVICE}"
                                       "/aws4_request",
                   "X-Amz-Date": amz_date, "X-Amz-Expires": str(self.expiry), "X-Amz-SignedHeaders": "host",
                   "X-Amz-Security-Token": credentials.session_token}
-        request = canonical_request(method, path, list(signed.items()), host)
-        return {**signed, "X-Amz-Signature": sigv4_signature(credentials.secret_access_key, amz_date, request)}
+        moment = (credentials, amz_date, fields)
+        last[:] = [(index, second), moment]
+        return moment
 
     def check(self, method: str, host: str, path: str, params: list[tuple[str, str]],
               now: float | None = None) -> None:
@@ -204,7 +248,7 @@ def _parse_date_and_expiry(given: dict[str, str]) -> tuple[int, int]:
         raise bad(f"Error parsing the X-Amz-Credential parameter; the region '{parts[2]}' is wrong; "
                   f"expecting '{REGION}'")
     try:
-        issued = calendar.timegm(time.strptime(given["X-Amz-Date"], DATE_FORMAT))
+        issued = _amz_epoch(given["X-Amz-Date"])
     except (ValueError, OverflowError):
         raise bad("X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"") from None
     raw = given["X-Amz-Expires"]
@@ -213,6 +257,12 @@ def _parse_date_and_expiry(given: dict[str, str]) -> tuple[int, int]:
     if int(raw) > MAX_EXPIRES:
         raise bad("X-Amz-Expires must be less than a week (in seconds) that is; 604800 seconds")
     return issued, int(raw)
+
+
+@lru_cache(maxsize=1024)
+def _amz_epoch(amz_date: str) -> int:
+    """Epoch seconds of an ``X-Amz-Date`` (strptime is slow; the URLs of one second share one)."""
+    return calendar.timegm(time.strptime(amz_date, DATE_FORMAT))
 
 
 def _iso(epoch: float) -> str:
@@ -228,9 +278,33 @@ def asset_path(bucket: str, key: str) -> str:
     return f"/_assets/{bucket}/{key}"
 
 
-def presigned_url(signer: Signer, base_url: str, row: sqlite3.Row) -> str:
+def presigned_url(signer: Signer, base_url: str, row: sqlite3.Row | dict[str, Any]) -> str:
     """The GET URL of a file row, presigned for the host of ``base_url`` (the request's)."""
-    params = {"versionId": row["s3_version"]} if row["s3_version"] else {}
-    path = asset_path(row["bucket"], row["key"])
-    query = signer.query("GET", urlsplit(base_url).netloc, path, params)
-    return f"{base_url.rstrip('/')}{quote(path, safe='/-_.~')}?{urlencode(query, quote_via=quote)}"
+    return presigner(signer, base_url)(row)
+
+
+def presigner(signer: Signer, base_url: str) -> Callable[[sqlite3.Row | dict[str, Any]], str]:
+    """:func:`presigned_url` for many rows of one request: the same URLs, the parts they share
+    (host, credentials, encoded SigV4 fields) worked out once per second instead of per row.
+
+    Example: ``urls = [presigner(signer, base)(row) for row in rows]``.
+    """
+    host, prefix = urlsplit(base_url).netloc, base_url.rstrip("/")
+    shared: list[Any] = []  # [fields dict, canonical query, URL query] of the current moment
+
+    def url(row: sqlite3.Row | dict[str, Any]) -> str:
+        credentials, amz_date, fields = signer._moment(time.time())
+        if not shared or shared[0] is not fields:
+            # the canonical query sorts by name: every X-Amz-* field, then versionId
+            encoded = [(_uri_encode(k), _uri_encode(v)) for k, v in fields.items()]
+            shared[:] = [fields, "&".join(f"{k}={v}" for k, v in sorted(encoded)),
+                         "&".join(f"{k}={v}" for k, v in encoded)]
+        path = _uri_encode(asset_path(row["bucket"], row["key"]), "/-_.~")
+        version = f"versionId={_uri_encode(row['s3_version'])}" if row["s3_version"] else ""
+        canonical = shared[1] + "&" + version if version else shared[1]
+        request = "\n".join(("GET", path, canonical, f"host:{host.strip()}", "", "host", UNSIGNED_PAYLOAD))
+        signature = sigv4_signature(credentials.secret_access_key, amz_date, request)
+        query = f"{version}&{shared[2]}" if version else shared[2]
+        return f"{prefix}{path}?{query}&X-Amz-Signature={signature}"
+
+    return url

@@ -55,6 +55,16 @@ def iter_generated(seed: int, start: int, end: int) -> Iterator[bytes]:
         pos += stop - within
 
 
+def generated_range(seed: int, start: int, end: int) -> bytes:
+    """Bytes ``[start, end)`` of the generated file ``seed`` as one ``bytes`` (only those bytes made).
+
+    >>> generated_range(1, 10, 20) == b"".join(iter_generated(1, 10, 20))
+    True
+    """
+    chunks = list(iter_generated(seed, start, end))
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
 def iter_stored(data: bytes, start: int, end: int, chunk: int = BLOCK_SIZE) -> Iterator[bytes]:
     """Yield bytes ``[start, end)`` of stored content in chunks."""
     for pos in range(start, end, chunk):

@@ -35,6 +35,13 @@ DOWNLOAD_ORIGINS = ("SPARC", "Discover", "AllOrigins", "AWSRequesterPayer", "Unk
 PREFIX_LENGTH, MAX_EXPANSIONS = 2, 20  # SearchClient.scala:603-605
 _WORD = re.compile(r"\w+", re.UNICODE)
 _SQL_VISIBLE = ",".join(f"'{s}'" for s in VISIBLE)
+# download-manifest lookups of many paths (a JSON list) at once, each by the (dataset_pk, path) key;
+# CROSS JOIN fixes the loop order (SQLite would otherwise scan the whole dataset per listed path)
+MANIFEST_COLUMNS = "path, name, size, bucket, key, s3_version"  # what a manifest row and its URL need
+SELECT_NAMED_FILES = ("SELECT f.path, f.name, f.size, f.bucket, f.key, f.s3_version FROM json_each(?2) AS j CROSS JOIN files AS f"
+                      " ON f.dataset_pk = ?1 AND f.path = j.value")
+SELECT_NAMED_DIRS = ("SELECT d.path FROM json_each(?2) AS j CROSS JOIN dirs AS d"
+                     " ON d.dataset_pk = ?1 AND d.path = j.value ORDER BY d.path")
 
 
 class DiscoverFailure(Exception):
@@ -229,6 +236,9 @@ class Discover:
                 self.type_terms.setdefault(term, []).append(file_type)
         self.file_type_vocabulary = FuzzyVocabulary(self.type_terms)
         self._layout: dict[int, tuple[bool, str]] = {}
+        # visible versions found, by dataset id (latest) or (id, version); DTO bodies by version pk
+        self._visible: dict[int | tuple[int, int], sqlite3.Row] = {}
+        self._dto_bytes: dict[int, bytes] = {}
 
     def layout(self, row: sqlite3.Row) -> tuple[bool, str]:
         """``(migrated, bucket)`` of a version row: publishing 5.0 ("migrated") versions have no
@@ -250,7 +260,12 @@ class Discover:
         return json.loads(row["dto"])
 
     def latest_visible(self, dataset_id: int) -> sqlite3.Row:
-        """``getLatestVisibleVersion`` (PublicDatasetVersionsTable.scala:302-312); 410 if unpublished."""
+        """``getLatestVisibleVersion`` (PublicDatasetVersionsTable.scala:302-312); 410 if unpublished.
+
+        A found version is remembered (the datasets table does not change after the build)."""
+        row = self._visible.get(dataset_id)
+        if row is not None:
+            return row
         self._dataset_exists(dataset_id)
         row = self.conn.execute(f"SELECT * FROM datasets WHERE id = ? AND status IN ({_SQL_VISIBLE})"
                                 " ORDER BY version DESC LIMIT 1", (dataset_id,)).fetchone()
@@ -258,10 +273,14 @@ class Discover:
             raise NoDataset(dataset_id)
         if row["status"] == "UNPUBLISHED":
             raise Unpublished(self._tombstone(dataset_id, row["version"]))
+        self._visible[dataset_id] = row
         return row
 
     def visible_version(self, dataset_id: int, version: int) -> sqlite3.Row:
-        """``getVisibleVersion`` (PublicDatasetVersionsTable.scala:314-331)."""
+        """``getVisibleVersion`` (PublicDatasetVersionsTable.scala:314-331); remembered when found."""
+        row = self._visible.get((dataset_id, version))
+        if row is not None:
+            return row
         self._dataset_exists(dataset_id)
         row = self.conn.execute(f"SELECT * FROM datasets WHERE id = ? AND version = ? AND status IN"
                                 f" ({_SQL_VISIBLE})", (dataset_id, version)).fetchone()
@@ -269,6 +288,7 @@ class Discover:
             raise NoVersion(dataset_id, version)
         if row["status"] == "UNPUBLISHED":
             raise Unpublished(self._tombstone(dataset_id, version))
+        self._visible[(dataset_id, version)] = row
         return row
 
     def files_version(self, dataset_id: int, version: int) -> sqlite3.Row:
@@ -282,6 +302,13 @@ class Discover:
     def dto_text(row: sqlite3.Row) -> str:
         """The stored PublicDatasetDTO JSON (sent as is: no decode/encode per request)."""
         return str(row["dto"])
+
+    def dto_bytes(self, row: sqlite3.Row) -> bytes:
+        """:meth:`dto_text` as the UTF-8 body bytes, encoded once per version."""
+        body = self._dto_bytes.get(row["pk"])
+        if body is None:
+            body = self._dto_bytes[row["pk"]] = self.dto_text(row).encode()
+        return body
 
     def versions(self, dataset_id: int) -> str:
         """``GET /versions``: newest first, UNPUBLISHED versions included (DatasetHandler.scala:447-527)."""
@@ -433,18 +460,27 @@ class Discover:
 
     def select_files(self, dataset_id: int, version: int, paths: list[str]) -> list[sqlite3.Row]:
         """Files matched by ``paths`` (a directory matches everything below it; ``joinPath`` strips
-        leading and trailing slashes), ordered by path, without duplicates."""
+        leading and trailing slashes), ordered by path, without duplicates; rows hold
+        :data:`MANIFEST_COLUMNS` only."""
         pk = self.files_version(dataset_id, version)["pk"]
-        found: dict[str, sqlite3.Row] = {}
-        for path in dict.fromkeys(p.strip("/") for p in paths):
-            if "//" in path:  # an empty ltree label: a Postgres syntax error, uncaught
-                raise errors.internal()
-            sql, args = "SELECT * FROM files WHERE dataset_pk = ?", [pk]
-            if path:
-                sql += " AND (path = ? OR (path > ? AND path < ?))"
-                args += [path, path + "/", path + "0"]  # "0" sorts right after "/"
-            for row in self.conn.execute(sql, args):
-                found[row["path"]] = row
+        wanted = list(dict.fromkeys(p.strip("/") for p in paths))
+        if any("//" in path for path in wanted):  # an empty ltree label: a Postgres syntax error, uncaught
+            raise errors.internal()
+        if "" in wanted:  # the root: every file
+            return self.conn.execute(f"SELECT {MANIFEST_COLUMNS} FROM files WHERE dataset_pk = ? ORDER BY path",
+                                     (pk,)).fetchall()
+        # one indexed query for the paths naming files, one for those naming directories, then
+        # one range scan per directory not inside another one asked for
+        names = json.dumps(wanted)
+        found = {row["path"]: row for row in self.conn.execute(SELECT_NAMED_FILES, (pk, names))}
+        outer: list[str] = []
+        for (folder,) in self.conn.execute(SELECT_NAMED_DIRS, (pk, names)):
+            if not outer or not folder.startswith(outer[-1] + "/"):
+                outer.append(folder)
+        for folder in outer:  # "0" sorts right after "/"
+            found.update((row["path"], row) for row in self.conn.execute(
+                f"SELECT {MANIFEST_COLUMNS} FROM files WHERE dataset_pk = ? AND path > ? AND path < ?",
+                (pk, folder + "/", folder + "0")))
         return [found[p] for p in sorted(found)]
 
     def download_manifest(self, dataset_id: int, version: int, paths: list[str], root_path: str | None,

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from sparc.sandbox.assets.signing import presigned_url
+from sparc.sandbox.assets.signing import presigner
 from sparc.sandbox.http import Page, SandboxError, bool_query, first_query, int_query, list_query
 from sparc.sandbox.pennsieve import errors
 from sparc.sandbox.pennsieve.models import (
@@ -79,6 +79,11 @@ def json_text(text: str, status: int = 200) -> Response:
     return Response(text, status_code=status, media_type=JSON)
 
 
+def json_body(body: bytes) -> Response:
+    """A 200 with JSON body bytes already encoded (a stored DTO, as stored)."""
+    return Response(body, media_type=JSON)
+
+
 def recover(failure: DiscoverFailure,
             cases: dict[type[DiscoverFailure], Callable[[DiscoverFailure], SandboxError]]) -> SandboxError:
     """The error a handler's ``recover`` block maps ``failure`` to, else akka's plain-text 500.
@@ -116,7 +121,8 @@ async def get_datasets(request: Request) -> Response:
 async def get_dataset(request: Request) -> Response:
     """DatasetHandler.scala:239-308: 404 id, 410 TombstoneDTO."""
     try:
-        return json_text(Discover.dto_text(_discover(request).latest_visible(request.path_params["datasetId"])))
+        discover = _discover(request)
+        return json_body(discover.dto_bytes(discover.latest_visible(request.path_params["datasetId"])))
     except DiscoverFailure as failure:
         raise recover(failure, {NoDataset: _dataset_404(request), Unpublished: _gone}) from None
 
@@ -132,7 +138,8 @@ async def get_versions(request: Request) -> Response:
 async def get_version(request: Request) -> Response:
     """DatasetHandler.scala:529-575: 404 body is the dataset id, even for a missing version."""
     try:
-        return json_text(Discover.dto_text(_discover(request).visible_version(*_ids(request))))
+        discover = _discover(request)
+        return json_body(discover.dto_bytes(discover.visible_version(*_ids(request))))
     except DiscoverFailure as failure:
         raise recover(failure, {NoDataset: _dataset_404(request), NoVersion: _dataset_404(request),
                       Unpublished: _gone}) from None
@@ -217,7 +224,7 @@ async def download_manifest(request: Request) -> Response:
     try:
         manifest = _discover(request).download_manifest(
             *_ids(request), paths, root, state.settings.download_size_cap,
-            lambda row: presigned_url(state.signer, base, row))
+            presigner(state.signer, base))
     except DiscoverFailure as failure:
         raise recover(failure, {TooLarge: lambda _: errors.too_large(), Embargoed: _unauthorized}) from None
     return JSONResponse(manifest)

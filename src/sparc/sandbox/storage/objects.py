@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 
-from sparc.sandbox.catalogue.content import iter_generated, iter_stored
+from sparc.sandbox.catalogue.content import generated_range, iter_generated, iter_stored
 
 
 def find_object(conn: sqlite3.Connection, bucket: str, key: str,
@@ -25,3 +25,13 @@ def object_chunks(row: sqlite3.Row, start: int = 0, end: int | None = None) -> I
     if row["content"] is not None:
         return iter_stored(bytes(row["content"]), start, stop)
     return iter_generated(row["seed"], start, stop)
+
+
+def object_bytes(row: sqlite3.Row, start: int, end: int) -> bytes:
+    """Bytes ``[start, end)`` of a file row in one piece (for small spans: only they are built).
+
+    Example: ``object_bytes(row, 1 << 20, (1 << 20) + 4096)`` copies 4 KiB, not a 1 MiB block.
+    """
+    if row["content"] is not None:
+        return bytes(row["content"][start:end])
+    return generated_range(row["seed"], start, end)
