@@ -22,7 +22,7 @@ from o2sparc_helpers import (  # noqa: F401
     release_path,
 )
 
-SUPPORT_ID = re.compile(r"^OEC:[a-f0-9]{12}-\d{13,14}$")
+OEC_IN_MESSAGE = re.compile(r"Thank you for your patience\. \[OEC:[a-f0-9]{12}-\d{13,14}\]$")
 
 
 def test_meta_needs_no_auth_and_says_0_13_0(anonymous: httpx.Client) -> None:
@@ -145,8 +145,13 @@ def test_sleeper_ports_are_the_real_services(api: httpx.Client) -> None:
 @pytest.mark.parametrize("path, message", [
     (f"/v0/solvers/{ENCODED_SLEEPER}/releases/9.9.9", f"Solver {SLEEPER}:9.9.9 not found"),
     ("/v0/solvers/simcore%2Fservices%2Fcomp%2Fnope/releases/1.0.0", "Solver simcore/services/comp/nope:1.0.0 not found"),
-    ("/v0/solvers/simcore%2Fservices%2Fcomp%2Fnope/latest", "Solver simcore/services/comp/nope not found"),
-    ("/v0/solvers/simcore%2Fservices%2Fcomp%2Fnope/releases", "Solver simcore/services/comp/nope not found"),
+    ("/v0/solvers/simcore%2Fservices%2Fcomp%2Fnope/latest", "Solver with id=simcore/services/comp/nope not found"),
+    ("/v0/solvers/simcore%2Fservices%2Fcomp%2Fnope/releases",
+     "Solver with id=simcore/services/comp/nope not found"),
+    (f"/v0/solvers/{ENCODED_SLEEPER}/releases/9.9.9/ports",
+     f"The program, solver, or project '{SLEEPER}' version 9.9.9 could not be found."),
+    (f"/v0/solvers/{ENCODED_SLEEPER}/releases/9.9.9/jobs/page",
+     f"The program, solver, or project '{SLEEPER}' version 9.9.9 could not be found."),
 ])
 def test_unknown_solver_404(api: httpx.Client, path: str, message: str) -> None:
     r = api.get(path)
@@ -157,7 +162,6 @@ def test_unknown_solver_404(api: httpx.Client, path: str, message: str) -> None:
 @pytest.mark.parametrize("path, loc", [
     ("/v0/solvers/simcore%2Fservices%2Fdynamic%2Fx/releases/1.0.0", ["path", "solver_key"]),
     (f"/v0/solvers/{ENCODED_SLEEPER}/releases/2.s.6", ["path", "version"]),
-    (f"/v0/solvers/{ENCODED_SLEEPER}/releases/2.0.2/jobs/not-a-uuid", ["path", "job_id"]),
 ])
 def test_malformed_path_parameters_422(api: httpx.Client, path: str, loc: list[str]) -> None:
     r = api.get(path)
@@ -165,26 +169,49 @@ def test_malformed_path_parameters_422(api: httpx.Client, path: str, loc: list[s
     assert [e["loc"] for e in r.json()["errors"]] == [loc]
 
 
-def test_pricing_plan_404_on_a_free_product(api: httpx.Client) -> None:
-    assert api.get(release_path() + "/pricing_plan").status_code == 404
+def test_a_job_id_that_is_not_a_uuid_matches_no_route(api: httpx.Client) -> None:
+    """``{job_id:uuid}`` is a path convertor in the api-server: another id is an unknown route."""
+    r = api.get(release_path() + "/jobs/not-a-uuid")
+    assert r.status_code == 404 and r.json()["errors"] == ["Not Found"]
+
+
+def test_pricing_plan_of_a_free_product_is_an_unexpected_error(api: httpx.Client) -> None:
+    r = api.get(release_path() + "/pricing_plan")
+    assert r.status_code == 500
+    body = r.json()
+    assert body["support_id"] is None and OEC_IN_MESSAGE.search(body["errors"][0])
 
 
 # ---- injected faults answer in ErrorGet ------------------------------------------------------------------
-def test_status_fault_on_v0_is_error_get_with_support_id(sandbox, api: httpx.Client) -> None:
+def test_status_fault_on_v0_is_error_get(sandbox, api: httpx.Client) -> None:
     sandbox.set_faults([{"route": "POST /v0/solvers/*", "kind": "status", "status": 503, "count": 1}])
     r = api.post(release_path() + "/jobs", json={"values": {}})
     assert r.status_code == 503
-    body = r.json()
-    assert body["errors"] == ["Service Unavailable"] and SUPPORT_ID.match(body["support_id"])
+    assert r.json() == {"errors": ["The Webserver service was unavailable."], "support_id": None}
     assert api.post(release_path() + "/jobs", json={"values": {}}).status_code == 201
     assert sandbox.faults()[0]["hits"] == 1
+
+
+@pytest.mark.parametrize("status, message", [(502, "Received unexpected response from Webserver"),
+                                             (504, "The Webserver service was unavailable."),
+                                             (404, "Not Found")])
+def test_other_status_faults(sandbox, api: httpx.Client, status: int, message: str) -> None:
+    sandbox.set_faults([{"route": "/v0/files", "kind": "status", "status": status}])
+    r = api.get("/v0/files")
+    assert r.status_code == status and r.json() == {"errors": [message], "support_id": None}
+
+
+def test_500_fault_carries_its_support_id_in_the_message(sandbox, api: httpx.Client) -> None:
+    sandbox.set_faults([{"route": "GET /v0/solvers", "kind": "status", "status": 500}])
+    body = api.get("/v0/solvers").json()
+    assert body["support_id"] is None and OEC_IN_MESSAGE.search(body["errors"][0])
 
 
 def test_retry_after_fault_keeps_the_header(sandbox, api: httpx.Client) -> None:
     sandbox.set_faults([{"route": "GET /v0/me", "kind": "retry_after", "seconds": 7}])
     r = api.get("/v0/me")
     assert r.status_code == 429 and r.headers["retry-after"] == "7"
-    assert r.json() == {"errors": ["Too Many Requests"], "support_id": None}
+    assert r.json() == {"errors": ["The Webserver service was unavailable."], "support_id": None}
     sandbox.clear_faults()
     assert api.get("/v0/me").status_code == 200
 

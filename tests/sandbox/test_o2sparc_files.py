@@ -58,21 +58,24 @@ def test_each_upload_gets_a_new_id(api: httpx.Client) -> None:
     assert {h["id"] for h in hits} >= {first["id"], second["id"]}
 
 
-def test_search_pages_follow_links(api: httpx.Client) -> None:
+def test_search_answers_one_storage_page(api: httpx.Client) -> None:
+    """As files.py: storage returns the page, ``total`` is its length, and an offset past it is 404."""
     data = uuid.uuid4().bytes
-    ids = {upload(api, data, f"p{i}.bin")["id"] for i in range(3)}
+    ids = [upload(api, data, f"p{i}.bin")["id"] for i in range(3)]
     sha = hashlib.sha256(data).hexdigest()
-    seen, page = [], api.get("/v0/files:search", params={"sha256_checksum": sha, "limit": 2}).json()
-    assert page["total"] == 3 and page["links"]["prev"] is None
-    while True:
-        seen += [f["id"] for f in page["items"]]
-        if page["links"]["next"] is None:
-            break
-        page = api.get(page["links"]["next"]).json()
-    assert set(seen) == ids and len(seen) == 3
-    assert page["links"]["prev"] is not None and page["links"]["self"] == page["links"]["last"]
-    beyond = api.get("/v0/files:search", params={"sha256_checksum": sha, "offset": 4})
-    assert beyond.status_code == 404
+    first = api.get("/v0/files:search", params={"sha256_checksum": sha, "limit": 2}).json()
+    assert len(first["items"]) == first["total"] == 2 and first["links"]["next"] is None
+    assert first["links"]["prev"] is None
+    rest = api.get("/v0/files:search", params={"sha256_checksum": sha, "limit": 2, "offset": 1}).json()
+    assert rest["total"] == 2 and rest["links"]["prev"] is not None
+    assert {f["id"] for f in first["items"] + rest["items"]} == set(ids)
+    everything = api.get("/v0/files:search", params={"sha256_checksum": sha}).json()
+    assert everything["total"] == 3 and everything["links"]["next"] is None
+    # offset 2 leaves one file on the page, and 2 > 1: the server's "not found" (files.py)
+    r = api.get("/v0/files:search", params={"sha256_checksum": sha, "offset": 2})
+    assert r.status_code == 404 and r.json()["errors"] == ["Not found in storage"]
+    none = api.get("/v0/files:search", params={"sha256_checksum": "f" * 64}).json()
+    assert none["items"] == [] and none["total"] == 0
 
 
 @pytest.mark.parametrize("params, loc", [({"sha256_checksum": "abc"}, ["query", "sha256_checksum"]),
@@ -99,15 +102,17 @@ def test_large_file_gets_multipart_links_then_abort(api: httpx.Client) -> None:
     assert r.status_code == 404 and b"NoSuchUpload" in r.content
 
 
-def test_complete_with_a_wrong_etag_or_missing_part_is_409(api: httpx.Client) -> None:
+def test_complete_with_a_wrong_etag_or_missing_part_is_502(api: httpx.Client) -> None:
+    """Storage refuses (S3 InvalidPart); the api-server maps any storage 4xx to 502."""
     data = b"hello"
     user_file = {"filename": "h.txt", "filesize": 5, "sha256_checksum": hashlib.sha256(data).hexdigest()}
     links = api.post("/v0/files/content", json=user_file).json()
     complete = links["upload_schema"]["links"]["complete_upload"]
     body = {"client_file": user_file, "uploaded_parts": {"parts": [{"number": 1, "e_tag": "0" * 32}]}}
-    assert api.post(complete, json=body).status_code == 409  # nothing uploaded yet
+    r = api.post(complete, json=body)  # nothing uploaded yet
+    assert r.status_code == 502 and r.json()["errors"] == ["Received unexpected response from Storage"]
     etag = json.loads(httpx.put(links["upload_schema"]["urls"][0], content=data).headers["etag"])
-    assert api.post(complete, json=body).status_code == 409  # wrong e_tag
+    assert api.post(complete, json=body).status_code == 502  # wrong e_tag
     body["uploaded_parts"]["parts"][0]["e_tag"] = etag
     assert api.post(complete, json=body).json()["id"] == links["file_id"]
 
@@ -122,7 +127,7 @@ def test_upload_links_422(api: httpx.Client, body: dict[str, object], loc: list[
     assert r.status_code == 422 and loc in [e["loc"] for e in r.json()["errors"]]
 
 
-def test_complete_and_abort_422_and_404(api: httpx.Client) -> None:
+def test_complete_and_abort_422_and_502(api: httpx.Client) -> None:
     missing = str(uuid.uuid4())
     user_file = {"filename": "a", "filesize": 1, "sha256_checksum": "0" * 64}
     r = api.post(f"/v0/files/{missing}:complete", json={"client_file": user_file})
@@ -132,7 +137,7 @@ def test_complete_and_abort_422_and_404(api: httpx.Client) -> None:
     assert r.status_code == 422
     r = api.post(f"/v0/files/{missing}:complete",
                  json={"client_file": user_file, "uploaded_parts": {"parts": [{"number": 1, "e_tag": "x"}]}})
-    assert r.status_code == 404
+    assert r.status_code == 502  # storage: no such upload
     assert api.post(f"/v0/files/{missing}:abort", json={}).status_code == 422
     assert api.post("/v0/files/nope:abort", json={"client_file": user_file}).status_code == 422
 

@@ -59,9 +59,11 @@ def test_job_is_created_not_started(api: httpx.Client) -> None:
     outputs = api.get(f"{path}/outputs")
     assert outputs.status_code == 409
     assert outputs.json()["errors"] == [f"Cannot retrieve output for solver job '{job['id']}' because it has "
-                                        "not completed successfully. Current state: NOT_STARTED."]
+                                        "not completed successfully. Current state: RunningState.NOT_STARTED."]
     log = api.get(f"{path}/outputs/logfile")
-    assert log.status_code == 404 and "only available after the job is completed" in log.json()["errors"][0]
+    assert log.status_code == 404
+    assert log.json()["errors"] == [f"Log for {SLEEPER}/releases/2.0.2/jobs/{job['id']} not found.Note that "
+                                    "these logs are only available after the job is completed."]
     stopped = api.post(f"{path}:stop").json()
     assert stopped["state"] == "NOT_STARTED"
 
@@ -85,6 +87,7 @@ def test_the_guides_sleeper_run(api: httpx.Client) -> None:
     output_1, output_2 = results["results"]["output_1"], results["results"]["output_2"]
     assert output_1["filename"] == "single_number.txt" and output_1["e_tag"]
     assert isinstance(output_2, int) and 1 <= output_2 <= 9
+    assert output_1["id"] in {f["id"] for f in api.get("/v0/files").json()}  # soft-linked into api/
     assert api.get(f"/v0/files/{output_1['id']}").json() == output_1
     content = httpx.get(api.get(f"/v0/files/{output_1['id']}/content").headers["location"]).text
     assert 1 <= int(content) <= 9
@@ -106,7 +109,8 @@ def test_fail_after_sleep(api: httpx.Client) -> None:
     assert status["state"] == "FAILED" and status["stopped_at"]
     assert status["errors"] and "input_3" in status["errors"][0]["msg"]
     outputs = api.get(f"{path}/outputs")
-    assert outputs.status_code == 409 and outputs.json()["errors"][0].endswith("Current state: FAILED.")
+    assert outputs.status_code == 409
+    assert outputs.json()["errors"][0].endswith("Current state: RunningState.FAILED.")
     log = _logs(api, path)["sleeper_2.0.2.logs"]
     assert "Sleeping for 1 seconds" in log and "ERROR: Failing after sleep" in log
 
@@ -156,6 +160,8 @@ def test_job_of_another_release_or_unknown_is_404(api: httpx.Client) -> None:
     job = create_job(api, {"input_1": number_file(api)})
     other = f"{release_path(version='2.1.6')}/jobs/{job['id']}"
     assert api.post(f"{other}:inspect").status_code == 404
+    r = api.post(f"{other}:inspect")
+    assert r.json()["errors"] == [f"The solver or project job {job['id']} could not be found."]
     missing = f"{release_path()}/jobs/{uuid.uuid4()}"
     for method, suffix in [("GET", ""), ("POST", ":start"), ("POST", ":inspect"), ("POST", ":stop"),
                            ("GET", "/outputs"), ("GET", "/outputs/logfile"), ("DELETE", ""),
@@ -197,9 +203,20 @@ def test_delete_assets_then_outputs_409(api: httpx.Client) -> None:
     assert api.delete(f"{path}/assets").status_code == 204
     r = api.get(f"{path}/outputs")
     assert r.status_code == 409 and r.json()["errors"] == ["Assets have been deleted"]
-    assert api.post(f"{path}:start").status_code == 409
+    r = api.post(f"{path}:start")
+    assert r.status_code == 409 and r.json()["errors"] == [f"The assets for job {path[-36:]} are missing."]
     assert api.get(f"/v0/files/{output['id']}").status_code == 404
     assert api.get(f"{path}/outputs/logfile").status_code == 404
+
+
+def test_output_files_are_linked_when_outputs_are_first_read(api: httpx.Client) -> None:
+    """get_solver_job_outputs creates the soft link ``api/<id>/<name>`` on the first read."""
+    path, _ = run_job(api, {"input_1": number_file(api)})
+    before = {f["id"] for f in api.get("/v0/files").json()}
+    output = api.get(f"{path}/outputs").json()["results"]["output_1"]
+    assert output["id"] not in before
+    assert api.get(f"/v0/files/{output['id']}").json() == output
+    assert api.get(f"{path}/outputs").json()["results"]["output_1"] == output  # the same link
 
 
 def test_delete_job(api: httpx.Client) -> None:
@@ -266,9 +283,12 @@ def test_running_job_stop_aborts(realtime: Any) -> None:
             status = client.post(f"{path}:inspect").json()
         assert status["stopped_at"] is None and status["started_at"]
         r = client.get(f"{path}/outputs")
-        assert r.status_code == 409 and r.json()["errors"][0].endswith("Current state: STARTED.")
+        assert r.status_code == 409 and r.json()["errors"][0].endswith("Current state: RunningState.STARTED.")
         assert client.get(f"{path}/outputs/logfile").status_code == 404
-        assert client.delete(f"{path}/assets").status_code == 409
+        r = client.delete(f"{path}/assets")
+        assert r.status_code == 409
+        assert r.json()["errors"] == [f"Solver job '{job['id']}' has not stopped yet. Current status: "
+                                      "RunningState.STARTED."]
         stopped = client.post(f"{path}:stop").json()
         assert stopped["state"] == "ABORTED" and stopped["stopped_at"]
         assert client.post(f"{path}:inspect").json()["state"] == "ABORTED"

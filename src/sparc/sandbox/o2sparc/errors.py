@@ -3,7 +3,10 @@
 - ``HTTPException(detail)`` becomes ``{"errors": [detail], "support_id": null}``;
 - 422 request validation: ``{"errors": [{"type", "loc", "msg", "input"}...]}`` (FastAPI's
   ``HTTPValidationError`` renamed ``detail`` -> ``errors``);
-- 5xx carry a ``support_id`` ``OEC:<12 hex>-<epoch ms>``.
+- a backend error (``BaseBackEndError``) with a 5xx status carries a ``support_id``
+  ``OEC:<12 hex>-<epoch ms>``; an unexpected exception is a 500 whose *message* ends with
+  ``[OEC:...]`` and whose ``support_id`` is null (``exceptions/handlers/_handlers_factory.py``);
+  ``HTTPException`` bodies (429/503/504 passed through from a backend, 502) have no support id.
 
 Example: ``raise O2Error(404, "File with identifier 1234 not found")``.
 """
@@ -26,20 +29,33 @@ def support_id() -> str:
     return f"OEC:{secrets.token_hex(6)}-{int(time.time() * 1000)}"
 
 
-def error_body(errors: list[Any], status: int) -> dict[str, Any]:
-    return {"errors": errors, "support_id": support_id() if status >= 500 else None}
+#: ``_constants.MSG_INTERNAL_ERROR_USER_FRIENDLY_TEMPLATE``: the answer to an unexpected error
+INTERNAL_ERROR = ("Something went wrong on our end. We've been notified and will resolve this issue as "
+                  "soon as possible. Thank you for your patience.")
 
 
 class O2Error(SandboxError):
-    """An api-server error answer: ``status``, the ``errors`` list and optional headers."""
+    """An api-server error answer: ``status``, the ``errors`` list, optional headers and support id.
 
-    def __init__(self, status: int, *errors: Any, headers: dict[str, str] | None = None) -> None:
+    ``backend=True`` is a ``BaseBackEndError``: a 5xx gets a ``support_id``.
+    """
+
+    def __init__(self, status: int, *errors: Any, headers: dict[str, str] | None = None,
+                 backend: bool = False) -> None:
         super().__init__(status, *errors)
         self.status, self.errors, self.headers = status, list(errors), headers or {}
+        self.support_id = support_id() if backend and status >= 500 else None
+
+    def body(self) -> dict[str, Any]:
+        return {"errors": self.errors, "support_id": self.support_id}
 
     def response(self) -> Response:
-        return JSONResponse(error_body(self.errors, self.status), status_code=self.status,
-                            headers=self.headers)
+        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
+
+
+def internal_error() -> O2Error:
+    """500 for an unexpected exception: the support id goes in the message, not in ``support_id``."""
+    return O2Error(500, f"{INTERNAL_ERROR} [{support_id()}]")
 
 
 def unauthorized() -> O2Error:
@@ -65,13 +81,29 @@ def invalid(loc: list[str | int], msg: str, type_: str, value: Any = None) -> di
     return {"type": type_, "loc": loc, "msg": msg, "input": value}
 
 
-def fault_body(status: int) -> tuple[bytes, str]:
-    """The body of an injected fault under ``/v0/`` (registered with :mod:`sparc.sandbox.faults`)."""
+def fault_error(status: int) -> O2Error:
+    """What the api-server answers with ``status`` when its backend misbehaves.
+
+    500: an unexpected error; 429/503/504: a backend's answer passed through ("The {service}
+    service was unavailable."); 502: "Received unexpected response from {service}"
+    (``exceptions/service_errors_utils.py``); anything else: the status phrase.
+    """
+    if status == 500:
+        return internal_error()
+    if status in (429, 503, 504):
+        return O2Error(status, "The Webserver service was unavailable.")
+    if status == 502:
+        return O2Error(status, "Received unexpected response from Webserver")
     try:
         phrase = HTTPStatus(status).phrase
     except ValueError:
         phrase = "Error"
-    return json.dumps(error_body([phrase], status)).encode(), "application/json"
+    return O2Error(status, phrase)
+
+
+def fault_body(status: int) -> tuple[bytes, str]:
+    """The body of an injected fault under ``/v0/`` (registered with :mod:`sparc.sandbox.faults`)."""
+    return json.dumps(fault_error(status).body()).encode(), "application/json"
 
 
 def storage_fault_body(status: int) -> tuple[bytes, str]:

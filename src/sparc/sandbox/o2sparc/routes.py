@@ -105,8 +105,7 @@ def endpoint(auth: bool = True) -> Callable[[Handler], Handler]:
                 raise
             except Exception:
                 _log.exception("o2sparc: %s %s failed", request.method, request.url.path)
-                raise O2Error(500, "We apologize for the inconvenience. The issue has been recorded, "
-                                   "please report it if it persists.") from None
+                raise errors.internal_error() from None
         return run
 
     return wrap
@@ -173,9 +172,8 @@ def _path_errors(request: Request) -> list[dict[str, Any]]:
         found.append(_pattern_error(p["solver_key"], catalog.SOLVER_KEY_RE, ["path", "solver_key"]))
     if "version" in p:
         found.append(_pattern_error(p["version"], catalog.VERSION_RE, ["path", "version"]))
-    for name in ("job_id", "file_id"):
-        if name in p:
-            found.append(_uuid_param(p[name], ["path", name]))
+    if "file_id" in p:
+        found.append(_uuid_param(p["file_id"], ["path", "file_id"]))
     return [e for e in found if e is not None]
 
 
@@ -185,19 +183,20 @@ def _check_path(request: Request) -> None:
         raise errors.validation(*found)
 
 
-def _release(request: Request, version: str | None = None) -> Release:
+def _release(request: Request, message: str | None = None) -> Release:
+    """The release of the path; 404 with ``message`` or catalog's ``ProgramOrSolverOrStudyNotFoundError``."""
     _check_path(request)
-    key = request.path_params["solver_key"]
-    version = version or request.path_params["version"]
+    key, version = request.path_params["solver_key"], request.path_params["version"]
     found = catalog.find(key, version)
     if found is None:
-        raise errors.not_found(f"Solver {key}:{version} not found")
+        raise errors.not_found(message or f"The program, solver, or project '{key}' version {version} "
+                               "could not be found.")
     return found
 
 
 def _job(request: Request) -> Job:
     release = _release(request)
-    return _state(request).get_job(release, str(uuid.UUID(request.path_params["job_id"])))
+    return _state(request).get_job(release, str(request.path_params["job_id"]))
 
 
 def _page(request: Request, items: list[Any], total: int, limit: int, offset: int) -> dict[str, Any]:
@@ -394,24 +393,25 @@ async def list_files(request: Request) -> Response:
 
 @endpoint()
 async def search_files(request: Request) -> Response:
-    """``GET /v0/files:search``: by ``sha256_checksum`` and/or ``file_id``; 404 past the last result."""
+    """``GET /v0/files:search``: by ``sha256_checksum`` and/or ``file_id`` (see O2SPARC.md on ``total``)."""
     sha256 = request.query_params.get("sha256_checksum")
     file_id = request.query_params.get("file_id")
-    found = []
+    bad = []
     if sha256 is not None:
-        found.append(_pattern_error(sha256, SHA256_RE, ["query", "sha256_checksum"]))
+        bad.append(_pattern_error(sha256, SHA256_RE, ["query", "sha256_checksum"]))
     if file_id is not None:
-        found.append(_uuid_param(file_id, ["query", "file_id"]))
-    if any(found):
-        raise errors.validation(*[e for e in found if e])
+        bad.append(_uuid_param(file_id, ["query", "file_id"]))
+    if any(bad):
+        raise errors.validation(*[e for e in bad if e])
     limit, offset = _limit_offset(request)
     hits = [f for f in _state(request).listed_files()
             if (sha256 is None or (f.checksum or "").lower() == sha256.lower())
             and (file_id is None or f.id == str(uuid.UUID(file_id)))]
-    if offset > len(hits):
-        raise errors.not_found(f"Requested offset {offset} exceeds the {len(hits)} matching files")
-    items = [f.to_json() for f in hits[offset:offset + limit]]
-    return JSONResponse(_page(request, items, len(hits), limit, offset))
+    # as files.py does: storage returns one page (limit/offset), and ``total`` is that page's size
+    found = hits[offset:offset + limit]
+    if offset > len(found):
+        raise errors.not_found("Not found in storage")
+    return JSONResponse(_page(request, [f.to_json() for f in found], len(found), limit, offset))
 
 
 def _file(request: Request) -> StoredFile:
@@ -503,7 +503,7 @@ async def latest_release(request: Request) -> Response:
     key = request.path_params["solver_key"]
     found = catalog.latest(key)
     if found is None:
-        raise errors.not_found(f"Solver {key} not found")
+        raise errors.not_found(f"Solver with id={key} not found")
     return JSONResponse(_solver_json(request, found))
 
 
@@ -513,13 +513,14 @@ async def solver_releases(request: Request) -> Response:
     key = request.path_params["solver_key"]
     found = catalog.releases(key)
     if not found:
-        raise errors.not_found(f"Solver {key} not found")
+        raise errors.not_found(f"Solver with id={key} not found")
     return JSONResponse([_solver_json(request, r) for r in found])
 
 
 @endpoint()
 async def get_release(request: Request) -> Response:
-    return JSONResponse(_solver_json(request, _release(request)))
+    key, version = request.path_params["solver_key"], request.path_params["version"]
+    return JSONResponse(_solver_json(request, _release(request, f"Solver {key}:{version} not found")))
 
 
 @endpoint()
@@ -530,8 +531,10 @@ async def solver_ports(request: Request) -> Response:
 
 @endpoint()
 async def pricing_plan(request: Request) -> Response:
-    release = _release(request)
-    raise errors.not_found(f"No pricing plan for {release.key}:{release.version}: this sandbox product is free")
+    """A free product has no pricing plan: the webserver answers none, and the route's response
+    model rejects ``None`` (its ``assert`` is stripped by ``PYTHONOPTIMIZE``): an unexpected 500."""
+    _release(request)
+    raise errors.internal_error()
 
 
 # ---- jobs ----------------------------------------------------------------------------------------------
@@ -610,7 +613,7 @@ async def start_job(request: Request) -> Response:
     """202 and PUBLISHED on the first start; 200 with the current status when already started."""
     job = _job(request)
     if job.assets_deleted:
-        raise errors.conflict(f"Assets of job {job.id} have been deleted: it cannot run again")
+        raise O2Error(409, f"The assets for job {job.id} are missing.", backend=True)
     if job.started:
         return JSONResponse(job.status(), status_code=200)
     state = _state(request)
@@ -637,12 +640,12 @@ async def stop_job(request: Request) -> Response:
 @endpoint()
 async def job_outputs(request: Request) -> Response:
     job = _job(request)
+    if job.state != "SUCCESS" or job.results is None:
+        raise O2Error(409, f"Cannot retrieve output for solver job '{job.id}' because it has not "
+                      f"completed successfully. Current state: RunningState.{job.state}.", backend=True)
     if job.assets_deleted:
         raise errors.conflict("Assets have been deleted")
-    if job.state != "SUCCESS" or job.results is None:
-        raise errors.conflict(f"Cannot retrieve output for solver job '{job.id}' because it has not "
-                              f"completed successfully. Current state: {job.state}.")
-    return JSONResponse({"job_id": job.id, "results": job.results})
+    return JSONResponse({"job_id": job.id, "results": _state(request).link_outputs(job)})
 
 
 @endpoint()
@@ -650,8 +653,8 @@ async def job_logfile(request: Request) -> Response:
     """307 to ``logs.zip`` once the job has stopped; 404 before."""
     job = _job(request)
     if job.state not in TERMINAL or job.logs_zip is None or job.assets_deleted:
-        raise errors.not_found(f"Log for {job.release.key}:{job.release.version} job {job.id} not found."
-                               "Note that these logs are only available after the job is completed.")
+        raise errors.not_found(f"Log for {job.release.key}/releases/{job.release.version}/jobs/{job.id} "
+                               "not found.Note that these logs are only available after the job is completed.")
     key = f"{job.id}/{job.node_id}/logs.zip"
     return RedirectResponse(_state(request).signer.url(_base(request), "GET", key), 307)
 
@@ -680,9 +683,9 @@ async def job_metadata(request: Request) -> Response:
 @endpoint()
 async def delete_job_assets(request: Request) -> Response:
     job = _job(request)
-    if job.state not in TERMINAL:
-        raise errors.conflict(f"Job {job.id} has not stopped (state {job.state}): its assets cannot be "
-                              "deleted")
+    if job.stopped_at is None:
+        raise O2Error(409, f"Solver job '{job.id}' has not stopped yet. Current status: "
+                      f"RunningState.{job.state}.", backend=True)
     _state(request).drop_outputs(job)
     job.assets_deleted = True
     return Response(status_code=204)
@@ -700,7 +703,7 @@ async def unmatched(request: Request) -> Response:
 
 SOLVER = "/solvers/{solver_key:o2s_key}"
 RELEASE = SOLVER + "/releases/{version}"
-JOB = RELEASE + "/jobs/{job_id}"
+JOB = RELEASE + "/jobs/{job_id:uuid}"
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 routes: list[BaseRoute] = [

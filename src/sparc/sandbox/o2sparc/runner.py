@@ -90,7 +90,7 @@ def _coerce(name: str, port: Port, value: Any, state: O2State) -> Any:
         if not isinstance(value, dict) or "id" not in value:
             raise JobFailure(f"{name}: expected a File, got {value!r}")
         stored = state.files.get(str(value["id"]))
-        if stored is None or stored.filename != value.get("filename", stored.filename):
+        if stored is None or not stored.listed or stored.filename != value.get("filename", stored.filename):
             raise JobFailure(f"{name}: file {value.get('filename')!r} ({value['id']}) not found in storage")
         return stored.path
     if kind == "boolean":

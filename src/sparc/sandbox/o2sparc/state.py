@@ -152,19 +152,24 @@ class Job:
                 "stopped_at": iso(self.stopped_at), "errors": self.errors}
 
 
-def _file_dict_checksum(value: dict[str, Any]) -> str:
-    return inputs_checksum(value)
+FILE_FIELDS = ("id", "filename", "content_type", "checksum", "e_tag")
 
 
 def inputs_checksum(values: dict[str, Any]) -> str:
-    """sha256 over ``f"{key}:{value}"`` of the sorted keys; a File value by its own checksum."""
-    sha = hashlib.sha256()
+    """``JobInputs.compute_checksum``: sha256 of ``key:str(value)`` over the sorted keys; a File
+    value by the same checksum of its (complete) field dict."""
+    dump = ""
     for key in sorted(values):
         value = values[key]
         if isinstance(value, dict):
-            value = _file_dict_checksum(value)
-        sha.update(f"{key}:{value}".encode())
-    return sha.hexdigest()
+            value = inputs_checksum({name: value.get(name) for name in FILE_FIELDS})
+        dump += f"{key}:{value}"
+    return hashlib.sha256(dump.encode()).hexdigest()
+
+
+def storage_failed() -> errors.O2Error:
+    """Storage refused (S3 ``InvalidPart``, unknown upload): the api-server's 502."""
+    return errors.O2Error(502, "Received unexpected response from Storage")
 
 
 class Signer:
@@ -236,7 +241,7 @@ class O2State:
 
     def get_file(self, file_id: str) -> StoredFile:
         found = self.files.get(file_id)
-        if found is None:
+        if found is None or not found.listed:
             raise errors.not_found(f"File with identifier {file_id} not found")
         return found
 
@@ -270,16 +275,15 @@ class O2State:
             done = self.files.get(file_id)
             if done is not None:  # completing twice: storage answers with the file it has
                 return done
-            raise errors.not_found(f"File with identifier {file_id} not found")
+            raise storage_failed()
         numbers = sorted(parts)
         if not numbers:
-            raise errors.O2Error(409, f"Upload of {upload.filename} cannot complete: no parts given")
+            raise storage_failed()
         md5s = []
         for number, e_tag in numbers:
             part_md5 = upload.parts.get(number)
             if part_md5 is None or part_md5 != e_tag.strip('"'):
-                raise errors.O2Error(409, f"Upload of {upload.filename} cannot complete: part {number} "
-                                     "was not uploaded or its e_tag does not match")
+                raise storage_failed()  # S3 InvalidPart
             md5s.append(part_md5)
         target = upload.folder / "assembled"
         with target.open("wb") as out:
@@ -312,16 +316,24 @@ class O2State:
     def get_job(self, release: Release, job_id: str) -> Job:
         job = self.jobs.get(job_id)
         if job is None or job.release is not release:
-            raise errors.not_found(f"Job {job_id} not found")
+            raise errors.not_found(f"The solver or project job {job_id} could not be found.")
         return job
 
     def jobs_of(self, release: Release) -> list[Job]:
         return sorted((j for j in self.jobs.values() if j.release is release),
                       key=lambda j: j.created_at, reverse=True)
 
+    def link_outputs(self, job: Job) -> dict[str, Any]:
+        """The job's results, its output files soft-linked into ``api/`` (listed) from now on."""
+        for value in (job.results or {}).values():
+            if isinstance(value, dict) and value.get("id") in self.files:
+                self.files[value["id"]].listed = True
+        return job.results or {}
+
     def drop_outputs(self, job: Job) -> None:
         for value in (job.results or {}).values():
             if isinstance(value, dict) and value.get("id") in self.files:
+                self.files[value["id"]].listed = True
                 self.delete_file(value["id"])
         if job.logs_zip is not None:
             self.objects = {k: p for k, p in self.objects.items() if p != job.logs_zip}
