@@ -1,7 +1,8 @@
 """Progress bars (tqdm, on stderr), which callers can switch off or force on.
 
 ``progress=None`` means: show bars when stderr is a terminal or in a Jupyter kernel (where
-``tqdm.auto`` draws a widget). Example::
+``tqdm.auto`` draws a widget). tqdm is imported only when a bar is really drawn: a disabled bar
+is a :class:`NoBar`, which costs nothing. Example::
 
     with byte_bar(total=1024, desc="file.csv", progress=True) as bar:
         bar.update(512)
@@ -20,11 +21,36 @@ def bars_enabled(progress: bool | None) -> bool:
     return progress
 
 
+class NoBar:
+    """A progress bar that draws nothing (what ``byte_bar`` gives when bars are off).
+
+    Example: ``with NoBar() as bar: bar.update(10)`` does nothing, without importing tqdm.
+    """
+
+    disable = True
+
+    def __enter__(self) -> NoBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, n: float = 1) -> None:
+        return None
+
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
 def byte_bar(total: int | None, desc: str, progress: bool | None, initial: int = 0) -> Any:
-    """A tqdm bar counting bytes (a no-op bar when disabled)."""
+    """A tqdm bar counting bytes, or a :class:`NoBar` (tqdm not even imported) when disabled."""
+    if not bars_enabled(progress):
+        return NoBar()
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, desc=desc, unit="B", unit_scale=True,
-                unit_divisor=1024, disable=not bars_enabled(progress), file=sys.stderr,
+                unit_divisor=1024, disable=False, file=sys.stderr,
                 leave=False, dynamic_ncols=True)
-

@@ -15,9 +15,11 @@ raises :class:`NotFoundError`/:class:`GoneError` at once, without retrying the 5
 
 from __future__ import annotations
 
+import heapq
 import logging
+import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
@@ -337,8 +339,10 @@ class DiscoverMixin:
              *, page_size: int = 500, max_workers: int = 8) -> Iterator[dict[str, Any]]:
         """Every file below ``path`` (the whole version by default), depth first, by name.
 
-        Folder listings are fetched ``max_workers`` at a time ahead of the traversal, so deep
-        trees cost round trips in parallel; the order is the same as a sequential walk.
+        Folder listings are fetched ``max_workers`` at a time ahead of the traversal: every
+        folder is asked for as soon as its parent's listing names it (nearest first in the
+        walk's order), so deep trees cost round trips in parallel; the order is the same as a
+        sequential walk, and a caller that stops iterating stops the listing.
         """
         dataset_id, version = self._ids(dataset_id, version)
         max_workers = check_count("max_workers", max_workers, 1)
@@ -350,17 +354,7 @@ class DiscoverMixin:
         def listing(folder: str | None) -> list[dict[str, Any]]:
             return list(self._browse(dataset_id, version, folder, page_size))
 
-        pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="sparc-walk")
-        try:
-            stack = [pool.submit(listing, folder)]
-            while stack:
-                nodes = stack.pop().result()
-                subfolders = [pool.submit(listing, n["path"]) for n in nodes
-                              if n.get("type") == "Directory"]
-                yield from (n for n in nodes if n.get("type") != "Directory")
-                stack.extend(reversed(subfolders))
-        finally:  # also when the caller stops early: fetch nothing more
-            pool.shutdown(wait=False, cancel_futures=True)
+        return _walk_ahead(listing, folder, max_workers)
 
     def get_file(self, dataset_id: int, path: str, version: int | None = None) -> dict[str, Any]:
         """One file's node, by its path within the version (or its full ``s3://`` uri)."""
@@ -371,3 +365,102 @@ class DiscoverMixin:
         return self._explained(dataset_id, version, lambda: self._discover(
             f"{version_route(dataset_id, version)}/files", params={"path": path},
             retry_if=retry_unless_uncaught))
+
+
+#: How many folder listings walk() may hold ahead of its caller, per worker (bounded memory).
+WALK_BUFFER_PER_WORKER = 16
+
+_Key = tuple[int, ...]  # a folder's place in the walk: child indices from the top (DFS order)
+
+
+class _WalkAhead:
+    """Folder listings fetched ahead of a depth-first traversal, ``max_workers`` in flight.
+
+    Each folder gets a key (its child indices from the top): sorted keys are the walk's order.
+    Every folder named by a finished listing is queued at once, and the smallest queued keys are
+    fetched first, so the folder the caller needs next is never behind folders it needs later.
+    At most ``buffer`` listings are held (in flight or finished, not yet walked).
+    """
+
+    def __init__(self, listing: Callable[[str | None], list[dict[str, Any]]],
+                 max_workers: int, buffer: int) -> None:
+        self.listing = listing
+        self.max_workers = max_workers
+        self.buffer = max(buffer, max_workers)
+        self.pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="sparc-walk")
+        self.changed = threading.Condition()
+        self.queued: list[tuple[_Key, str | None]] = []  # a heap: known, not asked for yet
+        self.results: dict[_Key, Future[list[dict[str, Any]]]] = {}
+        self.in_flight = 0
+        self.stopped = False
+
+    def add(self, key: _Key, folder: str | None) -> None:
+        with self.changed:
+            heapq.heappush(self.queued, (key, folder))
+            self._fill()
+
+    def _fill(self) -> None:
+        """Ask for queued folders, nearest first (call holding ``changed``)."""
+        while (self.queued and not self.stopped and self.in_flight < self.max_workers
+               and (len(self.results) < self.buffer or self.in_flight == 0)):
+            key, folder = heapq.heappop(self.queued)
+            result: Future[list[dict[str, Any]]] = Future()
+            self.results[key] = result
+            self.in_flight += 1
+            self.pool.submit(self._run, key, folder, result)
+
+    def _run(self, key: _Key, folder: str | None,
+             result: Future[list[dict[str, Any]]]) -> None:
+        nodes: list[dict[str, Any]] = []
+        error: BaseException | None = None
+        try:
+            nodes = self.listing(folder)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller at this folder
+            error = exc
+        with self.changed:  # its subfolders are known before its listing is
+            self.in_flight -= 1
+            for i, node in enumerate(n for n in nodes if n.get("type") == "Directory"):
+                heapq.heappush(self.queued, ((*key, i), node["path"]))
+            self._fill()
+            self.changed.notify_all()
+        if error is None:
+            result.set_result(nodes)
+        else:
+            result.set_exception(error)
+
+    def take(self, key: _Key) -> list[dict[str, Any]]:
+        """The listing of ``key`` (waiting for it), forgotten once taken."""
+        with self.changed:
+            while (result := self.results.get(key)) is None:
+                self._fill()  # it is queued: it goes first when a worker is free
+                if key not in self.results:
+                    self.changed.wait(1.0)
+        nodes = result.result()
+        with self.changed:
+            del self.results[key]
+            self._fill()
+        return nodes
+
+    def stop(self) -> None:
+        with self.changed:
+            self.stopped = True
+            self.queued.clear()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _walk_ahead(listing: Callable[[str | None], list[dict[str, Any]]], top: str | None,
+                max_workers: int) -> Iterator[dict[str, Any]]:
+    """The files below ``top`` in the order of a sequential depth-first walk (each folder's
+    files, then its subfolders by name), with listings fetched ahead by :class:`_WalkAhead`."""
+    ahead = _WalkAhead(listing, max_workers, WALK_BUFFER_PER_WORKER * max_workers)
+    try:
+        ahead.add((), top)
+        stack: list[_Key] = [()]
+        while stack:
+            key = stack.pop()
+            nodes = ahead.take(key)
+            folders = sum(1 for n in nodes if n.get("type") == "Directory")
+            yield from (n for n in nodes if n.get("type") != "Directory")
+            stack.extend((*key, i) for i in reversed(range(folders)))
+    finally:  # also when the caller stops early: ask for nothing more
+        ahead.stop()
