@@ -129,6 +129,9 @@ def test_upload_service_refuses_missing_and_forged_tokens(sandbox: SandboxProces
     r = httpx.get(url, params={"dataset_id": ds}, headers={"Authorization": "Bearer " + _forged(ws.result["AccessToken"])})
     assert r.status_code == 401 and r.json() == {"message": "Unauthorized"}
     assert ws.get("/upload/manifest", params={"dataset_id": ds}).status_code == 200
+    # an identity source missing (dataset_id here; manifest_id on the status routes): 401
+    assert ws.get("/upload/manifest").status_code == 401
+    assert ws.get("/upload/manifest/status", params={"status": "Finalized"}).status_code == 401
     # a dataset the authorizer cannot resolve: API Gateway's 403
     r = ws.get("/upload/manifest", params={"dataset_id": "N:dataset:00000000-0000-0000-0000-000000000000"})
     assert r.status_code == 403 and r.json() == {"message": "Forbidden"}

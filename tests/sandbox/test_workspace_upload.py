@@ -324,7 +324,7 @@ def test_status_and_file_listings_page_with_continuation_tokens(ws: Signed) -> N
         if token:
             params["continuation_token"] = token
         page = ws.get("/upload/manifest/status", params=params).json()
-        seen += page["files"]
+        seen += page["files"] or []
         pages += 1
         token = page["continuation_token"]
         if not token:
@@ -342,8 +342,17 @@ def test_status_and_file_listings_page_with_continuation_tokens(ws: Signed) -> N
     assert removed.json()["nr_files_removed"] == 1
     page = ws.get("/upload/manifest/status", params={"manifest_id": manifest, "status": "Registered"}).json()
     assert page["files"][0] == ids[1]
-    assert ws.get("/upload/manifest/status", params={"manifest_id": manifest, "status": "Registered",
-                                                      "verify": "true"}).status_code == 400
+    r = ws.get("/upload/manifest/status", params={"manifest_id": manifest, "status": "Registered", "verify": "true"})
+    assert (r.status_code, r.json()["Message"]) == (
+        400, "Error: Status parameter needs to be set to 'Finalized' when verifying upload.")
+    r = ws.get("/upload/manifest/status", params={"manifest_id": manifest})
+    assert (r.status_code, r.json()) == (400, {"Code": 400, "Message": "Error: status not specified"})
+    # a page that ends the listing exactly still carries a token (DynamoDB's LastEvaluatedKey)
+    full = ws.get("/upload/manifest/files", params={"manifest_id": manifest, "limit": 1000}).json()
+    assert len(full["files"]) == 1000 and full["continuation_token"] == ids[-1]
+    after = ws.get("/upload/manifest/files", params={"manifest_id": manifest, "limit": 1000,
+                                                      "continuation_token": ids[-1]}).json()
+    assert (after["files"], after["continuation_token"]) == (None, "")
 
 
 def test_name_conflicts_keep_both_or_replace(ws: Signed) -> None:
@@ -366,7 +375,7 @@ def test_delayed_import_is_seen_by_polling_status(own_sandbox: SandboxProcess) -
         manifest, ids, reply = ws.upload(ds, {"later.txt": b"eventually"})
         assert reply["results"][0]["status"] == "finalized"  # queued, not imported yet
         status = {"manifest_id": manifest, "status": "Finalized"}
-        assert ws.get("/upload/manifest/status", params=status).json()["files"] == []
+        assert ws.get("/upload/manifest/status", params=status).json()["files"] is None  # Go's nil slice
         deadline = time.monotonic() + 10
         while not ws.get("/upload/manifest/status", params=status).json()["files"]:
             assert time.monotonic() < deadline

@@ -63,31 +63,38 @@ def _ws(request: Request) -> Workspace:
     return request.app.state.workspace
 
 
-def _authorize(request: Request) -> tuple[Dataset, Manifest | None]:
-    """The Lambda authorizer: a valid token plus a ``dataset_id`` or ``manifest_id`` it can resolve."""
+def _authorize(request: Request, identity: str = "dataset_id") -> tuple[Dataset, Manifest | None]:
+    """API Gateway's Lambda authorizer (``terraform/upload-service.yml``): its identity sources are
+    ``Authorization`` and the ``identity`` query parameter (``dataset_id`` or ``manifest_id``).
+
+    A missing source or a forged/expired token: 401 ``{"message": "Unauthorized"}``; a dataset or
+    manifest the user has no role on (here: unknown): 403 ``{"message": "Forbidden"}``.
+    """
     user = signed_in_user(request.app, request.headers.get("authorization"))
-    if user is None or user is INVALID:
+    ref = request.query_params.get(identity)
+    if user is None or user is INVALID or not ref:
         raise JSONError(401, {"message": "Unauthorized"})
     ws = _ws(request)
-    manifest_id = request.query_params.get("manifest_id")
-    dataset_id = request.query_params.get("dataset_id")
-    if dataset_id:
+    if identity == "dataset_id":
         try:
-            return ws.dataset(dataset_id), None
+            return ws.dataset(ref), None
         except WorkspaceError:
             raise JSONError(403, {"message": "Forbidden"}) from None
-    if manifest_id and (manifest := ws.manifest(manifest_id)) is not None:
-        return manifest.dataset, manifest
-    raise JSONError(403, {"message": "Forbidden"})
+    manifest = ws.manifest(ref)
+    if manifest is None:
+        raise JSONError(403, {"message": "Forbidden"})
+    return manifest.dataset, manifest
 
 
 async def _body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
     try:
-        body = json.loads(await request.body() or b"null")
+        body = json.loads(raw or b"null")
     except ValueError as exc:
-        raise gateway_error(400, f"invalid request body: {exc}") from None
+        raise gateway_error(400, f"Error: Invalid JSON payload ||| {exc} Body Obtained||||{raw.decode(errors='replace')}"
+                            ) from None
     if not isinstance(body, dict):
-        raise gateway_error(400, "invalid request body: expected a JSON object")
+        raise gateway_error(400, "invalid request body")
     return body
 
 
@@ -115,9 +122,10 @@ async def post_manifest(request: Request) -> Response:
         if manifest is None:
             raise gateway_error(500, f"Error: Invalid ManifestID |||| Manifest ID: {manifest_id}")
         if manifest.dataset is not ds:
-            raise gateway_error(400, "Error: manifest does not belong to the dataset in the request")
+            raise gateway_error(400, "Error: Trying to add files to a manifest that belongs to a different dataset.")
         if manifest.status == "Archived":
-            raise gateway_error(400, "Error: cannot add files to an archived manifest")
+            raise gateway_error(400, "Cannot sync with an 'archived' manifest. Archived manifests can be "
+                                     "downloaded as a CSV file.")
     else:
         manifest = ws.create_manifest(ds)
     files = body.get("files") or []
@@ -253,72 +261,61 @@ def _import(ws: Workspace, manifest: Manifest, files: list[tuple[ManifestFile, i
 
 
 # ---- listings -------------------------------------------------------------------------------------
-def _status_name(raw: str | None) -> str | None:
-    if raw is None:
-        return None
-    for name in FILE_STATUSES:
-        if name.lower() == raw.lower():
-            return name
-    raise gateway_error(400, f"invalid status: {raw}")
-
-
-def _listed_manifest(request: Request) -> Manifest:
-    _, manifest = _authorize(request)
-    if manifest is None:
-        manifest_id = request.query_params.get("manifest_id")
-        if not manifest_id:
-            raise gateway_error(400, "Error: ManifestID not specified")
-        manifest = _ws(request).manifest(manifest_id)
-        if manifest is None:
-            raise gateway_error(404, "Manifest not found")
-    return manifest
-
-
 def _page(manifest: Manifest, status: str | None, token: str | None, limit: int) -> tuple[list[ManifestFile], str]:
-    """Files in upload-id order after ``token`` (DynamoDB range-key order); the next token or ``""``."""
+    """A DynamoDB query page in upload-id (range key) order after ``token``, ``status`` matched
+    exactly; the next token is the last id of a full page (DynamoDB's ``LastEvaluatedKey``, so a
+    full last page is followed by an empty one), else ``""``."""
     rows = sorted((f for f in manifest.files.values()
                    if status is None or FILE_STATUSES[f.status] == status), key=lambda f: f.upload_id)
     if token:
         rows = [f for f in rows if f.upload_id > token]
     page = rows[:limit]
-    return page, (page[-1].upload_id if len(rows) > limit else "")
+    return page, (page[-1].upload_id if page and len(page) == limit else "")
 
 
 async def manifest_status(request: Request) -> Response:
-    """``GET /manifest/status?manifest_id=&status=Finalized&verify=true&continuation_token=``."""
-    manifest = _listed_manifest(request)
+    """``GET /manifest/status?manifest_id=&status=Finalized&verify=true&continuation_token=``
+    (``getManifestFilesStatusRoute``): 500 upload ids a page; ``verify`` marks them Verified."""
+    _, manifest = _authorize(request, "manifest_id")
+    assert manifest is not None
     ws = _ws(request)
-    status = _status_name(request.query_params.get("status"))
-    verify = (request.query_params.get("verify") or "").lower() == "true"
+    status = request.query_params.get("status")
+    if status is None:
+        raise gateway_error(400, "Error: status not specified")
+    verify = request.query_params.get("verify") == "true"
     if verify and status != "Finalized":
-        raise gateway_error(400, "verify=true requires status=Finalized")
+        raise gateway_error(400, "Error: Status parameter needs to be set to 'Finalized' when verifying upload.")
     with ws.lock:
         page, token = _page(manifest, status, request.query_params.get("continuation_token"), STATUS_PAGE)
         if verify:
             for f in page:
                 f.status = VERIFIED
-    return JSONResponse({"manifest_id": manifest.id, "status": status or "",
-                         "files": [f.upload_id for f in page], "continuation_token": token, "verified": verify})
+    return JSONResponse({"manifest_id": manifest.id, "status": status,
+                         "files": [f.upload_id for f in page] or None, "continuation_token": token,
+                         "verified": verify})
 
 
 async def manifest_files(request: Request) -> Response:
-    """``GET /manifest/files?manifest_id=&limit=20&status=&continuation_token=``."""
-    manifest = _listed_manifest(request)
+    """``GET /manifest/files?manifest_id=&limit=20&status=&continuation_token=`` (``getManifestFilesRoute``)."""
+    _, manifest = _authorize(request, "manifest_id")
+    assert manifest is not None
     ws = _ws(request)
     raw = request.query_params.get("limit", "20")
     try:
         limit = int(raw)
     except ValueError:
-        raise gateway_error(400, f"invalid limit: {raw}") from None
-    if limit < 1:
-        raise gateway_error(400, "limit must be positive")
-    status = _status_name(request.query_params.get("status"))
+        # strconv.ParseInt fails and the handler returns the error: API Gateway's 500
+        raise JSONError(500, {"message": "Internal Server Error"}) from None
+    if manifest.status == "Archived":
+        raise gateway_error(400, "Cannot sync with an 'archived' manifest. Archived manifests can be downloaded "
+                                 "as a CSV file.")
     with ws.lock:
-        page, token = _page(manifest, status, request.query_params.get("continuation_token"), limit)
+        page, token = _page(manifest, request.query_params.get("status"),
+                            request.query_params.get("continuation_token"), max(limit, 1))
         files = [{"file_name": f.target_name, "file_path": f.target_path, "file_type": f.file_type,
                   "upload_id": f.upload_id, "status": FILE_STATUSES[f.status],
                   "icon": file_type(f.target_name)[1]} for f in page]
-    return JSONResponse({"manifest_id": manifest.id, "files": files, "continuation_token": token})
+    return JSONResponse({"manifest_id": manifest.id, "files": files or None, "continuation_token": token})
 
 
 routes = [
