@@ -484,8 +484,8 @@ class O2SparcSolver:
         stop = threading.Event()
         bar = _progress_bar(progress, total=count, unit="job",
                             desc=f"{_short_key(self.key)} x{count}",
-                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix} "
-                                       "[{elapsed}<{remaining}]")
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| "
+                                       "[{elapsed}<{remaining}{postfix}]")
         if bar is not None:
             bar.set_postfix_str(f"0/{count} done", refresh=True)
 
