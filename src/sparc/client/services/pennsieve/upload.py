@@ -598,7 +598,11 @@ class UploadEngine:
                     log.info("%s: storage credentials expired; renewing them", what)
                     self.storage.renew(creds)
                     continue
-                if code not in _RETRY_CODES and not (isinstance(status, int) and status >= 500):
+                # a 400 with no S3 error document (botocore then uses the status as the code)
+                # comes from a proxy or a connection the server gave up on, not from S3: retry
+                bare = code == str(status)
+                if code not in _RETRY_CODES and not bare \
+                        and not (isinstance(status, int) and status >= 500):
                     raise _SendFailed(last) from None
             except BotoCoreError as exc:
                 last = f"S3 {what}: {type(exc).__name__}: {exc}"
