@@ -62,10 +62,12 @@ class Stats:
 
 
 class Connection:
-    """One client connection as the server sees it: its transport, and an event set once it is lost."""
+    """One client connection as the server sees it: its transport, the name of the uvicorn protocol
+    class serving it, and an event set once it is lost."""
 
-    def __init__(self, transport: asyncio.Transport) -> None:
+    def __init__(self, transport: asyncio.Transport, protocol: str = "") -> None:
         self.transport = transport
+        self.protocol = protocol
         self.closed = asyncio.Event()
 
     async def wait_closed(self, timeout: float) -> None:
@@ -106,7 +108,7 @@ class Connections:
         class RegisteredProtocol(base):  # type: ignore[misc, valid-type]
             def connection_made(self, transport: asyncio.BaseTransport) -> None:
                 super().connection_made(transport)
-                self._sandbox_connection = Connection(transport)  # type: ignore[arg-type]
+                self._sandbox_connection = Connection(transport, base.__name__)  # type: ignore[arg-type]
                 if self.client:
                     registry[tuple(self.client)] = self._sandbox_connection
 
@@ -228,8 +230,12 @@ async def reset_stats(request: Request) -> Response:
 
 
 async def process(request: Request) -> Response:
-    """The server process: ``pid`` and ``cpu_seconds`` (user + system, every thread) so far."""
-    return JSONResponse({"pid": os.getpid(), "cpu_seconds": time.process_time()})
+    """The server process: ``pid``, ``cpu_seconds`` (user + system, every thread) so far, and what
+    serves this request: ``http`` (uvicorn's protocol class) and ``loop`` (the event loop's module)."""
+    conn = request.app.state.connections.get(request.scope.get("client"))
+    return JSONResponse({"pid": os.getpid(), "cpu_seconds": time.process_time(),
+                         "http": conn.protocol if conn else None,
+                         "loop": type(asyncio.get_running_loop()).__module__})
 
 
 async def faults(request: Request) -> Response:
