@@ -397,3 +397,52 @@ def test_injected_faults_answer_in_each_service_shape(sandbox: SandboxProcess, r
     r = httpx.post(sandbox.url + path, content=b"{}") if route == "/cognito" else httpx.get(sandbox.url + path)
     assert r.status_code == 503
     assert callable(shape) and shape(r)
+
+
+def test_multipart_part_checksums_are_enforced(ws: Signed) -> None:
+    ds = ws.create_dataset()
+    creds = ws.credentials(ds, ws.manifest(ds))
+    s3, bucket = ws.s3(creds), creds["bucket"]
+    key = f"{creds['keyPrefix']}/{uuid.uuid4()}"
+    mpu = s3.create_multipart_upload(Bucket=bucket, Key=key, ChecksumAlgorithm="SHA256")
+    # a part of a SHA-256 upload sent without its checksum (boto3 would add CRC32 by default)
+    plain = s3_client(ws.base, creds["accessKeyId"], creds["secretAccessKey"], creds["sessionToken"])
+    plain.meta.config.request_checksum_calculation = "when_required"
+    with pytest.raises(ClientError) as info:
+        plain.upload_part(Bucket=bucket, Key=key, UploadId=mpu["UploadId"], PartNumber=1, Body=b"x" * 10)
+    assert _error(info) == (400, "InvalidRequest")
+    part = s3.upload_part(Bucket=bucket, Key=key, UploadId=mpu["UploadId"], PartNumber=1, Body=b"y" * 10,
+                          ChecksumAlgorithm="SHA256")
+    with pytest.raises(ClientError) as info:
+        s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=mpu["UploadId"], MultipartUpload={"Parts": [
+            {"PartNumber": 1, "ETag": part["ETag"], "ChecksumSHA256": b64sha256(b"z" * 10)}]})
+    assert _error(info) == (400, "InvalidPart")
+
+
+def test_signatures_as_s3_checks_them(ws: Signed) -> None:
+    """Presigned URLs of the owner's keys work and break when edited; a body that does not match its
+    signed ``x-amz-content-sha256`` is refused."""
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    ds = ws.create_dataset()
+    manifest, ids, _ = ws.upload(ds, {"p.txt": b"presigned"})
+    creds = ws.credentials(ds, manifest)
+    owner = owner_s3(ws.base)
+    key = f"{creds['keyPrefix']}/{ids['p.txt']}"
+    url = owner.generate_presigned_url("get_object", Params={"Bucket": creds["bucket"], "Key": key}, ExpiresIn=60)
+    assert httpx.get(url).content == b"presigned"
+    tampered = httpx.get(url.replace("X-Amz-Expires=60", "X-Amz-Expires=61"))
+    assert tampered.status_code == 403 and b"SignatureDoesNotMatch" in tampered.content
+
+    target = f"{ws.base}/s3/{creds['bucket']}/{creds['keyPrefix']}/{uuid.uuid4()}"
+    request = AWSRequest(method="PUT", url=target, data=b"signed body",
+                         headers={"x-amz-content-sha256": hashlib.sha256(b"signed body").hexdigest()})
+    S3SigV4Auth(Credentials("sandbox-key", "sandbox-secret"), "s3", "us-east-1").add_auth(request)
+    headers = dict(request.headers.items())
+    assert httpx.put(target, content=b"signed body", headers=headers).status_code == 200
+    r = httpx.put(target, content=b"other body!", headers=headers)
+    assert r.status_code == 400 and b"<Code>XAmzContentSHA256Mismatch</Code>" in r.content
+    sigv2 = httpx.put(target, content=b"x", headers={"Authorization": "AWS sandbox-key:c2lnbmF0dXJl"})
+    assert sigv2.status_code == 400 and b"<Code>InvalidRequest</Code>" in sigv2.content

@@ -53,7 +53,8 @@ def s3_client(base: str, access_key: str, secret: str, token: str | None = None)
 
     return boto3.client("s3", endpoint_url=base + "/s3", region_name="us-east-1", aws_access_key_id=access_key,
                         aws_secret_access_key=secret, aws_session_token=token,
-                        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+                        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1},
+                                      signature_version="s3v4"))
 
 
 @dataclass
