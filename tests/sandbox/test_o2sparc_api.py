@@ -222,3 +222,21 @@ def test_storage_faults_answer_as_s3(sandbox, api: httpx.Client) -> None:
                                                 "sha256_checksum": "0" * 64}).json()
     r = httpx.put(links["upload_schema"]["urls"][0], content=b"x")
     assert r.status_code == 503 and b"<Code>SlowDown</Code>" in r.content
+
+
+def test_reset_fault_on_v0_drops_the_connection(sandbox, api: httpx.Client) -> None:
+    sandbox.set_faults([{"route": "POST /v0/files/content", "kind": "reset", "count": 1}])
+    body = {"filename": "r.txt", "filesize": 1, "sha256_checksum": "0" * 64}
+    with pytest.raises(httpx.TransportError):
+        api.post("/v0/files/content", json=body)
+    assert api.post("/v0/files/content", json=body).status_code == 200
+
+
+def test_fault_routes_match_the_decoded_solver_key(sandbox, api: httpx.Client) -> None:
+    """Keys arrive as ``%2F``; fault globs (like routing) see the decoded path."""
+    sandbox.set_faults([{"route": "GET /v0/solvers/simcore/services/comp/itis/sleeper/releases/2.0.2",
+                         "kind": "status", "status": 503}])
+    assert api.get(release_path()).status_code == 503
+    assert api.get(release_path(version="2.1.6")).status_code == 200
+    requests = sandbox.stats()["requests"]
+    assert requests["GET /v0/solvers/{solver_key}/releases/{version}"] >= 2

@@ -151,6 +151,17 @@ def test_create_job_422(api: httpx.Client, body: dict[str, Any], loc: list[str])
     assert r.status_code == 422 and r.json()["errors"][0]["loc"] == loc
 
 
+def test_create_job_query_and_headers(api: httpx.Client) -> None:
+    url = f"{release_path()}/jobs"
+    assert api.post(url, params={"hidden": "false"}, json={"values": {}}).status_code == 201
+    r = api.post(url, params={"hidden": "maybe"}, json={"values": {}})
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["query", "hidden"]
+    parent = {"x-simcore-parent-project-uuid": str(uuid.uuid4()), "x-simcore-parent-node-id": str(uuid.uuid4())}
+    assert api.post(url, headers=parent, json={"values": {}}).status_code == 201
+    r = api.post(url, headers={"x-simcore-parent-node-id": "node"}, json={"values": {}})
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["header", "x-simcore-parent-node-id"]
+
+
 def test_create_job_for_an_unknown_release_404(api: httpx.Client) -> None:
     r = api.post(f"{release_path(version='1.2.3')}/jobs", json={"values": {}})
     assert r.status_code == 404

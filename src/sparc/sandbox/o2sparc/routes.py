@@ -149,6 +149,20 @@ def _int_query(request: Request, name: str, default: int, minimum: int | None = 
     return value
 
 
+_TRUE, _FALSE = ("1", "true", "t", "yes", "y", "on"), ("0", "false", "f", "no", "n", "off")
+
+
+def _bool_query(request: Request, name: str, default: bool) -> bool:
+    """A boolean query parameter as pydantic parses one (``true``/``1``/``yes``/``on``...)."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if raw.strip().lower() not in _TRUE + _FALSE:
+        raise errors.validation(invalid(["query", name], "Input should be a valid boolean, unable to "
+                                        "interpret input", "bool_parsing", raw))
+    return raw.strip().lower() in _TRUE
+
+
 def _uuid_param(value: str, loc: list[str | int]) -> dict[str, Any] | None:
     try:
         uuid.UUID(value)
@@ -372,7 +386,8 @@ async def complete_upload(request: Request) -> Response:
             raise errors.validation(invalid([*loc, "e_tag"], "Input should be a valid string",
                                             "string_type", e_tag))
         parts.append((number, e_tag))
-    stored = _state(request).complete_upload(request.path_params["file_id"], parts)
+    # assembling the parts copies the whole file: off the event loop
+    stored = await asyncio.to_thread(_state(request).complete_upload, request.path_params["file_id"], parts)
     return JSONResponse(stored.to_json())
 
 
@@ -585,6 +600,11 @@ async def jobs_collection(request: Request) -> Response:
     release = _release(request)
     state = _state(request)
     if request.method == "POST":
+        _bool_query(request, "hidden", True)  # a hidden job's project is not listed in the web UI
+        bad = [_uuid_param(request.headers[h], ["header", h])
+               for h in ("x-simcore-parent-project-uuid", "x-simcore-parent-node-id") if h in request.headers]
+        if any(bad):
+            raise errors.validation(*[e for e in bad if e])
         values = _job_values(await _json_body(request))
         return JSONResponse(_job_json(request, state.create_job(release, values)), status_code=201)
     return JSONResponse([_job_json(request, j) for j in state.jobs_of(release)[:20]])
