@@ -26,11 +26,13 @@ import json
 import logging
 import math
 import os
+import queue
 import re
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import IO, Any, overload
@@ -60,7 +62,7 @@ from sparc.client.errors import (
 
 __all__ = ["RemoteFile", "FetchOutcome", "FileResult", "DownloadResult", "CancelToken",
            "Cancelled", "Verifier", "DownloadRecords", "fetch_file",
-           "safe_join", "save_target", "partial_path", "part_size_candidates",
+           "safe_join", "SafeJoin", "save_target", "partial_path", "part_size_candidates",
            "plan_existing", "same_as_remote", "EXISTING_MODES", "CHECKS"]
 
 log = logging.getLogger("sparc.client")
@@ -226,21 +228,44 @@ def safe_join(root: Path, relative: str) -> Path:
     """``root / relative``, refusing anything that would land outside ``root``.
 
     Rejects absolute paths (POSIX or Windows), drive letters, ``..`` segments, and paths that
-    resolve through a symbolic link to somewhere else.
+    resolve through a symbolic link to somewhere else. Many paths under one root: use
+    :class:`SafeJoin` (the root and each folder are resolved once).
     """
-    if not relative or "\x00" in relative:
-        raise UnsafePathError(relative, "empty or contains NUL")
-    posix, windows = PurePosixPath(relative), PureWindowsPath(relative)
-    if posix.is_absolute() or windows.is_absolute() or windows.drive or relative.startswith("\\"):
-        raise UnsafePathError(relative, "absolute paths are not allowed")
-    parts = relative.replace("\\", "/").split("/")
-    if ".." in parts:
-        raise UnsafePathError(relative, "'..' segments are not allowed")
-    target = root.joinpath(*[p for p in parts if p not in ("", ".")])
-    resolved_root = root.resolve()
-    if not target.resolve().is_relative_to(resolved_root):
-        raise UnsafePathError(relative, "it resolves outside the output folder (a link?)")
-    return target
+    return SafeJoin(root)(relative)
+
+
+class SafeJoin:
+    """:func:`safe_join` for many paths under one ``root``: the root is resolved once, each
+    distinct folder once, and each file is only checked for being a link itself. Example::
+
+        join = SafeJoin(Path("out"))
+        join("files/a.csv")          # Path('out/files/a.csv'); join("../x") raises
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.resolved_root = root.resolve()
+        self._folders: dict[Path, bool] = {}
+
+    def __call__(self, relative: str) -> Path:
+        if not relative or "\x00" in relative:
+            raise UnsafePathError(relative, "empty or contains NUL")
+        posix, windows = PurePosixPath(relative), PureWindowsPath(relative)
+        if (posix.is_absolute() or windows.is_absolute() or windows.drive
+                or relative.startswith("\\")):
+            raise UnsafePathError(relative, "absolute paths are not allowed")
+        parts = relative.replace("\\", "/").split("/")
+        if ".." in parts:
+            raise UnsafePathError(relative, "'..' segments are not allowed")
+        target = self.root.joinpath(*[p for p in parts if p not in ("", ".")])
+        folder = target.parent
+        inside = self._folders.get(folder)
+        if inside is None:
+            inside = self._folders[folder] = folder.resolve().is_relative_to(self.resolved_root)
+        if not inside or (target.is_symlink()
+                          and not target.resolve().is_relative_to(self.resolved_root)):
+            raise UnsafePathError(relative, "it resolves outside the output folder (a link?)")
+        return target
 
 
 def check_output_name(output_name: Any, what: str = "output_name") -> Path | None:
@@ -395,12 +420,52 @@ def part_size_candidates(size: int, parts: int) -> list[int]:
     return sorted({p for p in guesses if p > 0 and math.ceil(size / p) == parts})
 
 
-class _MultipartMD5:
-    """The S3 multipart ETag of a byte stream for one assumed part size."""
+#: Multipart ETag parts up to this size are hashed on the hash pool, several at a time.
+PARALLEL_PART_MAX = 32 * MiB
+#: How many finished parts may wait for the hash pool per file (bounds memory).
+PENDING_PARTS = 2
+#: Files at least this large are written and hashed on a thread of their own, off the thread
+#: reading the socket (smaller ones inline: a thread per small file costs more than it saves).
+WRITER_THREAD_MIN = 8 * MiB
+#: Received chunks (up to the HTTP core's READ_SIZE each) queued for the writer thread.
+WRITER_QUEUE = 16
 
-    def __init__(self, part_size: int) -> None:
+_hash_pool_lock = threading.Lock()
+_hash_pool: ThreadPoolExecutor | None = None
+
+
+def hash_pool() -> ThreadPoolExecutor:
+    """The shared threads hashing multipart ETag parts (hashlib releases the GIL)."""
+    global _hash_pool
+    with _hash_pool_lock:
+        if _hash_pool is None:
+            _hash_pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2),
+                                            thread_name_prefix="sparc-hash")
+        return _hash_pool
+
+
+def _md5_digest(pieces: Sequence[bytes | memoryview]) -> bytes:
+    digest = hashlib.md5(usedforsecurity=False)
+    for piece in pieces:
+        digest.update(piece)
+    return digest.digest()
+
+
+class _MultipartMD5:
+    """The S3 multipart ETag of a byte stream for one assumed part size.
+
+    With ``parallel`` (parts up to :data:`PARALLEL_PART_MAX`), each finished part is hashed on
+    :func:`hash_pool` while the next one arrives, at most :data:`PENDING_PARTS` at a time: MD5
+    runs at about 0.6-0.8 GB/s per core, so one thread hashing a multi-GB file in order would
+    be slower than the network.
+    """
+
+    def __init__(self, part_size: int, parallel: bool = False) -> None:
         self.part_size = part_size
+        self.parallel = parallel and part_size <= PARALLEL_PART_MAX
         self._current = hashlib.md5(usedforsecurity=False)
+        self._pieces: list[bytes | memoryview] = []
+        self._pending: collections.deque[Future[bytes]] = collections.deque()
         self._filled = 0
         self._digests: list[bytes] = []
 
@@ -408,15 +473,31 @@ class _MultipartMD5:
         view = memoryview(data)
         while view:
             take = min(len(view), self.part_size - self._filled)
-            self._current.update(view[:take])
+            if self.parallel:
+                self._pieces.append(view[:take] if take < len(view) else view)
+            else:
+                self._current.update(view[:take])
             self._filled += take
             view = view[take:]
             if self._filled == self.part_size:
-                self._digests.append(self._current.digest())
-                self._current, self._filled = hashlib.md5(usedforsecurity=False), 0
+                self._close_part()
+
+    def _close_part(self) -> None:
+        if self.parallel:
+            while len(self._pending) >= PENDING_PARTS:
+                self._digests.append(self._pending.popleft().result())
+            self._pending.append(hash_pool().submit(_md5_digest, self._pieces))
+            self._pieces = []
+        else:
+            self._digests.append(self._current.digest())
+            self._current = hashlib.md5(usedforsecurity=False)
+        self._filled = 0
 
     def hexdigest(self) -> str:
-        digests = self._digests + ([self._current.digest()] if self._filled else [])
+        while self._pending:
+            self._digests.append(self._pending.popleft().result())
+        tail = _md5_digest(self._pieces) if self.parallel else self._current.digest()
+        digests = self._digests + ([tail] if self._filled else [])
         return f"{hashlib.md5(b''.join(digests), usedforsecurity=False).hexdigest()}-" \
                f"{len(digests)}"
 
@@ -468,9 +549,9 @@ class Verifier:
             multipart = _MULTIPART_ETAG.match(etag)
             if multipart and size is not None:
                 candidates = part_size_candidates(size, int(multipart[2]))
-                if candidates:
+                if candidates:  # one guess (the usual case): its parts hashed in parallel
                     return cls("md5-multipart", etag, size,
-                               [_MultipartMD5(p) for p in candidates])
+                               [_MultipartMD5(p, len(candidates) == 1) for p in candidates])
         return cls("size", None, size)
 
     def update(self, data: bytes) -> None:
@@ -480,7 +561,7 @@ class Verifier:
 
     def feed_file(self, path: Path, limit: int, cancel: CancelToken | None = None) -> None:
         """Feed the first ``limit`` bytes of ``path`` (bytes kept from an earlier attempt)."""
-        if self._hashers:
+        if self._hashers and limit:
             for block in _file_blocks(path, limit, cancel):
                 self.update(block)
         else:
@@ -625,11 +706,13 @@ class _StallWatch:
                 self._transfers.discard(transfer)
 
     def _run(self) -> None:
+        idle = 0
         while True:
             time.sleep(1.0)
             with self._lock:
                 transfers = list(self._transfers)
-                if not transfers:
+                idle = 0 if transfers else idle + 1
+                if idle >= 3:  # lingers a little: many small files do not start one each
                     self._thread = None
                     return
             now = time.monotonic()
@@ -722,8 +805,6 @@ def _fetch_file(http: HttpCore, remote: RemoteFile, dest: Path,
                 refresh: Callable[[], RemoteFile] | None, verify: bool, cancel: CancelToken,
                 hooks: _Hooks, if_none_match: str | None, service: str,
                 before_retry: Callable[[], None] | None = None) -> FetchOutcome:
-    with _disk(dest.parent):
-        dest.parent.mkdir(parents=True, exist_ok=True)
     moved, last_digests = 0, None
     for round_ in (1, 2):
         part = partial_path(dest, remote)
@@ -830,7 +911,13 @@ class _Transfer:
 
     def run(self) -> Verifier | None:
         size = self.remote.size
-        with self.part.open("ab") as handle, _locked(handle):
+        try:
+            handle = self.part.open("ab")
+        except FileNotFoundError:  # its folder is missing: made once, not stat-ed per file
+            with _disk(self.part.parent):
+                self.part.parent.mkdir(parents=True, exist_ok=True)
+            handle = self.part.open("ab")
+        with handle, _locked(handle):
             self.offset = handle.tell()
             if size is not None and self.offset >= size > 0:
                 # complete bytes but no headers seen yet: fetch the last byte again for them
@@ -928,22 +1015,78 @@ class _Transfer:
                 verifier.feed_file(self.part, self.offset, self.cancel)
             self.etag, self._etag_header = etag, resp.headers.get("etag")
             self.if_none_match = None
-            for chunk in resp.iter_bytes():  # as received (no re-chunking): a drop loses nothing
-                if self.cancel.cancelled:
-                    raise Cancelled("download cancelled")
-                handle.write(chunk)
-                verifier.update(chunk)
-                self.offset += len(chunk)
-                self.moved += len(chunk)
-                self.hooks.bytes(len(chunk))
-                self.hooks.received(len(chunk))
-                now = time.monotonic()
-                if now - self._samples[-1][0] >= 1.0 and self.too_slow(now):
-                    raise TransportError(f"{self.label}: too slow")  # decided in _attempts
-                self._data_came(now)
+            size = self.remote.size
+            sink = _Writer(handle, verifier) if size is None or \
+                size - self.offset >= WRITER_THREAD_MIN else None
+            hooks, samples = self.hooks, self._samples
+            try:
+                for chunk in resp.iter_bytes():  # as received (no re-chunking): a drop loses nothing
+                    if self.cancel.cancelled:
+                        raise Cancelled("download cancelled")
+                    if sink is None:
+                        handle.write(chunk)
+                        verifier.update(chunk)
+                    else:
+                        sink.put(chunk)
+                    n = len(chunk)
+                    self.offset += n
+                    self.moved += n
+                    if hooks.on_bytes:
+                        hooks.on_bytes(n)
+                    if hooks.on_received:
+                        hooks.on_received(n)
+                    now = time.monotonic()
+                    if now - samples[-1][0] >= 1.0 and self.too_slow(now):
+                        raise TransportError(f"{self.label}: too slow")  # decided in _attempts
+                    self.last_data_at = now
+                    if self._stall_noted:
+                        self._data_came(now)
+            finally:
+                if sink is not None:  # every byte received is on disk before anything else
+                    sink.close()
         handle.flush()
         size = self.remote.size
         return verifier, size is None or self.offset >= size
+
+
+class _Writer:
+    """Writes and hashes a transfer's chunks on a thread of its own (file writes and hashlib
+    release the GIL), so the thread reading the socket only reads. :meth:`close` waits until
+    every chunk put is written, then raises the writer's error (e.g. a full disk), if any.
+    Example::
+
+        sink = _Writer(handle, verifier)
+        for chunk in response.iter_bytes(): sink.put(chunk)
+        sink.close()
+    """
+
+    def __init__(self, handle: IO[bytes], verifier: Verifier) -> None:
+        self.handle, self.verifier = handle, verifier
+        self.error: BaseException | None = None
+        self._queue: queue.Queue[bytes | None] = queue.Queue(WRITER_QUEUE)
+        self._thread = threading.Thread(target=self._run, name="sparc-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, chunk: bytes) -> None:
+        if self.error is not None:
+            raise self.error
+        self._queue.put(chunk)
+
+    def _run(self) -> None:
+        write, update = self.handle.write, self.verifier.update
+        while (chunk := self._queue.get()) is not None:
+            if self.error is None:  # after an error: drain, so put() never blocks for ever
+                try:
+                    write(chunk)
+                    update(chunk)
+                except BaseException as exc:  # noqa: BLE001 - raised by put()/close()
+                    self.error = exc
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
 
 
 def _read_timeout(http: HttpCore) -> str:
@@ -982,6 +1125,7 @@ class DownloadRecords:
         self._lock = threading.Lock()
         self.records: dict[str, Record] = {}
         self._unwritable = False
+        self._handle: IO[str] | None = None
         lines = 0
         try:
             with self.file.open(encoding="utf-8") as handle:
@@ -1004,15 +1148,32 @@ class DownloadRecords:
         line = json.dumps(record.__dict__, separators=(",", ":")) + "\n"
         with self._lock:
             self.records[record.path] = record
+            if self._unwritable:
+                return
             try:
-                self.file.parent.mkdir(parents=True, exist_ok=True)
-                with self.file.open("a", encoding="utf-8") as handle:
-                    handle.write(line)
+                if self._handle is None:  # opened once per download, not once per file
+                    self.file.parent.mkdir(parents=True, exist_ok=True)
+                    self._handle = self.file.open("a", encoding="utf-8")
+                self._handle.write(line)
+                self._handle.flush()  # one line at a time: a crash loses at most this one
             except OSError as exc:
-                if not self._unwritable:
-                    log.warning("cannot record downloads in %s (%s); a re-run will check the "
-                                "files again", self.file, exc)
+                log.warning("cannot record downloads in %s (%s); a re-run will check the "
+                            "files again", self.file, exc)
                 self._unwritable = True
+
+    def close(self) -> None:
+        """Close the sidecar (a later :meth:`add` opens it again)."""
+        with self._lock:
+            if self._handle is not None:
+                with contextlib.suppress(OSError):
+                    self._handle.close()
+                self._handle = None
+
+    def __enter__(self) -> DownloadRecords:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _compact(self) -> None:
         tmp = self.file.with_name(self.file.name + ".tmp")

@@ -54,6 +54,8 @@ __all__ = ["HttpCore", "RetryPolicy", "HostBoundAuth", "redact_url", "is_loopbac
 
 log = logging.getLogger("sparc.client")
 
+#: The most one socket read takes (httpcore asks for 64 KiB; see _WatchedStream.read).
+READ_SIZE = 512 * 1024
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 _RETRYABLE_EXCEPTIONS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
@@ -301,8 +303,10 @@ class _WatchedStream(httpcore.NetworkStream):
         self._inner = inner
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        # httpcore asks for 64 KiB; taking what is there up to READ_SIZE halves the CPU spent
+        # per received byte (fewer passes through h11 and httpx per MB)
         with _BLOCKED.blocked_on(self._inner):
-            return self._inner.read(max_bytes, timeout)
+            return self._inner.read(max(max_bytes, READ_SIZE), timeout)
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         with _BLOCKED.blocked_on(self._inner):
@@ -493,7 +497,6 @@ class HttpCore:
             request = self._build(pool, method, url, clean, headers, extra)
             if headers and any(k.lower() == "authorization" for k in headers):
                 _check_secure(request.url)
-            shown = redact_url(request.url)
             response: httpx.Response | None = None
             try:
                 response = pool.send(request, stream=True, auth=self._auth_for(request, auth))
@@ -504,6 +507,7 @@ class HttpCore:
                     response.close()
                 sent = response is not None or not isinstance(
                     exc, (httpx.ConnectError, httpx.ConnectTimeout))
+                shown = redact_url(request.url)
                 if ((retryable or not sent)
                         and self._may_retry(attempt, started, None, max_retries)):
                     self._wait(attempt, None, max_retries,
@@ -518,22 +522,26 @@ class HttpCore:
             except httpx.HTTPError as exc:
                 if response is not None:
                     response.close()
+                shown = redact_url(request.url)
                 raise TransportError(f"{method} {shown} failed: {exc}", method=method,
                                      url=shown) from exc
-            log.info("%s %s -> %d", method, shown, response.status_code)
+            if log.isEnabledFor(logging.INFO):  # redacting a signed URL costs: only if shown
+                log.info("%s %s -> %d", method, redact_url(request.url), response.status_code)
+            if not response.is_error:
+                return response
             if (retryable and response.status_code in self.retry.statuses
                     and (retry_if is None or retry_if(response))):
                 wait = parse_retry_after(response.headers.get("Retry-After"))
                 if self._may_retry(attempt, started, wait, max_retries):
                     response.close()
                     self._wait(attempt, wait, max_retries,
-                               f"{method} {shown}: HTTP {response.status_code}")
+                               f"{method} {redact_url(request.url)}: HTTP "
+                               f"{response.status_code}")
                     attempt += 1
                     continue
-            if response.is_error:
-                response.close()
-                raise self.error_for(response, service=service, method=method, url=shown)
-            return response
+            response.close()
+            raise self.error_for(response, service=service, method=method,
+                                 url=redact_url(request.url))
 
     # -- helpers ------------------------------------------------------------------------------
     @staticmethod

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import shutil
 import threading
 import time
@@ -28,7 +29,7 @@ import uuid
 import warnings
 import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,12 +44,12 @@ from sparc.client._download import (
     Plan,
     Record,
     RemoteFile,
+    SafeJoin,
     _disk,
     check_output_name,
     fetch_file,
     partial_path,
     plan_existing,
-    safe_join,
     same_as_remote,
     save_target,
 )
@@ -150,7 +151,8 @@ class DownloadsMixin:
                                       verify).absolute()
         dest = save_target(out, _archive_name(paths), ".zip")
         parts = dest.with_name(f".{dest.name}.parts")
-        targets = [(e, safe_join(parts, _entry_path(e))) for e in entries]
+        join = SafeJoin(parts)
+        targets = [(e, join(_entry_path(e))) for e in entries]
         result = self._download_entries(dataset_id, version, targets, parts, "refresh", verify,
                                         4, progress)
         result.raise_for_failures()
@@ -222,7 +224,8 @@ class DownloadsMixin:
         entries = self._resolve_entries(dataset_id, version, wanted)
         root = root.resolve()
         root.mkdir(parents=True, exist_ok=True)
-        targets = [(e, safe_join(root, _entry_path(e))) for e in entries]
+        join = SafeJoin(root)
+        targets = [(e, join(_entry_path(e))) for e in entries]
         result = self._download_entries(dataset_id, version, targets, root, existing, verify,
                                         max_workers, progress)
         result.raise_for_failures()
@@ -245,7 +248,7 @@ class DownloadsMixin:
         label = f"dataset {dataset_id} v{version}: {len(targets)} files"
         results: list[FileResult] = []
         to_warn: list[str] = []
-        with byte_bar(total, label, progress) as bar:
+        with records, byte_bar(total, label, progress) as bar:
 
             def count(n: int) -> None:
                 with lock:
@@ -277,23 +280,7 @@ class DownloadsMixin:
                 with lock:
                     bar.set_postfix_str(text, refresh=True)
 
-            pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="sparc-download")
-            futures: dict[Future[FileResult], Path] = {
-                pool.submit(job, entry, dest): dest for entry, dest in targets}
-            try:
-                pending: set[Future[FileResult]] = set(futures)
-                while pending:  # short waits: Ctrl-C is seen at once, even when simulated
-                    done, pending = wait_futures(pending, timeout=0.2,
-                                                 return_when=FIRST_COMPLETED)
-                    results.extend(future.result() for future in done)
-            except BaseException:  # Ctrl-C, or a fatal error: stop every transfer now
-                cancel.cancel()
-                for future in futures:
-                    future.cancel()
-                wait_futures(futures, timeout=CANCEL_GRACE)
-                raise
-            finally:
-                pool.shutdown(wait=False, cancel_futures=True)
+            _run_jobs(job, targets, max_workers, cancel, results)
         for text in to_warn:
             warnings.warn(text, UserWarning, stacklevel=3)
         order = {dest: i for i, (_, dest) in enumerate(targets)}
@@ -425,6 +412,55 @@ class DownloadsMixin:
 
 
 # -- helpers --------------------------------------------------------------------------------------
+def _run_jobs(job: Callable[[Mapping[str, Any], Path], FileResult],
+              targets: Sequence[tuple[Mapping[str, Any], Path]], max_workers: int,
+              cancel: CancelToken, results: list[FileResult]) -> None:
+    """``job`` for every target, on ``max_workers`` threads that take the next target when
+    free; results are appended to ``results``. The calling thread waits in short steps (so
+    Ctrl-C is seen at once); Ctrl-C or an unexpected error in a job cancels every transfer
+    within a second and propagates. The cost per file is constant (no future per file)."""
+    jobs = iter(list(targets))
+    take = threading.Lock()
+    done: queue.SimpleQueue[FileResult | BaseException] = queue.SimpleQueue()
+    stop = threading.Event()
+
+    def worker() -> None:
+        while not stop.is_set():
+            with take:
+                target = next(jobs, None)
+            if target is None:
+                return
+            try:
+                done.put(job(*target))
+            except BaseException as exc:  # noqa: BLE001 - raised in the calling thread
+                done.put(exc)
+                return
+
+    workers = min(max_workers, len(targets))
+    pool = ThreadPoolExecutor(max_workers=max(workers, 1), thread_name_prefix="sparc-download")
+    futures = [pool.submit(worker) for _ in range(workers)]
+    try:
+        for _ in range(len(targets)):
+            while True:  # short waits: Ctrl-C is seen at once, even when simulated
+                try:
+                    item = done.get(timeout=0.2)
+                    break
+                except queue.Empty:
+                    if all(f.done() for f in futures) and done.empty():
+                        raise DownloadError("the download workers stopped early") from None
+            if isinstance(item, BaseException):
+                raise item
+            results.append(item)
+    except BaseException:  # Ctrl-C, or a fatal error: stop every transfer now
+        stop.set()
+        cancel.cancel()
+        wait_futures(futures, timeout=CANCEL_GRACE)
+        raise
+    finally:
+        stop.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
 def _source(dataset_id: int, version: int) -> str:
     return f"{SERVICE}:{dataset_id}/{version}"
 
