@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import uuid
 
 import httpx
 import pytest
-from o2sparc_helpers import anonymous_fixture, api_fixture, auth_fixture, upload  # noqa: F401
+from o2sparc_helpers import anonymous_fixture, api_fixture, auth_fixture, client_for, upload  # noqa: F401
 
 
 def test_chunked_upload_then_get_download_search_delete(api: httpx.Client) -> None:
@@ -184,3 +185,16 @@ def test_malformed_file_id_is_422(api: httpx.Client) -> None:
     for path in ("/v0/files/nope", "/v0/files/nope/content"):
         r = api.get(path)
         assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["path", "file_id"]
+
+
+def test_presigned_urls_expire(sandbox_factory) -> None:
+    sb = sandbox_factory("--time-scale", "0", "--url-expiry", "1")
+    with client_for(sb) as client:
+        file = upload(client, b"short-lived", "e.txt")
+        url = client.get(f"/v0/files/{file['id']}/content").headers["location"]
+        assert "X-Amz-Expires=1" in url
+        time.sleep(2.1)  # past the URL's lifetime (not a timing assertion)
+        r = httpx.get(url)
+        assert r.status_code == 403 and b"Request has expired" in r.content
+        fresh = client.get(f"/v0/files/{file['id']}/content").headers["location"]
+        assert httpx.get(fresh).content == b"short-lived"

@@ -196,6 +196,12 @@ def test_list_jobs_and_pages(api: httpx.Client) -> None:
     assert len(seen) == total and set(ids) <= set(seen)
 
 
+@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 51}, {"offset": -1}, {"limit": "x"}])
+def test_jobs_page_422(api: httpx.Client, params: dict[str, Any]) -> None:
+    r = api.get(f"{release_path()}/jobs/page", params=params)
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["query", next(iter(params))]
+
+
 def test_metadata_get_and_replace(api: httpx.Client) -> None:
     job = create_job(api, {"input_1": number_file(api)})
     path = f"{release_path()}/jobs/{job['id']}/metadata"
