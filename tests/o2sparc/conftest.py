@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from o2s_helpers import SLEEPER
 
 from sparc.client import SparcClient
 from sparc.client._http import HttpCore, RetryPolicy
@@ -19,8 +20,6 @@ from sparc.client.config import Config
 from sparc.client.services.o2sparc import O2SparcService, O2SparcSolver
 from sparc.sandbox.process import SandboxProcess
 
-SLEEPER = "simcore/services/comp/itis/sleeper"
-CSV_STATS = "simcore/services/comp/sparc/csv-stats"
 #: Quick retries (count unchanged) and a short read timeout, so error paths end in seconds.
 FAST_RETRY = RetryPolicy(backoff=0.05, max_backoff=0.2, max_total=20.0)
 

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import CSV_STATS
+from o2s_helpers import CSV_STATS
 
 from sparc.client.services.o2sparc import (
     FanOutError,

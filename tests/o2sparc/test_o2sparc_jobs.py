@@ -9,7 +9,7 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 
 import pytest
-from conftest import CSV_STATS, SLEEPER
+from o2s_helpers import CSV_STATS, SLEEPER
 
 from sparc.client import SparcClient
 from sparc.client.errors import ArgumentError, NotFoundError

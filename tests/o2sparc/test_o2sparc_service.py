@@ -6,9 +6,10 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
-from conftest import CSV_STATS, SLEEPER
+from o2s_helpers import CSV_STATS, SLEEPER
 
 from sparc.client import SparcClient
 from sparc.client.config import Config
@@ -165,7 +166,7 @@ def test_set_profile_with_key_and_secret(o2sparc: O2SparcService, sandbox: Sandb
                                sandbox.env["O2SPARC_PASSWORD"]) == "sandbox-user@example.com"
 
 
-def test_upload_file(o2sparc: O2SparcService, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_upload_file(o2sparc: O2SparcService, tmp_path: Path) -> None:
     path = tmp_path / "data.csv"
     path.write_text("a,b\n1,2\n")
     record = o2sparc.upload_file(path)

@@ -373,9 +373,10 @@ class O2SparcSolver:
         message = f"job {status.job_id} of {self.key} {self.version} ended {status.state}"
         if detail:
             message += f": {detail}"
-        if tail:
-            last = tail.splitlines()[-1].strip() if tail.strip() else ""
-            message += f" (last log line: {last!r})" if last else ""
+        elif tail and tail.strip():
+            lines = [line.strip() for line in tail.splitlines() if line.strip()]
+            errors = [line for line in lines if "error" in line.lower()]
+            message += f" (log: {(errors or lines)[-1]!r})"
         return JobFailedError(message, job_id=status.job_id, state=status.state,
                               errors=status.errors, log_tail=tail)
 
