@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl
 from xml.etree import ElementTree
 
 import anyio.to_thread
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -263,13 +263,13 @@ class Gate:
         uploads need a checksum on every part and in the complete request."""
         declared = request.headers.get("x-amz-content-sha256", sigv4.UNSIGNED)
         streaming = declared.startswith("STREAMING-")
-        if declared != sigv4.UNSIGNED and not streaming and declared != hashlib.sha256(body).hexdigest():
+        checksum = request.headers.get("x-amz-checksum-sha256")
+        digest = hashlib.sha256(body).digest() if body and not streaming else hashlib.sha256().digest()
+        if declared != sigv4.UNSIGNED and not streaming and declared != digest.hex():
             raise S3Error(400, "XAmzContentSHA256Mismatch", "The provided 'x-amz-content-sha256' header does "
                           "not match what was computed.", resource,
-                          fields={"ClientComputedContentSHA256": declared,
-                                  "S3ComputedContentSHA256": hashlib.sha256(body).hexdigest()})
-        checksum = request.headers.get("x-amz-checksum-sha256")
-        if checksum and not streaming and checksum != _b64sha256(body):
+                          fields={"ClientComputedContentSHA256": declared, "S3ComputedContentSHA256": digest.hex()})
+        if checksum and not streaming and checksum != base64.b64encode(digest).decode():
             raise S3Error(400, "BadDigest", "The SHA256 you specified did not match the calculated checksum.",
                           resource)
         upload_id = query.get("uploadId")
@@ -306,10 +306,6 @@ class Gate:
                               fields={"UploadId": upload_id, "PartNumber": number})
 
 
-def _b64sha256(data: bytes) -> str:
-    return base64.b64encode(hashlib.sha256(data).digest()).decode()
-
-
 class S3Endpoint:
     """The ASGI endpoint behind ``/s3``: the gate, then moto in a worker thread."""
 
@@ -320,11 +316,15 @@ class S3Endpoint:
         path = scope["path"][len(S3_PATH):] or "/"
         bucket, _, key = path.lstrip("/").partition("/")
         head = scope["method"] == "HEAD"
-        body = await request.body()
+        try:
+            body = await request.body()
+        except ClientDisconnect:
+            return  # the client hung up mid-upload: nothing stored, nobody to answer
         await storage.ready()
         gate = Gate(app.state.workspace, storage, app.state.settings.api_key, app.state.settings.api_secret)
         try:
-            gate.check(request, bucket, key, body)
+            # hashing a large part takes a while: off the event loop
+            await anyio.to_thread.run_sync(gate.check, request, bucket, key, body)
         except S3Error as error:
             await error.response(head=head)(scope, receive, send)
             return
