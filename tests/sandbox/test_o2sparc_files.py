@@ -198,3 +198,29 @@ def test_presigned_urls_expire(sandbox_factory) -> None:
         assert r.status_code == 403 and b"Request has expired" in r.content
         fresh = client.get(f"/v0/files/{file['id']}/content").headers["location"]
         assert httpx.get(fresh).content == b"short-lived"
+
+
+def test_multipart_upload_joins_parts_in_number_order(api: httpx.Client) -> None:
+    """101 MiB: eleven 10 MiB parts, PUT last-first and listed out of order; S3's multipart ETag."""
+    data = bytes(range(256)) * (101 * 2**20 // 256)
+    user_file = {"filename": "big.bin", "filesize": len(data), "sha256_checksum": hashlib.sha256(data).hexdigest()}
+    schema = api.post("/v0/files/content", json=user_file).json()["upload_schema"]
+    size = schema["chunk_size"]
+    assert size == 10 * 2**20 and len(schema["urls"]) == 11
+    parts, md5s = [], {}
+    with httpx.Client(timeout=60) as s3:
+        for number in range(11, 0, -1):
+            chunk = data[(number - 1) * size:number * size]
+            etag = json.loads(s3.put(schema["urls"][number - 1], content=chunk).headers["etag"])
+            assert etag == hashlib.md5(chunk).hexdigest()
+            parts.append({"number": number, "e_tag": etag})
+            md5s[number] = etag
+    file = api.post(schema["links"]["complete_upload"],
+                    json={"client_file": user_file, "uploaded_parts": {"parts": parts}}).json()
+    joined = hashlib.md5(b"".join(bytes.fromhex(md5s[n]) for n in range(1, 12))).hexdigest()
+    assert file["e_tag"] == f"{joined}-11"
+    with httpx.stream("GET", api.get(f"/v0/files/{file['id']}/content").headers["location"]) as r:
+        digest = hashlib.sha256()
+        for chunk in r.iter_bytes():
+            digest.update(chunk)
+    assert digest.hexdigest() == user_file["sha256_checksum"]

@@ -386,8 +386,7 @@ async def complete_upload(request: Request) -> Response:
             raise errors.validation(invalid([*loc, "e_tag"], "Input should be a valid string",
                                             "string_type", e_tag))
         parts.append((number, e_tag))
-    # assembling the parts copies the whole file: off the event loop
-    stored = await asyncio.to_thread(_state(request).complete_upload, request.path_params["file_id"], parts)
+    stored = await _state(request).complete_upload(request.path_params["file_id"], parts)
     return JSONResponse(stored.to_json())
 
 

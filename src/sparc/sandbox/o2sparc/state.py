@@ -207,6 +207,19 @@ class Signer:
             raise errors.StorageError(403, "AccessDenied", "Request has expired")
 
 
+def _join_parts(folder: Path, numbers: list[int]) -> Path:
+    """The parts ``numbers`` of an upload, in that order, as one file (a single part is renamed)."""
+    target = folder / "assembled"
+    if len(numbers) == 1:
+        (folder / f"part-{numbers[0]}").replace(target)
+        return target
+    with target.open("wb") as out:
+        for number in numbers:
+            with (folder / f"part-{number}").open("rb") as part:
+                shutil.copyfileobj(part, out, MiB)
+    return target
+
+
 class O2State:
     """Files, uploads, jobs and stored objects of the one sandbox user."""
 
@@ -268,8 +281,11 @@ class O2State:
         return next((u for u in self.uploads.values()
                      if u.object_key == object_key and u.upload_id == upload_id), None)
 
-    def complete_upload(self, file_id: str, parts: list[tuple[int, str]]) -> StoredFile:
-        """S3 CompleteMultipartUpload: the listed parts, in part-number order, must all be uploaded."""
+    async def complete_upload(self, file_id: str, parts: list[tuple[int, str]]) -> StoredFile:
+        """S3 CompleteMultipartUpload: the listed parts, in part-number order, must all be uploaded.
+
+        The parts are joined off the event loop (a copy of the whole file); the state changes on it.
+        """
         upload = self.uploads.get(file_id)
         if upload is None:
             done = self.files.get(file_id)
@@ -285,16 +301,16 @@ class O2State:
             if part_md5 is None or part_md5 != e_tag.strip('"'):
                 raise storage_failed()  # S3 InvalidPart
             md5s.append(part_md5)
-        target = upload.folder / "assembled"
-        with target.open("wb") as out:
-            for number, _ in numbers:
-                with (upload.folder / f"part-{number}").open("rb") as part:
-                    shutil.copyfileobj(part, out, MiB)
+        del self.uploads[file_id]  # a concurrent second complete waits for nothing: it fails or finds the file
+        try:
+            target = await asyncio.to_thread(_join_parts, upload.folder, [n for n, _ in numbers])
+        except BaseException:
+            self.uploads[file_id] = upload
+            raise
         if len(md5s) == 1:
             e_tag = md5s[0]
         else:
             e_tag = hashlib.md5(b"".join(bytes.fromhex(m) for m in md5s)).hexdigest() + f"-{len(md5s)}"
-        del self.uploads[file_id]
         stored = self.store_file(file_id, upload.filename, target, sha256=upload.sha256, e_tag=e_tag)
         shutil.rmtree(upload.folder, ignore_errors=True)
         return stored
