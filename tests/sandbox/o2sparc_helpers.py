@@ -59,6 +59,11 @@ def _rebase(node: Any) -> Any:
     return node
 
 
+def validate_schema(name: str, value: Any) -> None:
+    """Check ``value`` against the spec's ``components.schemas[name]`` (raises when invalid)."""
+    _validator({"$ref": f"#/components/schemas/{name}"}).validate(value)
+
+
 def _template_regex(template: str) -> re.Pattern[str]:
     out = ""
     for part in re.split(r"(\{[^}]+\})", template):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import statistics
 import time
 import uuid
@@ -29,6 +30,7 @@ from o2sparc_helpers import (  # noqa: F401
     release_path,
     run_job,
     upload,
+    validate_schema,
     wait,
 )
 
@@ -349,3 +351,27 @@ def test_jobs_run_concurrently(realtime: Any) -> None:
                  for r in runs]
         assert all(a0 < b1 and b0 < a1 for a0, a1 in spans for b0, b1 in spans)
 
+
+
+def test_log_stream_while_the_job_runs(realtime: Any) -> None:
+    with client_for(realtime) as client:
+        job = create_job(client, {"input_1": number_file(client), "input_2": 1})
+        path = f"{release_path()}/jobs/{job['id']}"
+        client.post(f"{path}:start")
+        auth = (realtime.env["O2SPARC_USERNAME"], realtime.env["O2SPARC_PASSWORD"])
+        with httpx.stream("GET", realtime.url + path + "/logstream", auth=auth, timeout=30) as stream:
+            assert stream.status_code == 200
+            assert stream.headers["content-type"].startswith("application/x-ndjson")
+            second = client.get(f"{path}/logstream")
+            assert second.status_code == 409
+            assert second.json()["errors"] == [f"A stream is already connected to {job['id']}. Only one "
+                                               "stream can be connected at a time."]
+            logs = [json.loads(line) for line in stream.iter_lines() if line]
+        for log in logs:
+            validate_schema("JobLog", log)
+            assert log["job_id"] == job["id"]
+        text = "\n".join(m for log in logs for m in log["messages"])
+        assert "Sleeping for 1 seconds" in text and "finished: SUCCESS" in text
+        assert client.post(f"{path}:inspect").json()["state"] == "SUCCESS"  # the stream ended with the job
+        again = client.get(f"{path}/logstream")  # a stopped job: the whole log, then the end
+        assert again.status_code == 200 and "finished: SUCCESS" in again.text

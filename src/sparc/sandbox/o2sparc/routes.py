@@ -25,7 +25,13 @@ from urllib.parse import quote_plus, urlencode
 
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import (
+    FileResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import BaseRoute, Match, Route
 
 from sparc.sandbox.http import SandboxError
@@ -678,6 +684,43 @@ async def job_logfile(request: Request) -> Response:
     return RedirectResponse(_state(request).signer.url(_base(request), "GET", key), 307)
 
 
+LOG_POLL_SECONDS = 0.05  # how often the stream looks for new log lines (real time)
+
+
+@endpoint()
+async def job_logstream(request: Request) -> Response:
+    """``application/x-ndjson`` JobLog lines while the job runs; the stream ends when it stops.
+
+    One stream per job at a time (409 ``LogStreamerRegistrationConflictError``). The sandbox sends
+    the lines the job has logged so far first, then new ones as they come.
+    """
+    job = _job(request)
+    state = _state(request)
+    if job.id in state.streaming:
+        raise errors.conflict(f"A stream is already connected to {job.id}. Only one stream can be "
+                              "connected at a time.")
+    state.streaming.add(job.id)
+
+    async def lines() -> Any:
+        sent = 0
+        try:
+            while True:
+                running = job.state in RUNNING
+                new = job.log[sent:]
+                sent += len(new)
+                for message in new:
+                    level = 40 if " ERROR: " in message else 30 if " WARNING: " in message else 20
+                    yield json.dumps({"job_id": job.id, "node_id": job.node_id, "log_level": level,
+                                      "messages": [message]}) + "\n"
+                if not running:
+                    return
+                await asyncio.sleep(LOG_POLL_SECONDS)
+        finally:
+            state.streaming.discard(job.id)
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+
 def _metadata_json(request: Request, job: Job) -> dict[str, Any]:
     return {"job_id": job.id, "metadata": job.metadata,
             "url": _job_json(request, job)["url"] + "/metadata"}
@@ -746,6 +789,7 @@ routes: list[BaseRoute] = [
     Route(JOB + "/outputs/logfile", job_logfile),
     Route(JOB + "/outputs", job_outputs),
     Route(JOB + "/metadata", job_metadata, methods=["GET", "PATCH"]),
+    Route(JOB + "/logstream", job_logstream),
     Route(JOB + "/assets", delete_job_assets, methods=["DELETE"]),
     Route(RELEASE + "/jobs/page", jobs_page),
     Route(JOB, job_resource, methods=["GET", "DELETE"]),

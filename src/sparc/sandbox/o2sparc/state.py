@@ -233,6 +233,7 @@ class O2State:
         self.uploads: dict[str, Upload] = {}
         self.jobs: dict[str, Job] = {}
         self.objects: dict[str, Path] = {}  # object key -> bytes on disk
+        self.streaming: set[str] = set()  # jobs with a log stream connected
         self.profile: dict[str, str | None] = {"first_name": "Sandbox", "last_name": "User"}
 
     # ---- files -----------------------------------------------------------------------------------
