@@ -458,6 +458,7 @@ class UploadEngine:
         self._sent_lock = threading.Lock()
         self._on_event = on_event
         self.storage = _Storage(self)
+        self._boto_session: Any = None
         endpoint = service.config.pennsieve_s3_endpoint
         if endpoint:
             parts = urlsplit(endpoint)
@@ -482,7 +483,9 @@ class UploadEngine:
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
             user_agent_extra="sparc.client-upload")
-        return boto3.session.Session().client(
+        if self._boto_session is None:  # one session: a new client from it takes ms, not 0.3 s
+            self._boto_session = boto3.session.Session()
+        return self._boto_session.client(
             "s3", region_name=creds.get("region") or "us-east-1",
             endpoint_url=self.service.config.pennsieve_s3_endpoint or None,
             aws_access_key_id=creds["accessKeyId"], aws_secret_access_key=creds["secretAccessKey"],
