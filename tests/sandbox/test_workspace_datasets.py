@@ -35,8 +35,8 @@ def test_duplicate_and_empty_names_are_refused(ws: Signed) -> None:
     assert ws.post("/datasets", {"name": name}).status_code == 201
     r = ws.post("/datasets", {"name": name})
     assert r.status_code == 400
-    assert r.json()["message"] == "dataset name must be unique"
-    assert ws.post("/datasets", {"name": "  "}).status_code == 400
+    assert r.json() == {"type": "BadRequest", "message": "dataset name must be unique", "code": 400}
+    assert ws.post("/datasets", {"name": "  "}).json()["message"] == "dataset name must not be empty"
     assert ws.post("/datasets", {"name": "x" * 256}).status_code == 400
     assert ws.post("/datasets", {"description": "no name"}).status_code == 400
 
@@ -49,10 +49,12 @@ def test_list_get_and_paginate(ws: Signed) -> None:
     by_id = {d["content"]["id"]: d for d in listed}
     assert set(made) <= set(by_id)
     one = by_id[made[1]]
-    # by node id and by int id, with root-level children
-    for ref in (made[1], str(one["content"]["intId"])):
-        got = ws.get(f"/datasets/{ref}").json()
-        assert got["content"]["id"] == made[1] and got["children"] == []
+    # by node id, with root-level children; an int id is not looked up (getByNodeId)
+    got = ws.get(f"/datasets/{made[1]}").json()
+    assert got["content"]["id"] == made[1] and got["children"] == []
+    int_id = str(one["content"]["intId"])
+    r = ws.get(f"/datasets/{int_id}")
+    assert (r.status_code, r.json()) == (404, {"type": "NotFound", "message": f"{int_id} not found", "code": 404})
     page = ws.get("/datasets/paginated", params={"limit": 2, "offset": 0, "query": tag}).json()
     assert (page["limit"], page["offset"], page["totalCount"]) == (2, 0, 3)
     assert [d["content"]["name"] for d in page["datasets"]] == [f"{tag}-0", f"{tag}-1"]
@@ -60,11 +62,14 @@ def test_list_get_and_paginate(ws: Signed) -> None:
                                                  "orderDirection": "Desc"}).json()
     assert [d["content"]["name"] for d in rest["datasets"]] == [f"{tag}-0"]
     assert ws.get("/datasets/paginated", params={"orderBy": "Popularity"}).status_code == 400
+    by_id = ws.get("/datasets/paginated", params={"orderBy": "IntId", "orderDirection": "Desc", "query": tag}).json()
+    assert [d["content"]["id"] for d in by_id["datasets"]] == made[::-1]
 
 
 def test_unknown_dataset_is_404(ws: Signed) -> None:
     assert ws.get(f"/datasets/N:dataset:{uuid.uuid4()}").status_code == 404
     assert ws.get("/datasets/999999/packages").status_code == 404
+    assert ws.get(f"/datasets/N:dataset:{uuid.uuid4()}/packages").json()["type"] == "NotFound"
 
 
 def test_packages_pages_follow_the_cursor(ws: Signed) -> None:
@@ -83,8 +88,13 @@ def test_packages_pages_follow_the_cursor(ws: Signed) -> None:
     assert names == sorted(f"f{i}.txt" for i in range(7))
     assert all(p["content"]["parentId"] == folder[0]["content"]["id"]
                for p in everything if p["content"]["packageType"] != "Collection")
-    assert ws.get(f"/datasets/{ds}/packages", params={"cursor": "nope"}).status_code == 400
-    assert ws.get(f"/datasets/{ds}/packages", params={"pageSize": 1001}).status_code == 400
+    bad = ws.get(f"/datasets/{ds}/packages", params={"cursor": "nope"})
+    assert (bad.status_code, bad.text) == (400, "Cursor format must be package:{integer}")
+    bad = ws.get(f"/datasets/{ds}/packages", params={"pageSize": 1001})
+    assert (bad.status_code, bad.text) == (400, "Invalid page size must be less than or equal to 1000")
+    assert ws.get(f"/datasets/{ds}/packages", params={"types": "Spreadsheet"}).status_code == 400
+    only = ws.get(f"/datasets/{ds}/packages", params={"types": "collection"}).json()["packages"]
+    assert [p["content"]["name"] for p in only] == ["folder"]
     # the dataset's root children and storage follow its packages
     dto = ws.get(f"/datasets/{ds}").json()
     assert [c["content"]["name"] for c in dto["children"]] == ["folder"]

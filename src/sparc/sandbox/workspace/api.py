@@ -15,17 +15,23 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sparc.sandbox.http import JSONError
+from sparc.sandbox.http import JSONError, SandboxError
 from sparc.sandbox.workspace.models import Dataset, Workspace, WorkspaceError
 from sparc.sandbox.workspace.tokens import INVALID, User, signed_in_user
 
 _TYPES = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 429: "TooManyRequests"}
 MAX_PAGE_SIZE = 1000
 _CURSOR = re.compile(r"package:(\d{1,18})")
+#: PackageType names (pennsieve-api ``PackageType``), matched case-insensitively in ``types``.
+KNOWN_TYPES = {t.lower() for t in (
+    "Collection", "Image", "MRI", "Slide", "ExternalFile", "MSWord", "PDF", "CSV", "Tabular", "TimeSeries",
+    "Video", "Unknown", "Text", "Unsupported", "HDF5", "ZIP", "MSExcel", "DataSet", "Ontology",
+    "PowerPoint", "Markdown", "Json")}
 
 
 def api_error(status: int, message: str) -> JSONError:
-    """A v1 API error: ``{"type": "BadRequest", "message": ..., "code": 400}``."""
+    """A v1 API ``ErrorResponse`` (``EitherTErrorHandler.scala``): ``{"type": "BadRequest",
+    "message": ..., "code": 400}`` (``stackTrace`` is ``None``, which json4s leaves out)."""
     return JSONError(status, {"type": _TYPES.get(status, "InternalServerError" if status >= 500 else "Error"),
                               "message": message, "code": status})
 
@@ -35,6 +41,17 @@ def api_error_body(status: int) -> tuple[bytes, str]:
     message = {429: "Too many requests", 503: "Service unavailable"}.get(
         status, "internal server error" if status >= 500 else "request failed")
     return json.dumps(api_error(status, message).body).encode(), "application/json"
+
+
+class TextError(SandboxError):
+    """Scalatra's ``BadRequest("...")``: the message as the body, not quoted, typed as JSON."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(status, text)
+        self.status, self.text = status, text
+
+    def response(self) -> Response:
+        return Response(self.text, status_code=self.status, media_type="application/json")
 
 
 def workspace(request: Request) -> Workspace:
@@ -114,13 +131,12 @@ async def paginated_datasets(request: Request) -> Response:
     if limit < 0 or offset < 0:
         raise api_error(400, "limit and offset must be non-negative")
     order_by = request.query_params.get("orderBy", "Name")
-    keys = {"name": lambda d: d.name.lower(), "intid": lambda d: d.int_id,
-            "updatedat": lambda d: d.updated_at, "createdat": lambda d: d.created_at}
-    if order_by.lower() not in keys:
-        raise api_error(400, f"invalid orderBy: {order_by}")
+    keys = {"name": lambda d: d.name.lower(), "intid": lambda d: d.int_id, "updatedat": lambda d: d.updated_at}
+    if order_by.lower() not in keys:  # DatasetManager.OrderByColumn
+        raise TextError(400, f"{order_by} is not a member of Enum (Name, UpdatedAt, IntId)")
     direction = request.query_params.get("orderDirection", "Asc")
     if direction.lower() not in ("asc", "desc"):
-        raise api_error(400, f"invalid orderDirection: {direction}")
+        raise TextError(400, f"{direction} is not a member of Enum (Asc, Desc)")
     query = (request.query_params.get("query") or "").lower()
     with ws.lock:
         rows = [d for d in ws.datasets.values() if query in d.name.lower()]
@@ -150,7 +166,7 @@ async def create_dataset(request: Request) -> Response:
 
 
 async def get_dataset(request: Request) -> Response:
-    """``GET /datasets/{id}`` (node id or int id): DataSetDTO with root-level ``children``."""
+    """``GET /datasets/{id}`` (node id; an int id is 404): DataSetDTO with root-level ``children``."""
     require_user(request)
     return JSONResponse(workspace(request).dataset_dto(_dataset(request), children=True))
 
@@ -160,16 +176,20 @@ async def dataset_packages(request: Request) -> Response:
     user = require_user(request)
     ds = _dataset(request)
     page_size = _int(request, "pageSize", 100)
-    if not 1 <= page_size <= MAX_PAGE_SIZE:
-        raise api_error(400, f"pageSize must be between 1 and {MAX_PAGE_SIZE}")
+    if page_size > MAX_PAGE_SIZE:
+        raise TextError(400, f"Invalid page size must be less than or equal to {MAX_PAGE_SIZE}")
+    if page_size < 1:  # production passes it to the query (a page of 0 with a cursor: a loop)
+        raise TextError(400, "Invalid page size must be at least 1")
     cursor = None
     if (raw := request.query_params.get("cursor")) is not None:
         match = _CURSOR.fullmatch(raw)
-        if match is None:
-            raise api_error(400, f"invalid cursor: {raw}")
+        if match is None or int(match.group(1)) > 2**31 - 1:
+            raise TextError(400, "Cursor format must be package:{integer}")
         cursor = int(match.group(1))
     types = {t.strip().lower() for value in request.query_params.getlist("types")
              for t in value.split(",") if t.strip()}
+    if types - KNOWN_TYPES:
+        raise TextError(400, "Invalid type name")
     rows, next_cursor = workspace(request).list_packages(ds, page_size, cursor, types,
                                                          request.query_params.get("filename"))
     return JSONResponse({"packages": [p.dto(user.int_id) for p in rows],

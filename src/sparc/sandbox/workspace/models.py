@@ -193,11 +193,11 @@ class Workspace:
         name = name.strip()
         if not name:
             raise WorkspaceError(400, "dataset name must not be empty")
-        if len(name) >= 256:
-            raise WorkspaceError(400, "dataset name must be less than 255 characters")
         with self.lock:
             if any(d.name == name for d in self.datasets.values()):
                 raise WorkspaceError(400, "dataset name must be unique")
+            if len(name) >= 256:
+                raise WorkspaceError(400, "dataset name must be less than 255 characters")
             ds = Dataset(self._next_dataset, f"N:dataset:{uuid.uuid4()}", name, description, list(tags),
                          license=license, automatically_process=automatically_process)
             self._next_dataset += 1
@@ -205,12 +205,9 @@ class Workspace:
             return ds
 
     def dataset(self, ref: str) -> Dataset:
-        """A dataset by node id or int id; 404 otherwise."""
+        """A dataset by node id (``DatasetManager.getByNodeId``: an int id is not found); 404."""
         with self.lock:
-            if ref.isdigit():
-                found = self.datasets.get(int(ref))
-            else:
-                found = next((d for d in self.datasets.values() if d.node_id == ref), None)
+            found = next((d for d in self.datasets.values() if d.node_id == ref), None)
         if found is None:
             raise WorkspaceError(404, f"{ref} not found")
         return found
