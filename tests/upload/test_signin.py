@@ -147,3 +147,33 @@ def test_pennsieve_cli_profile_file(sandbox: SandboxProcess, monkeypatch: pytest
         assert sandbox.env["PENNSIEVE_API_SECRET"] not in repr(client.config)
     with pytest.raises(ConfigError, match="no profile \\[nope\\]"):
         SparcClient(connect=False, config={**settings, "pennsieve_profile_name": "nope"})
+
+
+def test_agent_profile_name_alone_reads_the_pennsieve_cli_file(
+        sandbox: SandboxProcess, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """An existing Pennsieve setup needs nothing new: ``pennsieve_profile_name`` (the setting
+    the tutorial used for the Agent's profile) finds ``~/.pennsieve/config.ini``."""
+    use_sandbox(sandbox, monkeypatch, tmp_path)
+    monkeypatch.delenv("PENNSIEVE_API_KEY")
+    monkeypatch.delenv("PENNSIEVE_API_SECRET")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".pennsieve").mkdir()
+    (tmp_path / ".pennsieve" / "config.ini").write_text(
+        f"[lab]\napi_token = {sandbox.env['PENNSIEVE_API_KEY']}\n"
+        f"api_secret = {sandbox.env['PENNSIEVE_API_SECRET']}\n")
+    with SparcClient(connect=False, config={"pennsieve_profile_name": "lab"}) as client:
+        assert client.pennsieve.whoami()["id"].startswith("N:user:")
+        assert client.pennsieve.get_profile() == "lab"
+    with SparcClient(connect=False, config={"pennsieve_profile_name": "other"}) as client:
+        assert client.config.pennsieve_api_key is None  # no such profile there: nothing read
+
+
+def test_new_host_settings_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in ("pennsieve_api2_host", "pennsieve_cognito_endpoint", "pennsieve_s3_endpoint"):
+        with pytest.raises(ConfigError, match=key):
+            SparcClient(connect=False, config={key: "ftp://example.org"})
+    config = SparcClient(connect=False, config={"pennsieve_s3_endpoint": "http://127.0.0.1:9/s3/"}
+                         ).config
+    assert config.pennsieve_s3_endpoint == "http://127.0.0.1:9/s3"
+    monkeypatch.delenv("PENNSIEVE_API2_HOST", raising=False)
+    assert SparcClient(connect=False).config.pennsieve_api2_host == "https://api2.pennsieve.io"
