@@ -98,6 +98,10 @@ def test_packages_pages_follow_the_cursor(ws: Signed) -> None:
     # the dataset's root children and storage follow its packages
     dto = ws.get(f"/datasets/{ds}").json()
     assert [c["content"]["name"] for c in dto["children"]] == ["folder"]
+    # children carry the deprecated WrappedPackage content: node ids in id/datasetId
+    child = dto["children"][0]["content"]
+    assert (child["id"], child["datasetId"]) == (folder[0]["content"]["nodeId"], ds)
+    assert child["intId"] == folder[0]["content"]["id"] and isinstance(child["datasetIntId"], int)
     assert dto["storage"] == sum(len(d) for d in files.values())
 
 

@@ -83,8 +83,18 @@ class Package:
     def hidden(self) -> bool:
         return self.state in ("DELETING", "DELETED", "RESTORING")
 
+    def wrapped_dto(self, owner_int_id: int) -> dict[str, Any]:
+        """``PackageDTO`` with the deprecated ``WrappedPackage`` content (a dataset's ``children``):
+        ``id`` and ``datasetId`` are node ids, ``intId`` / ``datasetIntId`` the ints."""
+        out = self.dto(owner_int_id)
+        content = out["content"]
+        content.update(id=self.node_id, datasetId=self.dataset.node_id, intId=self.int_id,
+                       datasetIntId=self.dataset.int_id)
+        return out
+
     def dto(self, owner_int_id: int) -> dict[str, Any]:
-        """``PackageDTO`` (pennsieve-api ``core-models/.../dtos``): content, properties, children."""
+        """``ExtendedPackageDTO`` (``core-models/.../dtos/PackageDTO.scala``) with ``PackageContent``
+        (``id`` and ``datasetId`` ints), as ``GET /datasets/{id}/packages`` lists them."""
         content: dict[str, Any] = {
             "id": self.int_id, "nodeId": self.node_id, "name": self.name, "packageType": self.package_type,
             "datasetId": self.dataset.int_id, "datasetNodeId": self.dataset.node_id,
@@ -237,7 +247,7 @@ class Workspace:
         if children:
             with self.lock:
                 roots = [p for p in self.packages.values() if p.dataset is ds and p.parent is None and not p.hidden]
-            out["children"] = [p.dto(self.user.int_id) for p in roots]
+            out["children"] = [p.wrapped_dto(self.user.int_id) for p in roots]
         return out
 
     # ---- packages ---------------------------------------------------------------------------------
