@@ -28,7 +28,7 @@ def ws(sandbox: SandboxProcess, monkeypatch: pytest.MonkeyPatch,
 @pytest.fixture
 def dataset(ws: SparcClient) -> dict[str, Any]:
     """A new, empty dataset of the sandbox user (a DataSetDTO)."""
-    return ws.pennsieve.create_dataset(unique(), description="upload test")  # type: ignore[no-any-return]
+    return ws.pennsieve.create_dataset(unique(), description="upload test")
 
 
 @pytest.fixture

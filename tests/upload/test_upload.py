@@ -61,6 +61,11 @@ def test_upload_one_file_reads_back(ws: SparcClient, sandbox: SandboxProcess,
     assert by_name["notes.txt"]["nodeId"] == f"N:package:{result.files[0].upload_id}"
     assert by_name["raw"]["packageType"] == by_name["day1"]["packageType"] == "Collection"
     assert by_name["notes.txt"]["parentId"] == by_name["day1"]["id"]
+    assert [p["content"]["name"] for p in ws.pennsieve.list_packages(node_id, types=["Text"])] \
+        == ["notes.txt"]
+    deleted = ws.pennsieve.delete_package(by_name["notes.txt"]["nodeId"])
+    assert deleted["success"] == [by_name["notes.txt"]["nodeId"]] and not deleted["failures"]
+    assert sorted(_names(ws, node_id)) == ["day1", "raw"]
 
 
 def test_folder_of_1000_small_files(ws: SparcClient, sandbox: SandboxProcess,
