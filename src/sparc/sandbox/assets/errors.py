@@ -10,6 +10,7 @@ Example: ``raise S3Error(404, "NoSuchKey", "The specified key does not exist.", 
 from __future__ import annotations
 
 import base64
+import random
 import re
 import secrets
 
@@ -30,10 +31,14 @@ def xml_text(value: object) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+# request ids are only unique labels: a seeded generator makes them without a system call each
+_IDS = random.Random(secrets.randbits(128))
+
+
 def request_ids() -> dict[str, str]:
     """Fresh ``x-amz-request-id`` / ``x-amz-id-2`` headers (S3's shapes: 16 hex, base64 of 57 bytes)."""
-    return {"x-amz-request-id": secrets.token_hex(8).upper(),
-            "x-amz-id-2": base64.b64encode(secrets.token_bytes(57)).decode()}
+    return {"x-amz-request-id": _IDS.randbytes(8).hex().upper(),
+            "x-amz-id-2": base64.b64encode(_IDS.randbytes(57)).decode()}
 
 
 class S3Error(SandboxError):

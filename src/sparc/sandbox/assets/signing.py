@@ -81,8 +81,8 @@ def sigv4_signature(secret_key: str, amz_date: str, request: str) -> str:
     """The hex signature of a canonical ``request`` made at ``amz_date`` (us-east-1, s3)."""
     day = amz_date[:8]
     scope = f"{day}/{REGION}/{SERVICE}/aws4_request"
-    return hmac.new(_signing_key(secret_key, day), string_to_sign(amz_date, scope, request).encode(),
-                    hashlib.sha256).hexdigest()
+    return hmac.digest(_signing_key(secret_key, day), string_to_sign(amz_date, scope, request).encode(),
+                       "sha256").hex()
 
 
 @lru_cache(maxsize=16)
@@ -112,6 +112,7 @@ class Signer:
     # sessions already derived (each costs a dozen HMACs), by index; not part of the value
     _sessions: dict[int, Credentials] = field(default_factory=dict, init=False, repr=False, compare=False)
     _last_moment: list[Any] = field(default_factory=list, init=False, repr=False, compare=False)
+    _issued: dict[str, Credentials] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # ---- credentials ------------------------------------------------------------------------
     def _mac(self, label: str, index: int, size: int = 32) -> bytes:
@@ -148,6 +149,17 @@ class Signer:
 
     def lookup(self, access_key_id: str) -> Credentials | None:
         """The session that issued ``access_key_id``, ``None`` for an unknown key."""
+        known = self._issued.get(access_key_id)  # key ids already seen valid (one per session)
+        if known is not None:
+            return known
+        credentials = self._lookup(access_key_id)
+        if credentials is not None:
+            if len(self._issued) > 64:
+                self._issued.clear()
+            self._issued[access_key_id] = credentials
+        return credentials
+
+    def _lookup(self, access_key_id: str) -> Credentials | None:
         try:
             raw = base64.b32decode(access_key_id[4:]) if access_key_id.startswith("ASIA") else b""
         except ValueError:
