@@ -37,9 +37,10 @@ SERVICE = "o2sparc"
 #: Statuses the official client retries (the api-server and its proxy send them with
 #: ``Retry-After`` when they know how long to wait).
 RETRY_STATUSES = frozenset({429, 503, 504})
-#: POSTs that change nothing when repeated: a read error on them is retried like a GET.
-#: (Creating a job or asking for upload links is not retried after the request went out.)
-SAFE_POST_SUFFIXES = (":inspect", ":start", ":stop", ":complete", ":abort")
+#: The one POST that must not be repeated once it went out: creating a job (a second job).
+#: Every other POST of the API reads (``:inspect``) or is idempotent (``:start``, ``:stop``,
+#: ``:complete``; new upload links are harmless), so a read error on it is retried like a GET.
+UNSAFE_POST_SUFFIXES = ("/jobs",)
 
 _lock = threading.Lock()
 _osparc: ModuleType | None = None
@@ -131,7 +132,7 @@ def retry_class() -> type:
                       response: Any = None, error: Exception | None = None,
                       _pool: Any = None, _stacktrace: Any = None) -> BoundedRetry:
             if (error is not None and self._is_read_error(error) and method == "POST"
-                    and not (url or "").split("?")[0].endswith(SAFE_POST_SUFFIXES)):
+                    and (url or "").split("?")[0].endswith(UNSAFE_POST_SUFFIXES)):
                 raise error
             now = time.monotonic()
             started = self.first_failure if self.first_failure is not None else now
@@ -179,6 +180,7 @@ class Session:
                 max_total=settings.max_total)
             configuration.connection_pool_maxsize = 64
             api_client = osparc.ApiClient(configuration)
+            _read_bodies_inside_retries(api_client)
         self.configuration = api_client.configuration
         self.api_client = api_client
         self.users = osparc.UsersApi(self.api_client)
@@ -215,6 +217,20 @@ class Session:
 
     def __repr__(self) -> str:
         return f"<o2sparc Session {self.settings.host}>"
+
+
+def _read_bodies_inside_retries(api_client: Any) -> None:
+    """Make urllib3 read each answer's body before returning it (``preload_content``), so a
+    body cut short or stalled is a read error its ``Retry`` handles like a dropped connection.
+    The generated client asks for a lazy body, then reads all of it at once anyway."""
+    pool_manager = api_client.rest_client.pool_manager
+    request = pool_manager.request
+
+    def preloading(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        kwargs["preload_content"] = True
+        return request(method, url, *args, **kwargs)
+
+    pool_manager.request = preloading
 
 
 def _server_words(body: Any) -> tuple[str | None, Any]:
@@ -302,8 +318,8 @@ def _foreign(exc: BaseException, method: str, url: str) -> SparcError | None:
                          response.reason_phrase, response.headers)
     if isinstance(exc, httpx.HTTPError):
         target = url
-        with contextlib.suppress(RuntimeError):
-            target = redact_url(exc.request.url)
+        with contextlib.suppress(RuntimeError):  # the request is known, e.g. a storage PUT
+            target, method = redact_url(exc.request.url), exc.request.method
         return TransportError(f"{method} {target} failed: {type(exc).__name__}: "
                               f"{exc or 'no answer'}", method=method, url=target)
     if isinstance(exc, urllib3.exceptions.MaxRetryError):
