@@ -43,7 +43,8 @@ def _error(info: pytest.ExceptionInfo[ClientError]) -> tuple[int, str]:
 def test_whole_protocol_with_put_object(ws: Signed) -> None:
     ds = ws.create_dataset()
     created = ws.post("/upload/manifest", {"dataset_id": ds}, params={"dataset_id": ds}).json()
-    assert created["nr_files_updated"] == 0 and created["updated_files"] == [] and created["failed_files"] == []
+    # SyncFiles' nil slices: null when nothing was registered
+    assert (created["nr_files_updated"], created["updated_files"], created["failed_files"]) == (0, None, None)
     manifest = created["manifest_node_id"]
     uuid.UUID(manifest)
     data = {"x.txt": b"hello sandbox", "a/b/y.csv": b"1,2\n3,4\n"}
@@ -280,6 +281,21 @@ def test_finalize_reports_each_failure(ws: Signed) -> None:
     statuses = {f["upload_id"]: f["status"] for f in
                 ws.get("/upload/manifest/files", params={"manifest_id": manifest, "limit": 10}).json()["files"]}
     assert statuses == {good: "Finalized", changed: "Registered", short: "Registered", missing: "Registered"}
+    # registering again (getWriteRequest): a finalized file answers Verified, a new file sent as
+    # Registered is unknown to the server and not added, one sent as Local is registered
+    newcomer, unknown = str(uuid.uuid4()), str(uuid.uuid4())
+    sync = ws.post("/upload/manifest", {"id": manifest, "dataset_id": ds, "files": [
+        {"upload_id": good, "target_path": "", "target_name": "good.txt", "status": 0},
+        {"upload_id": unknown, "target_path": "", "target_name": "u.txt", "status": 1},
+        {"upload_id": newcomer, "target_path": "", "target_name": "n.txt", "status": 0},
+        {"upload_id": changed, "target_path": "", "target_name": "changed.txt", "status": 5}]},
+        params={"dataset_id": ds}).json()
+    assert sync["updated_files"] == [{"upload_id": good, "status": 4}, {"upload_id": unknown, "status": 7},
+                                     {"upload_id": newcomer, "status": 1}, {"upload_id": changed, "status": 1}]
+    assert sync["nr_files_updated"] == 3
+    statuses = {f["upload_id"]: f["status"] for f in
+                ws.get("/upload/manifest/files", params={"manifest_id": manifest, "limit": 10}).json()["files"]}
+    assert statuses[good] == "Verified" and statuses[newcomer] == "Registered" and unknown not in statuses
 
 
 def test_finalize_validates_the_batch(ws: Signed) -> None:
@@ -339,7 +355,9 @@ def test_status_and_file_listings_page_with_continuation_tokens(ws: Signed) -> N
     # removing a registered file (status 6) drops it from the manifest
     removed = ws.post("/upload/manifest", {"id": manifest, "dataset_id": ds, "files": [
         {"upload_id": ids[0], "target_path": "", "target_name": "f0.txt", "status": 6}]}, params={"dataset_id": ds})
-    assert removed.json()["nr_files_removed"] == 1
+    # a delete request counts as an update; nr_files_removed is never incremented (SyncFiles)
+    assert removed.json()["nr_files_updated"] == 1 and removed.json()["nr_files_removed"] == 0
+    assert removed.json()["updated_files"] == [{"upload_id": ids[0], "status": 6}]
     page = ws.get("/upload/manifest/status", params={"manifest_id": manifest, "status": "Registered"}).json()
     assert page["files"][0] == ids[1]
     r = ws.get("/upload/manifest/status", params={"manifest_id": manifest, "status": "Registered", "verify": "true"})

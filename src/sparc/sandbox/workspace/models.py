@@ -27,7 +27,7 @@ from sparc.sandbox.workspace.tokens import ORGANIZATION_INT_ID, User
 #: ``POST /manifest`` speaks, the name what the listings return.
 FILE_STATUSES = ("Local", "Registered", "Imported", "Finalized", "Verified", "Failed", "Removed",
                  "Unknown", "Changed", "Uploaded", "FailedOrphan")
-REGISTERED, IMPORTED, FINALIZED, VERIFIED, FAILED, REMOVED = 1, 2, 3, 4, 5, 6
+LOCAL, REGISTERED, IMPORTED, FINALIZED, VERIFIED, FAILED, REMOVED, UNKNOWN, CHANGED = 0, 1, 2, 3, 4, 5, 6, 7, 8
 #: Seconds storage credentials live (``storage_credentials.go``: STS DurationSeconds 3600).
 STORAGE_CREDENTIALS_LIFETIME = 3600
 #: Package types by file extension (a subset of pennsieve-go-core's fileType dictionary) and

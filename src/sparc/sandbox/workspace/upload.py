@@ -28,10 +28,15 @@ from starlette.routing import Route
 
 from sparc.sandbox.http import JSONError
 from sparc.sandbox.workspace.models import (
+    CHANGED,
+    FAILED,
     FILE_STATUSES,
     FINALIZED,
+    IMPORTED,
+    LOCAL,
     REGISTERED,
     REMOVED,
+    UNKNOWN,
     VERIFIED,
     Dataset,
     Manifest,
@@ -129,38 +134,77 @@ async def post_manifest(request: Request) -> Response:
     else:
         manifest = ws.create_manifest(ds)
     files = body.get("files") or []
-    if not isinstance(files, list):
-        raise gateway_error(400, "invalid request body: files must be a list")
+    if not isinstance(files, list) or not all(isinstance(f, dict) for f in files):
+        raise gateway_error(400, "Error: Invalid JSON payload ||| files must be a list of objects")
     updated: list[dict[str, Any]] = []
-    failed: list[str] = []
-    removed = 0
+    writes = 0
     with ws.lock:
         for f in files:
-            upload_id = f.get("upload_id") if isinstance(f, dict) else None
-            if not isinstance(upload_id, str) or not upload_id:
-                failed.append(str(upload_id))
-                continue
-            assert isinstance(f, dict)
+            upload_id = str(f.get("upload_id") or "")
             status = f.get("status", 0)
+            if not isinstance(status, int) or isinstance(status, bool) or not 0 <= status < len(FILE_STATUSES):
+                raise gateway_error(400, "Error: Invalid JSON payload ||| status must be a file status number")
             known = manifest.files.get(upload_id)
-            if status == REMOVED:
-                if known is not None and known.status < FINALIZED:
-                    del manifest.files[upload_id]
-                    removed += 1
-                continue
-            if known is not None and known.status in (FINALIZED, VERIFIED):
-                updated.append({"upload_id": upload_id, "status": VERIFIED})
-                continue
-            name = str(f.get("target_name") or "")
-            path = str(f.get("target_path") or "").strip("/")
-            if not name or "/" in name:
-                failed.append(upload_id)
-                continue
-            manifest.files[upload_id] = ManifestFile(upload_id, path, name, REGISTERED, file_type(name)[0],
-                                                     str(f.get("merge_package_id") or ""))
-            updated.append({"upload_id": upload_id, "status": REGISTERED})
-    return JSONResponse({"manifest_node_id": manifest.id, "nr_files_updated": len(updated),
-                         "nr_files_removed": removed, "updated_files": updated, "failed_files": failed})
+            current = known.status if known is not None else UNKNOWN
+            write, reply = sync_action(status, current)
+            if write is None and reply == -1:
+                raise gateway_error(500, f"Error: cannot sync files with manifest: {manifest.id}")
+            if write is not None:
+                writes += 1
+                if write == REMOVED:
+                    manifest.files.pop(upload_id, None)
+                elif write == REGISTERED:
+                    name = str(f.get("target_name") or "")
+                    manifest.files[upload_id] = ManifestFile(
+                        upload_id, str(f.get("target_path") or "").strip("/"), name, REGISTERED,
+                        str(f.get("file_type") or "") or file_type(name)[0], str(f.get("merge_package_id") or ""))
+                elif known is not None:
+                    known.status = write
+            updated.append({"upload_id": upload_id, "status": reply})
+        if manifest.status != "Completed" and writes == 0:
+            _update_manifest_status(manifest)
+    # SyncFiles' slices are nil when nothing was appended: JSON null
+    return JSONResponse({"manifest_node_id": manifest.id, "nr_files_updated": writes, "nr_files_removed": 0,
+                         "updated_files": updated or None, "failed_files": None})
+
+
+def sync_action(client: int, current: int) -> tuple[int | None, int]:
+    """pennsieve-go-core ``getWriteRequest``: ``(status written or None, status replied)`` for a
+    file the client sends with status ``client`` while the server has ``current`` (Unknown when
+    the file is new). ``(None, -1)``: a status the server cannot handle.
+
+    Example: a new file sent as Local (0) -> ``(REGISTERED, REGISTERED)``; a file the server has
+    finalized, sent again as Local -> ``(VERIFIED, VERIFIED)``.
+    """
+    if client == REMOVED:
+        if current == FINALIZED:
+            return VERIFIED, VERIFIED
+        if current in (IMPORTED, VERIFIED):
+            return None, current
+        return REMOVED, REMOVED  # a delete request, counted as an update
+    if client in (LOCAL, FAILED):
+        if current == FINALIZED:
+            return VERIFIED, VERIFIED
+        if current in (REGISTERED, FAILED, UNKNOWN):
+            return REGISTERED, REGISTERED
+        return None, current
+    if client == IMPORTED:
+        return (VERIFIED, VERIFIED) if current == FINALIZED else (None, current)
+    if client in (REGISTERED, CHANGED, UNKNOWN):
+        if current == REGISTERED:
+            return REGISTERED, REGISTERED
+        if current in (FINALIZED, IMPORTED, VERIFIED):
+            return current, VERIFIED  # the row keeps its status, the reply says Verified
+        return None, current
+    if client in (FINALIZED, VERIFIED):
+        return None, current
+    return None, -1  # "unhandled case in getAction"
+
+
+def _update_manifest_status(manifest: Manifest) -> None:
+    """``CheckUpdateManifestStatus``: Completed once every file is finalized or verified."""
+    if manifest.files and all(f.status in (FINALIZED, VERIFIED) for f in manifest.files.values()):
+        manifest.status = "Completed"
 
 
 async def get_manifests(request: Request) -> Response:
@@ -256,8 +300,7 @@ def _import(ws: Workspace, manifest: Manifest, files: list[tuple[ManifestFile, i
         for mf, size in files:
             if mf.upload_id in manifest.files:
                 ws.import_file(manifest, mf, size, on_conflict)
-        if manifest.files and all(f.status in (FINALIZED, VERIFIED) for f in manifest.files.values()):
-            manifest.status = "Completed"
+        _update_manifest_status(manifest)
 
 
 # ---- listings -------------------------------------------------------------------------------------
