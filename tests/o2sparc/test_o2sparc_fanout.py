@@ -103,3 +103,26 @@ def test_every_input_set_is_checked_before_any_job(sandbox: SandboxProcess,
     with pytest.raises(InvalidJobInputError, match="max_concurrency"):
         sleeper.map([{"input_1": number_file}], max_concurrency=0)
     assert sleeper.map([]) == []
+
+
+def test_ctrl_c_stops_waiting_and_names_the_jobs_left_running(
+        timed_sleeper: O2SparcSolver, number_file: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    import _thread
+
+    timer = threading.Timer(2.0, _thread.interrupt_main)
+    timer.start()
+    started = time.monotonic()
+    try:
+        with caplog.at_level("WARNING", logger="sparc.client"), \
+                pytest.raises(KeyboardInterrupt):
+            timed_sleeper.map([{"input_1": number_file, "input_2": 60}] * 3, progress=False)
+    finally:
+        timer.cancel()
+    assert time.monotonic() - started < 15
+    warning = next(r.getMessage() for r in caplog.records if "map interrupted" in r.getMessage())
+    left = [j.strip() for j in warning.split(": ")[-1].split(",")]
+    assert len(left) == 3
+    for job_id in left:  # they really are still running; stop them
+        assert not timed_sleeper.job_done(job_id)
+        timed_sleeper.stop_job(job_id)

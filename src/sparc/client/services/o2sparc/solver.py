@@ -503,6 +503,8 @@ class O2SparcSolver:
             if stop.is_set():
                 raise KeyboardInterrupt
             job_id = self._create(checked[index], uploads)
+            with lock:
+                created[index] = job_id
             self.start_job(job_id)
             status = self._poll(job_id, None, lambda s: report(index, s), stop, deadline)
             if status.state in FAILED_STATES:
@@ -512,6 +514,7 @@ class O2SparcSolver:
 
         results: list[Any] = [None] * count
         failures: dict[int, BaseException] = {}
+        created: dict[int, str] = {}
         pool = ThreadPoolExecutor(max_workers=min(max_concurrency, count),
                                   thread_name_prefix="o2sparc-map")
         # each distinct input file is uploaded once, before any job is created
@@ -538,6 +541,12 @@ class O2SparcSolver:
         except BaseException:
             stop.set()
             pool.shutdown(wait=False, cancel_futures=True)
+            running = [job for i, job in sorted(created.items()) if i not in failures
+                       and results[i] is None]
+            if running:
+                log.warning("o2sparc: map interrupted; %d job(s) may still run on the server "
+                            "(solver.stop_job(job_id) stops one): %s", len(running),
+                            ", ".join(running))
             raise
         finally:
             pool.shutdown(wait=True)
