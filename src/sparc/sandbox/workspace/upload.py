@@ -215,7 +215,7 @@ async def get_manifests(request: Request) -> Response:
         rows = [m for m in ws.manifests.values() if m.dataset is ds]
     return JSONResponse({"manifests": [
         {"id": m.id, "dataset_id": ds.int_id, "dataset_node_id": ds.node_id, "status": m.status,
-         "user": m.user_int_id, "date_created": m.date_created} for m in rows]})
+         "user": m.user_int_id, "date_created": m.date_created} for m in rows] or None})
 
 
 # ---- storage credentials --------------------------------------------------------------------------
