@@ -231,3 +231,40 @@ def test_without_boto3_names_the_extra(sandbox: SandboxProcess, tmp_path: Path) 
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={**os.environ, **sandbox.env}, timeout=60)
     assert "pip install 'sparc.client[upload]'" in done.stdout, done.stderr
+
+
+_KILLED_MULTIPART = """
+import sys
+from sparc.client import SparcClient
+with SparcClient() as client:
+    client.pennsieve.upload(sys.argv[1], [sys.argv[2]], jobs=1, progress=False,
+                            part_size=8 * 2**20)
+"""
+
+
+def test_killed_multipart_upload_resumes_its_parts(ws: SparcClient, sandbox: SandboxProcess,
+                                                   dataset: dict[str, Any],
+                                                   tmp_path: Path) -> None:
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(8 * 8 * 2**20 + 100))  # 9 parts of 8 MiB (the last: 100 B)
+    node_id = dataset["content"]["id"]
+    sandbox.reset_stats()
+    child = subprocess.Popen([sys.executable, "-c", _KILLED_MULTIPART, node_id, str(big)],
+                             env=dict(os.environ))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and child.poll() is None:
+        if sandbox.stats()["bytes_received"] >= 4 * 8 * 2**20:
+            break
+        time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)
+    child.wait(10)
+    first = sandbox.stats()["bytes_received"]
+    assert 4 * 8 * 2**20 <= first < big.stat().st_size, "not killed midway"
+    sandbox.reset_stats()
+    result = ws.pennsieve.upload(node_id, [big], jobs=2, progress=False, part_size=8 * 2**20)
+    assert result.ok, result.failed
+    again = sandbox.stats()["bytes_received"]
+    # the parts stored before the kill are not sent again (at most one was cut mid-way)
+    assert again <= big.stat().st_size - first + 8 * 2**20 + 2**20
+    assert read_back(sandbox, ws, result)[str(big)] == big.read_bytes()
+    assert sorted(_names(ws, node_id)) == ["big.bin"]

@@ -125,6 +125,7 @@ class UploadFile:
     upload_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     status: str = "local"
     error: str | None = None
+    s3_upload: str | None = None  # an unfinished multipart upload's UploadId (for resuming)
 
     @property
     def remote_path(self) -> str:
@@ -135,7 +136,7 @@ class UploadFile:
         return {"upload_id": self.upload_id, "size": self.size, "mtime_ns": self.mtime_ns,
                 "sha256": self.sha256, "part_size": self.part_size,
                 "target_path": self.target_path, "target_name": self.target_name,
-                "status": self.status}
+                "status": self.status, "s3_upload": self.s3_upload}
 
 
 @dataclass
@@ -315,7 +316,8 @@ def plan_files(items: Sequence[tuple[Path, str, str]], part_size: int = PART_SIZ
                 and record.get("target_path") == folder and record.get("target_name") == name):
             planned.append(UploadFile(source, folder, name, stat.st_size, stat.st_mtime_ns,
                                       str(record["sha256"]), int(record["part_size"]),
-                                      str(record["upload_id"]), str(record.get("status", "local"))))
+                                      str(record["upload_id"]), str(record.get("status", "local")),
+                                      s3_upload=record.get("s3_upload") or None))
             continue
         size = stat.st_size
         psize = part_size_for(size, part_size)
@@ -459,6 +461,9 @@ class UploadEngine:
         self._on_event = on_event
         self.storage = _Storage(self)
         self._boto_session: Any = None
+        self._record: _Record | None = None
+        self._files: list[UploadFile] = []
+        self._record_lock = threading.Lock()
         endpoint = service.config.pennsieve_s3_endpoint
         if endpoint:
             parts = urlsplit(endpoint)
@@ -466,6 +471,12 @@ class UploadEngine:
                 raise InsecureTransportError(
                     f"refusing to send storage credentials over plain HTTP to {parts.hostname}; "
                     "pennsieve_s3_endpoint must be https:// (plain http only for loopback)")
+
+    def save_record(self) -> None:
+        """Write the local record now (any thread)."""
+        if self._record is not None:
+            with self._record_lock:
+                self._record.save(self.dataset_id, self.manifest_id, self._files)
 
     def _event(self, what: str, f: UploadFile | None = None) -> None:
         if self._on_event is not None:
@@ -634,6 +645,8 @@ class UploadEngine:
 
     def _send_multipart(self, f: UploadFile, parts_pool: cf.Executor, bar: Any) -> None:
         state: dict[str, Any] = {}
+        count = -(-f.size // f.part_size)
+        stored = self._stored_parts(f, state) if f.s3_upload else {}
 
         def create(client: Any, creds: dict[str, Any]) -> None:
             key = f"{creds['keyPrefix']}/{f.upload_id}"
@@ -641,12 +654,22 @@ class UploadEngine:
                                                     ChecksumAlgorithm="SHA256")
             state.update(bucket=creds["bucket"], key=key, upload=answer["UploadId"])
 
-        self._call_s3(f"CreateMultipartUpload {f.remote_path}", create)
-        count = -(-f.size // f.part_size)
+        if not state:
+            self._call_s3(f"CreateMultipartUpload {f.remote_path}", create)
+            f.s3_upload = state["upload"]
+            self.save_record()
 
         def part(number: int) -> dict[str, Any]:
             offset = (number - 1) * f.part_size
             length = min(f.part_size, f.size - offset)
+            known = stored.get(number)
+            if known is not None and known.get("Size") == length:
+                data = _read(f, offset, length)
+                if _part_matches(known, data):
+                    self._count(length, bar)
+                    return {"PartNumber": number, "ETag": known["ETag"],
+                            "ChecksumSHA256": known.get("ChecksumSHA256")
+                            or base64.b64encode(hashlib.sha256(data).digest()).decode()}
 
             def upload(client: Any, creds: dict[str, Any]) -> dict[str, Any]:
                 data = _read(f, offset, length)
@@ -663,9 +686,12 @@ class UploadEngine:
         futures = [parts_pool.submit(part, n) for n in range(1, count + 1)]
         try:
             parts = [fut.result() for fut in futures]
-        except BaseException:
+        except BaseException as exc:
             for fut in futures:
                 fut.cancel()
+            if not isinstance(exc, Exception):
+                raise  # interrupted: keep the parts sent, a rerun resumes them
+            f.s3_upload = None
             with contextlib.suppress(Exception):
                 client, _ = self.storage.get()
                 client.abort_multipart_upload(Bucket=state["bucket"], Key=state["key"],
@@ -679,15 +705,46 @@ class UploadEngine:
                                            for p in parts]})
 
         self._call_s3(f"CompleteMultipartUpload {f.remote_path}", complete)
+        f.s3_upload = None
+
+    def _stored_parts(self, f: UploadFile, state: dict[str, Any]) -> dict[int, dict[str, Any]]:
+        """The parts an interrupted run stored for ``f`` (``state`` filled to resume them), or
+        ``{}`` when that multipart upload is gone."""
+        parts: dict[int, dict[str, Any]] = {}
+
+        def listing(client: Any, creds: dict[str, Any]) -> None:
+            key = f"{creds['keyPrefix']}/{f.upload_id}"
+            marker = 0
+            while True:
+                answer = client.list_parts(Bucket=creds["bucket"], Key=key, UploadId=f.s3_upload,
+                                           PartNumberMarker=marker)
+                for p in answer.get("Parts") or []:
+                    parts[int(p["PartNumber"])] = p
+                if not answer.get("IsTruncated"):
+                    break
+                marker = int(answer.get("NextPartNumberMarker") or 0)
+            state.update(bucket=creds["bucket"], key=key, upload=f.s3_upload)
+
+        try:
+            self._call_s3(f"ListParts {f.remote_path}", listing)
+        except _SendFailed as exc:
+            log.info("%s: the interrupted multipart upload cannot be resumed (%s); starting it "
+                     "again", f.remote_path, exc)
+            state.clear()
+            f.s3_upload = None
+            return {}
+        log.info("%s: resuming, %d of its parts already stored", f.remote_path, len(parts))
+        return parts
 
     # -- the whole run ----------------------------------------------------------------------------
     def run(self, files: list[UploadFile], record: _Record | None = None,
             manifest_id: str | None = None) -> UploadResult:
         """Upload ``files`` (resuming ``manifest_id`` when given) and wait for the import."""
         result = UploadResult(self.dataset_id, "", files)
+        self._record, self._files = record, files
         if not manifest_id:
             for f in files:
-                f.status, f.error = "local", None
+                f.status, f.error, f.s3_upload = "local", None, None
         else:
             self.manifest_id = manifest_id
             try:
@@ -696,7 +753,7 @@ class UploadEngine:
                 log.info("manifest %s is gone; starting a new one", manifest_id)
                 self.manifest_id, done = "", set()
                 for f in files:
-                    f.status = "local"
+                    f.status, f.s3_upload = "local", None
             for f in files:
                 if f.upload_id in done:
                     f.status = "skipped"
@@ -707,14 +764,12 @@ class UploadEngine:
         result.manifest_id = self.manifest_id
         todo = [f for f in files if f.status == "local"]
         self.register(todo)
-        if record is not None:
-            record.save(self.dataset_id, self.manifest_id, files)
+        self.save_record()
         self._event("registered")
         to_send = [f for f in todo if f.status == "registered"]
         self._transfer(to_send, files, record)
         self._await_import([f for f in files if f.status == "finalizing"])
-        if record is not None:
-            record.save(self.dataset_id, self.manifest_id, files)
+        self.save_record()
         result.bytes_sent = self.bytes_sent
         return result
 
@@ -733,8 +788,7 @@ class UploadEngine:
             if ready:
                 self.finalize(list(ready))
                 ready.clear()
-                if record is not None:
-                    record.save(self.dataset_id, self.manifest_id, files)
+                self.save_record()
             last_flush = time.monotonic()
 
         files_pool = cf.ThreadPoolExecutor(self.jobs, thread_name_prefix="sparc-upload")
@@ -786,6 +840,14 @@ class UploadEngine:
                 break
             time.sleep(delay)
             delay = min(2.0, delay * 1.5)
+
+
+def _part_matches(stored: dict[str, Any], data: bytes) -> bool:
+    """True when a stored part (ListParts) holds ``data``: its SHA-256, else its MD5 ETag."""
+    if stored.get("ChecksumSHA256"):
+        return bool(stored["ChecksumSHA256"] == base64.b64encode(hashlib.sha256(data).digest()
+                                                                 ).decode())
+    return bool(str(stored.get("ETag", "")).strip('"') == hashlib.md5(data).hexdigest())
 
 
 def _read(f: UploadFile, offset: int, length: int) -> bytes:
