@@ -268,3 +268,23 @@ def test_killed_multipart_upload_resumes_its_parts(ws: SparcClient, sandbox: San
     assert again <= big.stat().st_size - first + 8 * 2**20 + 2**20
     assert read_back(sandbox, ws, result)[str(big)] == big.read_bytes()
     assert sorted(_names(ws, node_id)) == ["big.bin"]
+
+
+def test_storage_secrets_and_tokens_stay_out_of_debug_logs(
+        ws: SparcClient, dataset: dict[str, Any], tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    (tmp_path / "x.txt").write_text("x")
+    caplog.set_level(logging.DEBUG)
+    engine = ws.pennsieve.upload_engine(dataset["content"]["id"], progress=False)
+    from sparc.client.services.pennsieve.upload import collect_files, plan_files
+
+    result = engine.run(plan_files(collect_files([tmp_path / "x.txt"])))
+    assert result.ok
+    _, creds = engine.storage.get()
+    session = ws.pennsieve.auth.session
+    assert session is not None
+    assert "X-Amz-Security-Token" in caplog.text or "x-amz-security-token" in caplog.text
+    for secret in (creds["sessionToken"], creds["secretAccessKey"], session.token):
+        assert secret not in caplog.text

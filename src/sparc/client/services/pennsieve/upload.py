@@ -410,6 +410,7 @@ class _Storage:
         now = time.time()
         self._expires = expires if expires else now + 3600
         self._lifetime = max(1.0, self._expires - now)
+        _SECRETS.add(str(creds["secretAccessKey"]), str(creds["sessionToken"]))
         self._creds = creds
         self._client = engine.s3_client(creds)
         self.refreshes += 1
@@ -424,6 +425,43 @@ def _parse_time(text: Any) -> float | None:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
+
+
+class _SecretFilter(logging.Filter):
+    """Masks storage secrets in botocore's DEBUG lines (it logs the signed request, session
+    token included); installed on the botocore loggers that print requests."""
+
+    LOGGERS = ("botocore.endpoint", "botocore.auth", "botocore.httpsession", "botocore.hooks",
+               "botocore.retryhandler", "botocore.parsers", "urllib3.connectionpool")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._secrets: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add(self, *secrets: str) -> None:
+        with self._lock:
+            self._secrets.update(s for s in secrets if s and len(s) >= 8)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        with self._lock:
+            secrets = list(self._secrets)
+        if not secrets:
+            return True
+        try:
+            text = record.getMessage()
+        except Exception:  # noqa: BLE001 - a broken record is the logger's business
+            return True
+        if any(secret in text for secret in secrets):
+            for secret in secrets:
+                text = text.replace(secret, "***")
+            record.msg, record.args = text, ()
+        return True
+
+
+_SECRETS = _SecretFilter()
+for _name in _SecretFilter.LOGGERS:
+    logging.getLogger(_name).addFilter(_SECRETS)
 
 
 class _SendFailed(Exception):
