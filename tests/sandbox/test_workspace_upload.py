@@ -10,7 +10,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -437,7 +437,7 @@ def test_multipart_part_checksums_are_enforced(ws: Signed) -> None:
     assert _error(info) == (400, "InvalidPart")
 
 
-def test_signatures_as_s3_checks_them(ws: Signed) -> None:
+def test_signatures_as_s3_checks_them(ws: Signed, monkeypatch: pytest.MonkeyPatch) -> None:
     """Presigned URLs of the owner's keys work and break when edited; a body that does not match its
     signed ``x-amz-content-sha256`` is refused."""
     from botocore.auth import S3SigV4Auth
@@ -453,6 +453,10 @@ def test_signatures_as_s3_checks_them(ws: Signed) -> None:
     assert httpx.get(url).content == b"presigned"
     tampered = httpx.get(url.replace("X-Amz-Expires=60", "X-Amz-Expires=61"))
     assert tampered.status_code == 403 and b"SignatureDoesNotMatch" in tampered.content
+    short = owner.generate_presigned_url("get_object", Params={"Bucket": creds["bucket"], "Key": key}, ExpiresIn=1)
+    time.sleep(2.1)
+    late = httpx.get(short)
+    assert late.status_code == 403 and b"<Message>Request has expired</Message>" in late.content
 
     target = f"{ws.base}/s3/{creds['bucket']}/{creds['keyPrefix']}/{uuid.uuid4()}"
     request = AWSRequest(method="PUT", url=target, data=b"signed body",
@@ -462,5 +466,14 @@ def test_signatures_as_s3_checks_them(ws: Signed) -> None:
     assert httpx.put(target, content=b"signed body", headers=headers).status_code == 200
     r = httpx.put(target, content=b"other body!", headers=headers)
     assert r.status_code == 400 and b"<Code>XAmzContentSHA256Mismatch</Code>" in r.content
+    skewed = AWSRequest(method="PUT", url=target, data=b"x", headers={"x-amz-content-sha256": hashlib.sha256(b"x").hexdigest()})
+    import botocore.auth
+
+    now = botocore.auth.get_current_datetime
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda *a, **k: now(*a, **k) - timedelta(minutes=30))
+    S3SigV4Auth(Credentials("sandbox-key", "sandbox-secret"), "s3", "us-east-1").add_auth(skewed)
+    monkeypatch.undo()
+    r = httpx.put(target, content=b"x", headers=dict(skewed.headers.items()))
+    assert r.status_code == 403 and b"<Code>RequestTimeTooSkewed</Code>" in r.content
     sigv2 = httpx.put(target, content=b"x", headers={"Authorization": "AWS sandbox-key:c2lnbmF0dXJl"})
     assert sigv2.status_code == 400 and b"<Code>InvalidRequest</Code>" in sigv2.content

@@ -9,9 +9,11 @@ Example::
 
 from __future__ import annotations
 
+import calendar
 import hashlib
 import hmac
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote
@@ -39,6 +41,14 @@ class Signed:
     amz_date: str
     signature: str
     canonical_request: str
+    expires: int | None = None  # X-Amz-Expires of a presigned URL
+
+    def issued(self) -> float | None:
+        """``X-Amz-Date`` as a Unix time (``None`` when malformed)."""
+        try:
+            return calendar.timegm(time.strptime(self.amz_date, "%Y%m%dT%H%M%SZ"))
+        except ValueError:
+            return None
 
     def valid(self, secret: str) -> bool:
         """Whether ``secret`` produces the request's signature."""
@@ -62,10 +72,12 @@ def parse(method: str, raw_path: str, query_string: str, headers: Mapping[str, s
         amz_date = headers.get("x-amz-date", "")
         payload = headers.get("x-amz-content-sha256", UNSIGNED)
         kept = pairs
+        expires = None
     elif query.get("X-Amz-Algorithm") == ALGORITHM:
         credential, signed_headers = query.get("X-Amz-Credential", ""), query.get("X-Amz-SignedHeaders", "")
         signature, amz_date, payload = query.get("X-Amz-Signature", ""), query.get("X-Amz-Date", ""), UNSIGNED
         kept = [(k, v) for k, v in pairs if k != "X-Amz-Signature"]
+        expires = int(query["X-Amz-Expires"]) if query.get("X-Amz-Expires", "").isdigit() else 0
     else:
         return None
     access_key, _, scope = credential.partition("/")
@@ -73,4 +85,4 @@ def parse(method: str, raw_path: str, query_string: str, headers: Mapping[str, s
     names = signed_headers.split(";")
     canonical_headers = "".join(f"{n}:{_SPACES.sub(' ', headers.get(n, '').strip())}\n" for n in names)
     canonical = "\n".join([method, raw_path or "/", canonical_query, canonical_headers, signed_headers, payload])
-    return Signed(access_key, scope, amz_date, signature, canonical)
+    return Signed(access_key, scope, amz_date, signature, canonical, expires)

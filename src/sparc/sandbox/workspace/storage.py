@@ -19,6 +19,7 @@ import io
 import re
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -30,11 +31,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from sparc.sandbox.assets.errors import S3Error
+from sparc.sandbox.assets.errors import S3Error, request_expired
 from sparc.sandbox.settings import S3_PATH
 from sparc.sandbox.workspace import sigv4
 from sparc.sandbox.workspace.models import Credentials, Workspace
 
+MAX_SKEW = 900  # seconds S3 allows between X-Amz-Date and its clock
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
 #: Query keys naming an S3 sub-resource (they decide the operation).
 _SUBRESOURCES = ("uploads", "uploadId", "tagging", "acl", "versioning", "policy", "cors", "lifecycle",
@@ -238,10 +240,31 @@ class Gate:
             raise S3Error(403, "SignatureDoesNotMatch", "The request signature we calculated does not match the "
                           "signature you provided. Check your key and signing method.", resource,
                           fields={"AWSAccessKeyId": signed.access_key})
+        self._fresh(signed, resource)
         query = dict(parse_qsl(request.url.query, keep_blank_values=True))
         if creds is not None:
             self._scope(creds, request, bucket, key, query, resource)
         self._payload(request, bucket, key, query, body, resource)
+
+    @staticmethod
+    def _fresh(signed: sigv4.Signed, resource: str) -> None:
+        """A presigned URL past ``X-Amz-Expires``: 403 "Request has expired"; a signed request more
+        than 15 minutes off the server's clock: 403 ``RequestTimeTooSkewed``."""
+        now = time.time()
+        issued = signed.issued()
+        stamp = "%Y-%m-%dT%H:%M:%SZ"
+        if issued is None:
+            raise S3Error(403, "AccessDenied", "AWS authentication requires a valid Date or x-amz-date header",
+                          resource)
+        if signed.expires is not None:
+            if now > issued + signed.expires:
+                raise request_expired(signed.expires, time.strftime(stamp, time.gmtime(issued + signed.expires)),
+                                      time.strftime(stamp, time.gmtime(now)), resource)
+        elif abs(now - issued) > MAX_SKEW:
+            raise S3Error(403, "RequestTimeTooSkewed", "The difference between the request time and the current "
+                          "time is too large.", resource,
+                          fields={"RequestTime": signed.amz_date, "ServerTime": time.strftime(stamp, time.gmtime(now)),
+                                  "MaxAllowedSkewMilliseconds": MAX_SKEW * 1000})
 
     @staticmethod
     def _scope(creds: Credentials, request: Request, bucket: str, key: str, query: dict[str, str],
