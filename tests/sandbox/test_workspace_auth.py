@@ -36,8 +36,9 @@ def own_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxPro
 def test_cognito_config_points_at_the_token_pool(sandbox: SandboxProcess) -> None:
     config = httpx.get(sandbox.url + "/authentication/cognito-config").json()
     assert config["region"] == "us-east-1"
-    for pool in ("userPool", "tokenPool"):
-        assert set(config[pool]) >= {"region", "id", "appClientId"}
+    assert set(config) == {"region", "userPool", "tokenPool", "identityPool"}
+    for pool in ("userPool", "tokenPool", "identityPool"):
+        assert set(config[pool]) == {"region", "id", "appClientId"}
     assert config["tokenPool"]["appClientId"] != config["userPool"]["appClientId"]
     # the client's Cognito endpoint is the sandbox's /cognito (PENNSIEVE_COGNITO_ENDPOINT)
     assert sandbox.env["PENNSIEVE_COGNITO_ENDPOINT"] == sandbox.url + "/cognito"

@@ -178,13 +178,15 @@ def _cognito_error(status: int, kind: str, message: str) -> Response:
 
 
 async def cognito_config(request: Request) -> Response:
-    """``GET /authentication/cognito-config`` (AuthenticationRoutes.scala), no auth."""
+    """``GET /authentication/cognito-config`` (authorization-service ``AuthenticationRoutes.scala``):
+    no auth; ``{region, userPool, tokenPool, identityPool}``, each ``{region, id, appClientId}``."""
     t = tokens(request.app)
     return JSONResponse({
         "region": REGION,
         "userPool": {"region": REGION, "id": t.user_pool_id, "appClientId": t.user_pool_client_id},
         "tokenPool": {"region": REGION, "id": t.token_pool_id, "appClientId": t.token_pool_client_id},
-        "identityPool": {"region": REGION, "id": f"{REGION}:{uuid.uuid5(uuid.NAMESPACE_URL, t.kid)}"},
+        "identityPool": {"region": REGION, "id": f"{REGION}:{uuid.uuid5(uuid.NAMESPACE_URL, t.kid)}",
+                         "appClientId": ""},  # retired (pennsieve 7.0.5); a CognitoPoolConfigDTO all the same
     })
 
 
