@@ -19,6 +19,7 @@ from typing import Any
 
 from sparc.client.errors import (
     ApiError,
+    ArgumentError,
     InsecureTransportError,
     MissingCredentialsError,
     RateLimitedError,
@@ -329,6 +330,10 @@ def _foreign(exc: BaseException, method: str, url: str) -> SparcError | None:
     if isinstance(exc, (urllib3.exceptions.HTTPError, TimeoutError, ConnectionError)):
         return TransportError(f"{method} {url} failed: {type(exc).__name__}: {_short(exc)}",
                               method=method, url=url)
+    if isinstance(exc, pydantic.ValidationError) and "." in str(exc.title):
+        # the official client checks a call's arguments (``SolversApi.inspect_job``) before
+        # sending anything; a model name (``JobStatus``) means the server's answer was refused
+        return ArgumentError(f"{method} {url}: an argument is not valid: {_short(exc)}")
     if isinstance(exc, pydantic.ValidationError):
         return UnexpectedResponseError(f"{method} {url}: the answer does not match the "
                                        f"o²S²PARC API: {_short(exc)}")

@@ -25,12 +25,11 @@ from urllib.parse import quote
 
 from sparc.client._http import HttpCore
 from sparc.client.config import Config
-from sparc.client.errors import ConfigError
+from sparc.client.errors import ArgumentError, ConfigError
 from sparc.client.services._base import ServiceBase
 from sparc.client.services.o2sparc._osparc import Session, Settings, osparc_version
 from sparc.client.services.o2sparc.errors import (
     INSTALL_HINT,
-    InvalidJobInputError,
     O2SparcNotInstalledError,
 )
 from sparc.client.services.o2sparc.models import SolverInfo
@@ -154,7 +153,7 @@ class O2SparcService(ServiceBase):
     def list_solver_releases(self, solver_key: str) -> list[SolverInfo]:
         """Every release of one solver, oldest first."""
         if not isinstance(solver_key, str) or not solver_key.strip():
-            raise InvalidJobInputError(f"solver_key must be a solver key such as "
+            raise ArgumentError(f"solver_key must be a solver key such as "
                                        f"'simcore/services/comp/itis/sleeper', got {solver_key!r}")
         session = self.session
         key = solver_key.strip()
@@ -175,7 +174,7 @@ class O2SparcService(ServiceBase):
 
         file = Path(path)
         if not file.is_file():
-            raise InvalidJobInputError(f"{str(file)!r} is not a file")
+            raise ArgumentError(f"{str(file)!r} is not a file")
         session = self.session
         with translated("POST", f"{self.host}/v0/files/content"):
             uploaded = session.files.upload_file(file, timeout_seconds=session.transfer_timeout)

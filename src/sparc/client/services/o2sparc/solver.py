@@ -29,7 +29,7 @@ from tempfile import TemporaryDirectory
 from typing import Any
 from urllib.parse import quote
 
-from sparc.client.errors import ConflictError, SparcError, UnsafePathError
+from sparc.client.errors import ArgumentError, ConflictError, SparcError, UnsafePathError
 from sparc.client.services.o2sparc._osparc import Session, translated
 from sparc.client.services.o2sparc.errors import (
     FanOutError,
@@ -67,11 +67,11 @@ class O2SparcSolver:
         from sparc.client.services.o2sparc.service import O2SparcService
 
         if not isinstance(solver_key, str) or not solver_key.strip():
-            raise InvalidJobInputError(f"solver_key must be a solver key such as "
+            raise ArgumentError(f"solver_key must be a solver key such as "
                                        f"'simcore/services/comp/itis/sleeper', got {solver_key!r}")
         if solver_version is not None and (not isinstance(solver_version, str)
                                            or not solver_version.strip()):
-            raise InvalidJobInputError(f"solver_version must be a version such as '2.0.2', "
+            raise ArgumentError(f"solver_version must be a version such as '2.0.2', "
                                        f"got {solver_version!r}")
         if isinstance(api_client, O2SparcService):
             session = api_client.session
@@ -246,7 +246,7 @@ class O2SparcSolver:
         """This solver release's jobs (all of them, or the first ``limit``)."""
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)
                                   or limit < 0):
-            raise InvalidJobInputError(f"limit must be a whole number >= 0, got {limit!r}")
+            raise ArgumentError(f"limit must be a whole number >= 0, got {limit!r}")
         jobs: list[Job] = []
         offset = 0
         while limit is None or len(jobs) < limit:
@@ -423,7 +423,7 @@ class O2SparcSolver:
         :class:`JobTimeoutError` after ``timeout`` seconds (the job keeps running)."""
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
                                     or math.isnan(timeout) or timeout < 0):
-            raise InvalidJobInputError(f"timeout must be seconds >= 0 or None, got {timeout!r}")
+            raise ArgumentError(f"timeout must be seconds >= 0 or None, got {timeout!r}")
         bar = _progress_bar(progress, total=100, unit="%", desc=f"{_short_key(self.key)} "
                             f"{job_id[:8]}")
         try:
@@ -466,7 +466,7 @@ class O2SparcSolver:
         items = list(inputs)
         if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) \
                 or max_concurrency < 1:
-            raise InvalidJobInputError(f"max_concurrency must be a whole number >= 1, got "
+            raise ArgumentError(f"max_concurrency must be a whole number >= 1, got "
                                        f"{max_concurrency!r}")
         checked: list[dict[str, Any]] = []
         for index, job_inputs in enumerate(items):
@@ -573,10 +573,12 @@ _TYPE_WORDS = {"integer": "a whole number", "number": "a number", "boolean": "a 
 
 
 def _job(job_id: str) -> str:
-    if not isinstance(job_id, str) or not job_id.strip() or "/" in job_id:
-        raise InvalidJobInputError(f"job_id must be a job id string (as submit_job returns), "
-                                   f"got {job_id!r}")
-    return job_id.strip()
+    """``job_id`` checked: a UUID string, as :meth:`O2SparcSolver.submit_job` returns."""
+    try:
+        return str(uuid.UUID(job_id.strip()))
+    except (AttributeError, TypeError, ValueError):
+        raise ArgumentError(f"job_id must be a job id (a UUID string, as submit_job "
+                                   f"returns), got {job_id!r}") from None
 
 
 def _describe_port(port: Port) -> str:

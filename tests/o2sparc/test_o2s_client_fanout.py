@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from o2s_helpers import CSV_STATS
 
+from sparc.client.errors import ArgumentError
 from sparc.client.services.o2sparc import (
     FanOutError,
     InvalidJobInputError,
@@ -100,7 +101,7 @@ def test_every_input_set_is_checked_before_any_job(sandbox: SandboxProcess,
         sleeper.map(inputs)
     assert str(err.value).startswith("inputs[3]: ") and err.value.name == "input_2"
     assert sandbox.stats()["requests"].get(JOB_ROUTE, 0) == before
-    with pytest.raises(InvalidJobInputError, match="max_concurrency"):
+    with pytest.raises(ArgumentError, match="max_concurrency"):
         sleeper.map([{"input_1": number_file}], max_concurrency=0)
     assert sleeper.map([]) == []
 

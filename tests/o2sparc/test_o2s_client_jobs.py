@@ -214,16 +214,16 @@ def test_wait_polls_with_growing_sleeps_and_shows_progress(
 
 
 def test_bad_arguments(sleeper: O2SparcSolver, o2sparc: O2SparcService) -> None:
-    for bad in ("", "a/b", 3):
-        with pytest.raises(InvalidJobInputError, match="job_id"):
+    for bad in ("", "a/b", 3, "not-a-uuid", None):
+        with pytest.raises(ArgumentError, match="job_id"):
             sleeper.get_job_status(bad)  # type: ignore[arg-type]
     with pytest.raises(NotFoundError):
         sleeper.get_job_status("00000000-0000-4000-8000-000000000000")
-    with pytest.raises(InvalidJobInputError, match="timeout"):
+    with pytest.raises(ArgumentError, match="timeout"):
         sleeper.wait("00000000-0000-4000-8000-000000000000", timeout=-1)
-    with pytest.raises(InvalidJobInputError, match="solver_key"):
+    with pytest.raises(ArgumentError, match="solver_key"):
         o2sparc.get_solver("", "2.0.2")
-    with pytest.raises(InvalidJobInputError, match="limit"):
+    with pytest.raises(ArgumentError, match="limit"):
         sleeper.list_jobs(limit=-1)
 
 

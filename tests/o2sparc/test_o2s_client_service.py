@@ -14,6 +14,7 @@ from o2s_helpers import CSV_STATS, SLEEPER
 from sparc.client import SparcClient
 from sparc.client.config import Config
 from sparc.client.errors import (
+    ArgumentError,
     AuthenticationError,
     InsecureTransportError,
     MissingCredentialsError,
@@ -21,7 +22,6 @@ from sparc.client.errors import (
     TransportError,
 )
 from sparc.client.services.o2sparc import (
-    InvalidJobInputError,
     O2SparcService,
     O2SparcSolver,
     SolverInfo,
@@ -62,7 +62,7 @@ def test_list_solver_releases_oldest_first(o2sparc: O2SparcService) -> None:
     assert versions[:1] == ["2.0.2"] and "2.1.6" in versions
     with pytest.raises(NotFoundError):
         o2sparc.list_solver_releases("simcore/services/comp/no-such-solver")
-    with pytest.raises(InvalidJobInputError):
+    with pytest.raises(ArgumentError):
         o2sparc.list_solver_releases("")
 
 
@@ -173,7 +173,7 @@ def test_upload_file(o2sparc: O2SparcService, tmp_path: Path) -> None:
     assert record["filename"] == "data.csv" and record["id"]
     again = o2sparc.upload_file(path)  # same content and name: the server's copy is reused
     assert again["id"] == record["id"]
-    with pytest.raises(InvalidJobInputError):
+    with pytest.raises(ArgumentError):
         o2sparc.upload_file(tmp_path / "missing.csv")
 
 
