@@ -1,15 +1,19 @@
-"""Listing a deep tree: ``walk()`` fetching folder listings in parallel vs one at a time.
+"""Listing a deep tree: ``walk()`` with 1, 8 and 32 workers, against the ideal.
 
-Dataset 318 of the sandbox holds 10,001 files in ~1,250 folders (one browse request each).
-Both runs happen here, against the same local sandbox; pass ``--delay MS`` to add a fixed
-per-request round trip on the client side (as a real server far away would), which is where
-parallel listing pays off. Prints figures; asserts nothing. Run: ``python bench/walk.py``.
+Dataset 318 of the sandbox holds 10,002 files in 1,242 folders (one browse request each).
+A fixed round trip is added on the client side (``--delay`` ms, default 0 and 20), as a real
+server far away would add. The ideal with ``w`` workers is ``listings / w x round trip``
+(every worker always busy); at 0 ms the figure is the time per listing (CPU-bound: client and
+sandbox share this machine). Targets (issue 10): at 20 ms, 8 workers <= 1.3x the ideal, and 32
+workers faster than 8. The sandbox's CPU share is printed beside each run.
+Prints figures; asserts nothing. Run: ``python bench/walk.py [--delay 0 20] [--rounds 3]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -34,29 +38,55 @@ class DelayedTransport(httpx.HTTPTransport):
         return super().handle_request(request)
 
 
-def timed_walk(pennsieve: PennsieveService, workers: int) -> tuple[int, float]:
-    started = time.perf_counter()
-    count = sum(1 for _ in pennsieve.walk(318, max_workers=workers))
-    return count, time.perf_counter() - started
+def sandbox_cpu(sandbox: SandboxProcess) -> float:
+    return float(sandbox.get_json("/_sandbox/process")["cpu_seconds"])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--delay", type=float, default=0.0, help="added round trip, ms")
+    parser.add_argument("--delay", type=float, nargs="+", default=[0.0, 20.0],
+                        help="added round trips, ms")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch, \
             SandboxProcess(Path(scratch) / "sb", "--time-scale", "0") as sandbox:
         os.environ.update(sandbox.env)
-        for delay in sorted({0.0, args.delay}):
+        print(f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}; "
+              f"{args.rounds} interleaved rounds, medians")
+        for delay in args.delay:
             http = HttpCore(transport=DelayedTransport(delay / 1000))
-            with PennsieveService(config=Config.load(), http=http) as pennsieve, http:
+            pennsieve = PennsieveService(config=Config.load(), http=http)
+            with pennsieve, http:
                 sandbox.reset_stats()
-                count, one = timed_walk(pennsieve, 1)
-                requests = sandbox.stats()["requests_total"]
-                _, eight = timed_walk(pennsieve, 8)
-                print(f"added delay {delay:4.0f} ms: {count} files, {requests} requests; "
-                      f"sequential {one:6.2f} s, 8 at a time {eight:6.2f} s "
-                      f"(ratio {one / eight:.2f}x)")
+                files = sum(1 for _ in pennsieve.walk(318, 1))
+                listings = sandbox.stats()["requests_total"]
+                runs: dict[int, list[tuple[float, float]]] = {}
+                for _ in range(args.rounds):
+                    for workers in (1, 8, 32):
+                        if workers == 1 and delay >= 10 and args.rounds > 1 and runs.get(1):
+                            continue  # one sequential run is enough (it takes a while)
+                        cpu0 = sandbox_cpu(sandbox)
+                        started = time.perf_counter()
+                        count = sum(1 for _ in pennsieve.walk(318, 1, max_workers=workers))
+                        took = time.perf_counter() - started
+                        assert count == files
+                        runs.setdefault(workers, []).append(
+                            (took, (sandbox_cpu(sandbox) - cpu0) / took))
+            print(f"\nadded round trip {delay:.0f} ms: {files} files, {listings} listings")
+            medians = {w: statistics.median(t for t, _ in rs) for w, rs in runs.items()}
+            for workers, took in medians.items():
+                share = statistics.median(c for _, c in runs[workers])
+                ideal = listings / workers * delay / 1000
+                vs = f"{took / ideal:5.2f}x the ideal {ideal:5.2f} s" if ideal else \
+                    f"{took / listings * 1000:5.2f} ms per listing"
+                print(f"  {workers:2d} workers: {took:6.2f} s  ({vs}; sandbox CPU "
+                      f"{share * 100:3.0f}% of a core)")
+            if delay:
+                ratio = medians[8] / (listings / 8 * delay / 1000)
+                print(f"  -> 8 workers: {ratio:.2f}x the ideal (target <= 1.3x: "
+                      f"{'met' if ratio <= 1.3 else 'MISSED'})")
+                print(f"  -> 32 workers {medians[32]:.2f} s vs 8 workers {medians[8]:.2f} s "
+                      f"(target: faster: {'met' if medians[32] < medians[8] else 'MISSED'})")
 
 
 if __name__ == "__main__":

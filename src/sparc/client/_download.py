@@ -40,6 +40,7 @@ from typing import IO, Any, overload
 import httpx
 
 from sparc.client._http import (
+    FileResponse,
     HttpCore,
     RetryPolicy,
     clear_interrupt,
@@ -341,7 +342,7 @@ class CancelToken:
     def __init__(self) -> None:
         self._event = threading.Event()
         self._lock = threading.Lock()
-        self._responses: set[httpx.Response] = set()
+        self._responses: set[httpx.Response | FileResponse] = set()
         self._threads: dict[int, int] = {}  # thread id -> nesting depth of guarding()
 
     def cancel(self) -> None:
@@ -387,7 +388,7 @@ class CancelToken:
             raise Cancelled("download cancelled")
 
     @contextlib.contextmanager
-    def watching(self, response: httpx.Response) -> Iterator[None]:
+    def watching(self, response: httpx.Response | FileResponse) -> Iterator[None]:
         with self._lock:
             self._responses.add(response)
         try:
@@ -997,8 +998,8 @@ class _Transfer:
                 headers["If-Range"] = self._etag_header
         elif self.if_none_match:
             headers["If-None-Match"] = f'"{self.if_none_match}"'
-        with self.http.stream("GET", self.remote.url, headers=headers, service=self.service,
-                              retries=0, auth=False) as resp, self.cancel.watching(resp):
+        with self.http.stream_file(self.remote.url, headers=headers, service=self.service) \
+                as resp, self.cancel.watching(resp):
             if resp.status_code == 304:
                 self.etag = _etag_value(resp.headers) or self.if_none_match
                 return None, True
