@@ -71,3 +71,19 @@ def test_manifest_add_list_and_background_upload(ws: SparcClient, dataset: dict[
     # the object is also the service: Discover and the generic verbs still work
     assert p.list_datasets(limit=1)["datasets"]
     assert p.get("/user")["id"].startswith("N:user:")
+
+
+def test_a_pennsieve_notebook_changes_only_its_import(ws: SparcClient, dataset: dict[str, Any],
+                                                      tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from sparc.client.services.pennsieve.agent import Pennsieve  # was: from pennsieve import ...
+
+    (tmp_path / "a.txt").write_text("a")
+    p = Pennsieve()
+    assert capsys.readouterr().out == "Please set the dataset with use_dataset([name])\n"
+    p.use_dataset(dataset["content"]["name"])
+    p.manifest.create(str(tmp_path / "a.txt"), target_base_path="x")
+    assert p.manifest.upload(progress=False).result.ok
+    assert p.manifest.list_files().file[0].target_path == "x/a.txt"
+    assert Pennsieve(connect=False).user is not None
+    p.close()

@@ -37,6 +37,7 @@ from sparc.client.services.pennsieve.upload import (
 )
 
 if TYPE_CHECKING:
+    from sparc.client import SparcClient
     from sparc.client.services.pennsieve.service import PennsieveService
 
 __all__ = ["Pennsieve", "Manifest", "UserProfile", "Reply"]
@@ -334,10 +335,39 @@ class Pennsieve:
     """pennsieve 7.x's ``Pennsieve`` object, signed in over HTTP instead of an Agent.
 
     ``user``, ``manifest``, ``get_datasets()``, ``use_dataset()``/``set_dataset()``,
-    ``get/post/put/delete``; anything else is :class:`PennsieveService`'s.
+    ``get/post/put/delete``; anything else is :class:`PennsieveService`'s. Built by
+    ``client.pennsieve.connect()``, or directly, as in a pennsieve notebook, changing only the
+    import::
+
+        from sparc.client.services.pennsieve.agent import Pennsieve
+        p = Pennsieve()                      # was: from pennsieve import Pennsieve
+        p = Pennsieve(profile_name="lab")    # a profile of ~/.pennsieve/config.ini
+
+    ``target`` and ``connect_timeout_seconds`` (the Agent's address) are accepted and unused.
     """
 
-    def __init__(self, service: PennsieveService, connected: bool = True) -> None:
+    def __init__(self, connect: bool = True, target: str = "localhost:9000",
+                 connect_timeout_seconds: float | None = 1, profile_name: str | None = None,
+                 http_api_client: Any = None) -> None:
+        from sparc.client import SparcClient
+
+        settings = {"pennsieve_profile_name": profile_name} if profile_name else {}
+        self._client: SparcClient | None = SparcClient(connect=False, config=settings)
+        self._setup(self._client.pennsieve)
+        if connect:
+            self.connect()
+
+    @classmethod
+    def for_service(cls, service: PennsieveService, connected: bool) -> Pennsieve:
+        """The object ``service.connect()`` returns (signed in when ``connected``)."""
+        self = cls.__new__(cls)
+        self._client = None
+        self._setup(service)
+        if connected:
+            print(USE_DATASET_MESSAGE)
+        return self
+
+    def _setup(self, service: PennsieveService) -> None:
         self._service = service
         self.api = self
         self._datasets: dict[str, str] | None = None
@@ -345,8 +375,21 @@ class Pennsieve:
         self.dataset_name = ""
         self.user = UserProfile(service)
         self.manifest = Manifest(self)
-        if connected:
-            print(USE_DATASET_MESSAGE)
+
+    def connect(self, target: str = "localhost:9000", connect_timeout_seconds: float | None = 1,
+                profile_name: str | None = None) -> Pennsieve:
+        """Sign in (no Agent): prints ``Please set the dataset with use_dataset([name])``."""
+        if profile_name and profile_name != self._service.config.pennsieve_profile_name:
+            raise ArgumentError(f"to use Pennsieve profile {profile_name!r}, build "
+                                f"Pennsieve(profile_name={profile_name!r})")
+        self._service.sign_in()
+        print(USE_DATASET_MESSAGE)
+        return self
+
+    def close(self) -> None:
+        """Close the client this object made itself (if any)."""
+        if self._client is not None:
+            self._client.close()
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):

@@ -118,9 +118,9 @@ class PennsieveService(DiscoverMixin, DownloadsMixin, AccountMixin, UploadMixin,
         if not self.auth.has_credentials:
             log.info("Pennsieve at %s: public data only, no sign-in (for your own datasets "
                      "and uploads, %s)", self.host, CREDENTIAL_HINT)
-            return Pennsieve(self, connected=False)
+            return Pennsieve.for_service(self, connected=False)
         self.sign_in()
-        return Pennsieve(self, connected=True)
+        return Pennsieve.for_service(self, connected=True)
 
     def info(self) -> str:
         from sparc.client._version import package_version
