@@ -704,7 +704,7 @@ class UploadEngine:
             if known is not None and known.get("Size") == length:
                 data = _read(f, offset, length)
                 if _part_matches(known, data):
-                    self._count(length, bar)
+                    bar.update(length)  # stored by an earlier run: not sent again
                     return {"PartNumber": number, "ETag": known["ETag"],
                             "ChecksumSHA256": known.get("ChecksumSHA256")
                             or base64.b64encode(hashlib.sha256(data).digest()).decode()}
