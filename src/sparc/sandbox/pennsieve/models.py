@@ -37,6 +37,9 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 _SQL_VISIBLE = ",".join(f"'{s}'" for s in VISIBLE)
 # download-manifest lookups of many paths (a JSON list) at once, each by the (dataset_pk, path) key;
 # CROSS JOIN fixes the loop order (SQLite would otherwise scan the whole dataset per listed path)
+# what a file node needs (file_node), without the stored content
+NODE_COLUMNS = ("pk, name, path, size, file_type, uri, package_type, icon, source_package_id, created_at,"
+                " s3_version, sha256")
 MANIFEST_COLUMNS = "path, name, size, bucket, key, s3_version"  # what a manifest row and its URL need
 SELECT_NAMED_FILES = ("SELECT f.path, f.name, f.size, f.bucket, f.key, f.s3_version FROM json_each(?2) AS j CROSS JOIN files AS f"
                       " ON f.dataset_pk = ?1 AND f.path = j.value")
@@ -426,7 +429,8 @@ class Discover:
             " ORDER BY kind, name LIMIT ?3 OFFSET ?4",
             (pk, parent, min(page.limit, 2**62), min(page.offset, 2**62))).fetchall()
         file_rows = {r["pk"]: r for r in self.conn.execute(
-            f"SELECT * FROM files WHERE pk IN ({','.join('?' * len(rows))})", [r["pk"] for r in rows])}
+            f"SELECT {NODE_COLUMNS} FROM files WHERE pk IN ({','.join('?' * len(rows))})",
+            [r["pk"] for r in rows])}
         items = []
         for r in rows:
             node_path = _join_path(path, r["name"]) if path is not None else r["name"]
