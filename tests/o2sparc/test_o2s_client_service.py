@@ -206,3 +206,22 @@ def test_without_the_extra_the_error_names_the_install_command(sandbox: SandboxP
     out = _run(env_code)
     assert out.returncode == 0, out.stderr
     assert "ERROR" in out.stdout and "pip install 'sparc.client[o2sparc]'" in out.stdout
+
+
+def test_switching_profiles_rebuilds_the_session(sandbox: SandboxProcess, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("O2SPARC_HOST", "O2SPARC_USERNAME", "O2SPARC_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    ini = tmp_path / "config.ini"
+    host, key = sandbox.env["O2SPARC_HOST"], sandbox.env["O2SPARC_USERNAME"]
+    ini.write_text(f"[global]\ndefault_profile = good\n\n"
+                   f"[good]\no2sparc_host = {host}\no2sparc_username = {key}\n"
+                   f"o2sparc_password = {sandbox.env['O2SPARC_PASSWORD']}\n\n"
+                   f"[bad]\no2sparc_host = {host}\no2sparc_username = {key}\n"
+                   f"o2sparc_password = not-it\n")
+    with SparcClient(config_file=ini) as client:
+        assert client.o2sparc.get_profile() == "sandbox-user@example.com"
+        client.set_profile("bad")
+        with pytest.raises(AuthenticationError):
+            client.o2sparc.get_profile()
+        assert client.o2sparc.set_profile("good") == "sandbox-user@example.com"
