@@ -200,6 +200,26 @@ def peak_rss(sandbox: SandboxProcess, out: Path) -> float:
     return float(json.loads(done.stdout.strip().splitlines()[-1])["maxrss_mib"])
 
 
+def resume(http: Any, sandbox: SandboxProcess, scratch: Path) -> None:
+    """Bytes moved to finish a download interrupted half-way (120/1, 25 MiB, MD5 ETag)."""
+    from sparc.client._download import RemoteFile, fetch_file, partial_path
+
+    [entry] = httpx.post(f"{sandbox.url}/discover/datasets/120/versions/1/files/"
+                         "download-manifest", json={"paths": ["files/primary/sub-2/ecap_run1.edf"]},
+                         timeout=60).json()["data"]
+    remote = RemoteFile(entry["url"], int(entry["size"]))
+    size = remote.size or 0
+    whole = fetch_file(http, remote, scratch / "whole.edf").path.read_bytes()
+    dest = scratch / "resumed.edf"
+    partial_path(dest, remote).write_bytes(whole[: size // 2])
+    sandbox.reset_stats()
+    outcome = fetch_file(http, remote, dest)
+    moved = sandbox.stats()["bytes_sent"]
+    assert dest.read_bytes() == whole
+    print(f"resume after 50%: moved {moved / 1e6:.1f} MB of {size / 1e6:.1f} MB "
+          f"({moved / size:.2f}x a full download; checked: {outcome.check})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -264,6 +284,7 @@ def main() -> None:
                               "MD5s computed on a hash pool in parallel (MD5 is ~0.7 GB/s per "
                               "core here: in order it would cap the file at that).")
                 print(f"\nchecks used by sparc.client: {', '.join(sorted(ours.checks))}")  # type: ignore[attr-defined]
+                resume(p.http, sandbox, scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         if tmpfs is not None:
