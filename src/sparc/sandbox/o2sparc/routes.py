@@ -14,6 +14,7 @@ import functools
 import hashlib
 import json
 import logging
+import math
 import re
 import secrets
 import tempfile
@@ -117,12 +118,27 @@ def endpoint(auth: bool = True) -> Callable[[Handler], Handler]:
     return wrap
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"Number out of range: {text[:40]}")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"Invalid constant {name}")
+
+
 async def _json_body(request: Request) -> Any:
+    """The JSON body; 422 ``json_invalid`` when it is not JSON, or holds what no JSON answer can
+    carry back (a lone surrogate, a number beyond a double, ``NaN``)."""
     body = await request.body()
     if not body.strip():
         raise errors.validation(invalid(["body"], "Field required", "missing"))
     try:
-        return json.loads(body)
+        value = json.loads(body, parse_float=_finite, parse_constant=_no_constant)
+        json.dumps(value, ensure_ascii=False).encode()  # lone surrogates cannot be answered in UTF-8
+        return value
     except (ValueError, RecursionError) as exc:
         raise errors.validation({**invalid(["body", 0], "JSON decode error", "json_invalid", {}),
                                  "ctx": {"error": str(exc).split(":")[0]}}) from None

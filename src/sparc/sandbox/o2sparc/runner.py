@@ -125,7 +125,11 @@ def _number(name: str, value: Any, integer: bool) -> float | int:
             value = float(value.strip()) if not integer or "." in value else int(value.strip())
         except ValueError:
             raise JobFailure(f"{name}: Input should be a valid {what}, got {value!r}") from None
-    if isinstance(value, bool | int | float) and math.isfinite(value):
+    try:
+        finite = isinstance(value, bool | int | float) and math.isfinite(value)
+    except OverflowError:  # an integer beyond a double
+        finite = False
+    if finite:
         if not integer:
             return value
         if float(value).is_integer():
@@ -246,7 +250,8 @@ def write_logs_zip(job: Job) -> Path:
     """``logs.zip`` (stored, not deflated) holding ``<name>_<version>.logs``."""
     path = job.folder / "logs.zip"
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
-        archive.writestr(f"{job.release.name}_{job.release.version}.logs", "\n".join(job.log) + "\n")
+        archive.writestr(f"{job.release.name}_{job.release.version}.logs",
+                         ("\n".join(job.log) + "\n").encode("utf-8", "backslashreplace"))
     return path
 
 
@@ -287,3 +292,6 @@ async def run_job(state: O2State, job: Job) -> None:
     else:
         job.results = results
         finish(state, job, "SUCCESS")
+    finally:
+        if job.state not in ("SUCCESS", "FAILED", "ABORTED"):  # finish() itself failed
+            job.stopped_at, job.state = now(), "FAILED"
