@@ -852,7 +852,8 @@ class _FileConnections:
                 break
             except (OSError, ValueError, httpcore.ReadError) as exc:
                 conn.close()
-                if reused and attempt == 0 and not _BLOCKED.interrupted(threading.get_ident()):
+                if (reused and attempt == 0 and not isinstance(exc, TimeoutError)
+                        and not _BLOCKED.interrupted(threading.get_ident())):
                     continue  # a kept-alive connection the server had closed: once more
                 shown = redact_url(url)
                 kind = "ReadTimeout" if isinstance(exc, TimeoutError) else type(exc).__name__
