@@ -15,6 +15,11 @@ There is ONE retry layer for file bytes: the HTTP core does not retry these stre
 (``retries=0``); :func:`fetch_file` resumes them, with backoff, a budget of attempts that
 resets whenever bytes arrive, and a log line (INFO) plus a progress-bar note on every retry.
 A shared :class:`CancelToken` stops every transfer within a second (its sockets are shut down).
+
+Speed: bytes come through :meth:`HttpCore.stream_file` (kept-alive sockets, no httpx objects
+per request); files of :data:`WRITER_THREAD_MIN` or more are written and hashed on a
+:class:`_Writer` thread, and a multipart ETag's parts are hashed in parallel on
+:func:`hash_pool`, while the partial file stays a contiguous prefix (resuming is unchanged).
 """
 
 from __future__ import annotations
