@@ -405,19 +405,21 @@ async def package_files(request: Request) -> Response:
 DATASET = "/datasets/{datasetId:int32}"
 VERSION = DATASET + "/versions/{versionId:int32}"
 
+# No two patterns match the same path, so the order only sets how many patterns a request is
+# tried against: the routes a download or a walk calls most come first.
 routes = [
+    Route(VERSION + "/files/browse", browse_files),
+    Route(VERSION + "/files", get_file),
+    Route(VERSION + "/files/download-manifest", download_manifest, methods=["POST"]),
+    Route(DATASET, get_dataset),
+    Route(VERSION, get_version),
     Route("/datasets", get_datasets),
     Route("/datasets/doi", get_by_dois),
     Route("/datasets/doi/{doiPrefix}/{doiSuffix}", get_by_doi),
-    Route(DATASET, get_dataset),
     Route(DATASET + "/versions", get_versions),
     Route(DATASET + "/preview", request_preview, methods=["POST"]),
     Route(DATASET + "/data-use-agreement", get_data_use_agreement),
     Route(DATASET + "/data-use-agreement/download", download_data_use_agreement),
-    Route(VERSION, get_version),
-    Route(VERSION + "/files", get_file),
-    Route(VERSION + "/files/browse", browse_files),
-    Route(VERSION + "/files/download-manifest", download_manifest, methods=["POST"]),
     Route(VERSION + "/metadata", get_metadata),
     Route(VERSION + "/download", download_version),
     Route(VERSION + "/dois", get_doi_page),
