@@ -267,3 +267,22 @@ def test_a_body_cut_off_midway_counts_what_arrived(sandbox: SandboxProcess) -> N
     while not sandbox.stats()["requests"] and time.monotonic() < deadline:
         time.sleep(0.02)  # counted once the server sees the hang-up
     assert sandbox.stats()["bytes_received"] == len(sent)
+
+
+def test_no_path_matches_two_discover_routes() -> None:
+    """The Discover routes are ordered by use (hot ones first); that is safe only while no path
+    matches two patterns. Each route's own sample path (ids, names, a slash-free suffix) matches it
+    alone."""
+    import re
+
+    from sparc.sandbox.pennsieve.routes import routes
+
+    def sample(template: str, value: str) -> str:
+        return re.sub(r"\{\w+:int32\}", "90", re.sub(r"\{\w+\}", value, template))
+
+    for route in routes:
+        for value in ("abc", "versions", "doi", "1"):
+            path = sample(route.path, value)
+            hits = [other.path for other in routes if other.path_regex.match(path)]
+            assert route.path in hits, (route.path, path)
+            assert len(hits) == 1, (path, hits)
