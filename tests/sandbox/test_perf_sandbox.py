@@ -8,6 +8,7 @@ h11 without it) with faults and byte counting intact, and ``bytes_received`` cou
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import socket
 import sqlite3
@@ -176,6 +177,8 @@ def test_the_sandbox_serves_with_httptools(sandbox: SandboxProcess) -> None:
     pytest.importorskip("httptools")
     info = sandbox.get_json("/_sandbox/process")
     assert info["http"] == "HttpToolsProtocol"
+    if importlib.util.find_spec("uvloop") is not None:  # uvicorn's loop="auto" takes it
+        assert info["loop"] == "uvloop"
     assert Path(f"/proc/{info['pid']}").exists() or sys.platform != "linux"
     before = info["cpu_seconds"]
     for _ in range(50):
