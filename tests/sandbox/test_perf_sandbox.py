@@ -289,3 +289,23 @@ def test_no_path_matches_two_discover_routes() -> None:
             hits = [other.path for other in routes if other.path_regex.match(path)]
             assert route.path in hits, (route.path, path)
             assert len(hits) == 1, (path, hits)
+
+
+def test_object_lookups_need_no_sort(sandbox: SandboxProcess) -> None:
+    """An asset GET finds its object, newest version first, straight from an index (no temp
+    B-tree per request)."""
+    from sparc.sandbox.storage.objects import find_object
+
+    with _database(sandbox) as conn:
+        conn.row_factory = sqlite3.Row
+        bucket, key = conn.execute("SELECT bucket, key FROM files WHERE dataset_id = 90 AND path = ?",
+                                   (BIG,)).fetchone()
+        issued: list[str] = []
+        conn.set_trace_callback(issued.append)
+        row = find_object(conn, bucket, key)
+        conn.set_trace_callback(None)
+        assert row is not None and row["size"] == 1 << 30
+        plan = [step[3] for step in conn.execute("EXPLAIN QUERY PLAN " + issued[-1].replace(
+            f"'{bucket}'", "?").replace(f"'{key}'", "?"), (bucket, key))]
+    assert plan[0].startswith("SEARCH files USING") and "files_object" in plan[0], plan
+    assert not any("TEMP B-TREE" in step for step in plan), plan

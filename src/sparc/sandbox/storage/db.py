@@ -37,7 +37,6 @@ CREATE TABLE files (
     md5 TEXT, etag TEXT, sse TEXT, part_size INTEGER, last_modified TEXT);
 CREATE UNIQUE INDEX files_path ON files (dataset_pk, path);
 CREATE INDEX files_parent ON files (dataset_pk, parent, name);
-CREATE INDEX files_key ON files (bucket, key);
 CREATE INDEX files_package ON files (source_package_id);
 CREATE TABLE file_tokens (token TEXT NOT NULL, file_pk INTEGER NOT NULL,
     PRIMARY KEY (token, file_pk)) WITHOUT ROWID;
@@ -51,6 +50,11 @@ CREATE VIRTUAL TABLE datasets_fts USING fts5(name, description, tags, contributo
     tokenize = 'porter unicode61');
 CREATE VIRTUAL TABLE files_fts USING fts5(name, path, tokenize = 'unicode61');
 """
+
+
+# An object by S3 location, newest version first, without a sort (asset GETs, files?path=).
+# Created on reuse too: databases built before it existed gain it in milliseconds.
+OBJECT_INDEX = "CREATE INDEX IF NOT EXISTS files_object ON files (bucket, key, version)"
 
 
 _LETTERS = re.compile(r"[^\W\d_]+")
@@ -86,6 +90,7 @@ def open_database(data_dir: Path, catalogue: Path = CATALOGUE_PATH) -> sqlite3.C
     with conn:
         conn.executescript(SCHEMA)
         load_catalogue(conn, json.loads(gzip.decompress(catalogue.read_bytes())))
+        conn.execute(OBJECT_INDEX)
         conn.execute("INSERT INTO meta VALUES ('catalogue', ?)", (version,))
     return conn
 
@@ -102,6 +107,10 @@ def _reuse(path: Path, version: str) -> sqlite3.Connection | None:
         if row is not None and row[0] == version:
             check = conn.execute("PRAGMA quick_check").fetchone()[0]
             if check == "ok":
+                try:
+                    conn.execute(OBJECT_INDEX)
+                except sqlite3.OperationalError:  # locked by another server: it only speeds lookups
+                    pass
                 return conn
             raise sqlite3.DatabaseError(check)
     except sqlite3.DatabaseError as exc:
