@@ -75,6 +75,8 @@ FINALIZE_EVERY = 2.0
 CREDENTIALS_MARGIN = 300.0
 #: Attempts per file or part (boto3 retries each attempt itself too).
 ATTEMPTS = 4
+#: Times per file or part new storage credentials are fetched after S3 called them expired.
+RENEWALS = 5
 _EXPIRED_CODES = frozenset({"ExpiredToken", "TokenRefreshRequired", "ExpiredTokenException",
                             "InvalidToken", "RequestExpired"})
 _RETRY_CODES = frozenset({"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout",
@@ -637,7 +639,8 @@ class UploadEngine:
         from botocore.exceptions import BotoCoreError, ClientError
 
         last = ""
-        for attempt in range(ATTEMPTS):
+        attempt = renewals = 0
+        while attempt < ATTEMPTS:
             client, creds = self.storage.get()
             try:
                 return call(client, creds)
@@ -647,9 +650,12 @@ class UploadEngine:
                 status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
                 last = f"S3 {what}: {code or status} {error.get('Message', '')}".strip()
                 if code in _EXPIRED_CODES or (status == 400 and "expired" in last.lower()):
-                    log.info("%s: storage credentials expired; renewing them", what)
-                    self.storage.renew(creds)
-                    continue
+                    if renewals < RENEWALS:  # its own budget: not a failure of the attempt
+                        renewals += 1
+                        log.info("%s: storage credentials expired; renewing them", what)
+                        self.storage.renew(creds)
+                        continue
+                    raise _SendFailed(last) from None
                 # a 400 with no S3 error document (botocore then uses the status as the code)
                 # comes from a proxy or a connection the server gave up on, not from S3: retry
                 bare = code == str(status)
@@ -661,8 +667,9 @@ class UploadEngine:
             except OSError as exc:
                 last = f"{what}: {exc.strerror or exc}"
                 raise _SendFailed(last) from None
-            if attempt + 1 < ATTEMPTS:
-                delay = min(4.0, 0.25 * 2**attempt) * random.uniform(0.5, 1.0)
+            attempt += 1
+            if attempt < ATTEMPTS:
+                delay = min(4.0, 0.25 * 2**(attempt - 1)) * random.uniform(0.5, 1.0)
                 log.warning("%s; trying again in %.1f s", last, delay)
                 time.sleep(delay)
         raise _SendFailed(last or f"S3 {what} failed")
