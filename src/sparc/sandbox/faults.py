@@ -379,6 +379,8 @@ class FaultMiddleware:
     async def _answer(self, rule: FaultRule, scope: Scope, receive: Receive, send: Send) -> None:
         status = rule.status or 403
         retry = {"retry-after": _retry_after(rule.seconds or 0)} if rule.kind == "retry_after" else {}
+        if not await _drain_body(receive):
+            retry["connection"] = "close"  # body left unread: the connection cannot be reused
         if rule.kind == "expire" or scope["path"].startswith("/_assets/"):
             error = expired_error(scope) if rule.kind == "expire" else s3_error(scope["path"], status)
             error.headers.update(retry)
@@ -389,6 +391,25 @@ class FaultMiddleware:
         headers += [(b"content-type", media.encode()), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+#: Request body bytes an injected error answer reads (and drops) so a kept-alive connection
+#: stays usable; past this the answer closes the connection instead, as a proxy would.
+DRAIN_LIMIT = 8 * 2**20
+
+
+async def _drain_body(receive: Receive) -> bool:
+    """Read and drop the request body; ``False`` when it was longer than :data:`DRAIN_LIMIT`."""
+    read = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return False  # the client went away
+        read += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return True
+        if read > DRAIN_LIMIT:
+            return False
 
 
 def _retry_after(seconds: float) -> str:
