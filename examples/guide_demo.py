@@ -92,6 +92,19 @@ def main() -> int:
 
         show("client.zinc.export(292 | 107, format=...)  # scaffolds and segmentations to meshes",
              zinc_demo(client))
+
+        # --- the guide's o2S2PARC section, verbatim (O2SPARC_* point at the sandbox) ---------
+        import demo_o2sparc  # examples/demo_o2sparc.py: the guide's cells, run as written
+
+        print("\n### the guide's o2S2PARC section (sleeper 2.0.2 really sleeps 3 s)")
+        demo_o2sparc.run()["pbar"].close()
+        demo_o2sparc.beyond(client)
+
+        # --- Pennsieve sign-in and agent-free upload (PENNSIEVE_API_KEY/SECRET, ...) ----------
+        import demo_upload  # examples/demo_upload.py
+
+        print("\n### sign in, create a dataset, upload a folder (no Pennsieve Agent)")
+        demo_upload.run(client)
         client.close()
         stats = sandbox.stats()
         show("sandbox /_sandbox/stats", {"requests_total": stats["requests_total"],
