@@ -684,7 +684,7 @@ class _Connection:
         while (end := buffer.find(b"\r\n\r\n")) < 0:
             if len(buffer) > _MAX_HEAD:
                 raise ConnectionError("response headers too long")
-            buffer += self.recv()
+            buffer += self.recv(_MAX_HEAD)  # small: a 512 KiB buffer per answer costs an mmap
         head, self.buffer = buffer[:end].decode("latin-1"), buffer[end + 4:]
         lines = head.split("\r\n")
         version, _, rest = lines[0].partition(" ")
