@@ -31,8 +31,10 @@ import click
 EXIT_INTERRUPTED = 130
 INTERRUPTED_MESSAGE = "interrupted"
 #: Commands that write files, whose partial files a rerun resumes.
-RESUMABLE_COMMANDS = frozenset({"download"})
-RESUME_HINT = "; partial files kept, run again to resume"
+RESUMABLE_COMMANDS = {  # command -> what the interrupted-line adds
+    "download": "; partial files kept, run again to resume",
+    "upload": "; run the same command again to resume (imported files are skipped)",
+}
 #: Longest error line shown (server messages can be huge, e.g. an echoed 100 kB query).
 MAX_MESSAGE = 1000
 STDOUT_NAME = "<stdout>"
@@ -168,8 +170,8 @@ def _report(ctx: click.Context, exc: BaseException, line: str, exit_code: int) -
 
 
 def _interrupted_line(ctx: click.Context | None) -> str:
-    resumable = ctx is not None and ctx.invoked_subcommand in RESUMABLE_COMMANDS
-    return INTERRUPTED_MESSAGE + (RESUME_HINT if resumable else "")
+    command = ctx.invoked_subcommand if ctx is not None else None
+    return INTERRUPTED_MESSAGE + RESUMABLE_COMMANDS.get(command or "", "")
 
 
 class _HardStop:
