@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import quote_plus, urlencode
 
 from starlette.convertors import Convertor, register_url_convertor
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import (
     FileResponse,
     JSONResponse,
@@ -110,6 +110,8 @@ def endpoint(auth: bool = True) -> Callable[[Handler], Handler]:
                 return await handler(request)
             except SandboxError:
                 raise
+            except ClientDisconnect:  # the client hung up mid-request: nobody to answer
+                return Response(status_code=400)
             except Exception:
                 _log.exception("o2sparc: %s %s failed", request.method, request.url.path)
                 raise errors.internal_error() from None
