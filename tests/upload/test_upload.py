@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ from upload_helpers import read_back, unique, write_tree
 
 from sparc.client import SparcClient
 from sparc.client.errors import ArgumentError, InvalidRequestError, NotFoundError
-from sparc.client.services.pennsieve.upload import UploadResult
+from sparc.client.services.pennsieve.upload import UploadResult, collect_files
 from sparc.sandbox.process import SandboxProcess
 
 
@@ -142,7 +143,35 @@ def test_rerun_skips_what_was_uploaded(ws: SparcClient, sandbox: SandboxProcess,
     again = ws.pennsieve.upload(node_id, [tmp_path / "t"], progress=False)
     assert len(again.skipped) == 19 and len(again.uploaded) == 1
     assert again.manifest_id == first.manifest_id
-    assert sandbox.stats()["requests"].get("PUT /s3/{path:path}", 1) <= 1
+    assert sandbox.stats()["requests"]["PUT /s3/{path:path}"] == 1  # the changed file only
+    records = list(Path(os.environ["SPARC_UPLOAD_STATE_DIR"]).glob("*.json"))
+    assert len(records) == 1
+    assert stat.S_IMODE(records[0].stat().st_mode) == 0o600  # private to the user
+    assert stat.S_IMODE(records[0].parent.stat().st_mode) == 0o700
+
+
+def test_folders_yield_only_their_own_regular_files(tmp_path: Path) -> None:
+    """Links leading out of a named folder, link loops, FIFOs: never read, never uploaded."""
+    outside = tmp_path / "secret.txt"
+    outside.write_text("not named")
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "a.txt").write_text("a")
+    (tree / "sub" / "b.txt").write_text("b")
+    (tree / "inner-link.txt").symlink_to(tree / "sub" / "b.txt")  # inside: followed
+    (tree / "outer-link.txt").symlink_to(outside)
+    (tree / "sub" / "up").symlink_to(tmp_path, target_is_directory=True)
+    (tree / "sub" / "loop").symlink_to(tree / "sub", target_is_directory=True)
+    (tree / "dangling").symlink_to(tmp_path / "nothing")
+    (tree / "self").symlink_to(tree / "self")
+    os.mkfifo(tree / "pipe")
+    found = {f"{folder}/{name}": source for source, folder, name in collect_files([tree])}
+    assert sorted(found) == ["tree/a.txt", "tree/inner-link.txt", "tree/sub/b.txt"]
+    with pytest.raises(ArgumentError, match="neither a file nor a folder"):
+        collect_files([tree / "pipe"])
+    with pytest.raises(ArgumentError, match=r"\.\."):
+        collect_files([tree], target_path="raw/../../x")
+    assert collect_files([tree / "a.txt"], target_path="/raw//./day1/")[0][1] == "raw/day1"
 
 
 _KILLED_UPLOAD = """

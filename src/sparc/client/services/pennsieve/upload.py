@@ -260,7 +260,7 @@ def collect_files(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str
                                    *(p for p in rel.parts if p != ".")])
                 for name in sorted(filenames):
                     full = Path(dirpath, name)
-                    if full.is_file():
+                    if _inside(full, root):
                         found.append((full, folder, name))
         elif path.exists():
             raise ArgumentError(f"{str(path)!r} is neither a file nor a folder")
@@ -274,6 +274,24 @@ def collect_files(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str
             seen.add(key)
             items.append((source, folder, name))
     return items
+
+
+def _inside(path: Path, root: Path) -> bool:
+    """True for a regular file of the folder ``root``: a symbolic link is followed only when
+    it leads to a file inside ``root`` (never to files the user did not name), and FIFOs,
+    sockets and devices are left out. Folder links are not walked (``os.walk``), so link
+    loops cannot trap it."""
+    if not path.is_symlink():
+        return path.is_file()
+    try:
+        target = path.resolve(strict=True)
+    except (OSError, RuntimeError):  # dangling link or a loop
+        log.warning("skipping %s: a broken symbolic link", path)
+        return False
+    if not target.is_relative_to(root):
+        log.warning("skipping %s: a symbolic link to %s, outside %s", path, target, root)
+        return False
+    return target.is_file()
 
 
 def part_size_for(size: int, part_size: int = PART_SIZE) -> int:
@@ -360,9 +378,12 @@ class _Record:
         data = {"version": 1, "dataset_id": dataset_id, "manifest_id": manifest_id,
                 "files": {str(f.source): f.record() for f in files}}
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # private to the user (0700 folder, 0600 file): it names local paths and manifests
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             tmp = self.path.with_name(f"{self.path.name}.{uuid.uuid4().hex[:8]}.tmp")
-            tmp.write_text(json.dumps(data), encoding="utf-8")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(json.dumps(data))
             os.replace(tmp, self.path)
         except OSError as exc:  # resuming is a convenience: never fail an upload for it
             log.warning("cannot save the upload record %s: %s", self.path, exc)
