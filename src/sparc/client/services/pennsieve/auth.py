@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Generator
@@ -180,9 +181,10 @@ class PennsieveAuth(httpx.Auth):
         pool = cognito.get("tokenPool") or {}
         client_id = pool.get("appClientId")
         region = pool.get("region") or cognito.get("region")
-        if not client_id or not region:
+        if not client_id or not isinstance(region, str) \
+                or not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", region):
             raise ServerError("Pennsieve's cognito-config names no token pool app client or "
-                              "region", status=502, service=SERVICE,
+                              "no AWS region (such as us-east-1)", status=502, service=SERVICE,
                               url=self._config.pennsieve_api_host + "/authentication/cognito-config")
         endpoint = (self._config.pennsieve_cognito_endpoint
                     or f"https://cognito-idp.{region}.amazonaws.com")
