@@ -191,7 +191,8 @@ def _read_profile(path: Path, profile: str | None) -> tuple[str | None, dict[str
     except OSError as exc:
         raise ConfigError(f"config file {str(path)!r} cannot be read: {exc.strerror or exc}") from exc
     except (configparser.Error, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file {str(path)!r} cannot be parsed: {exc}") from exc
+        raise ConfigError(f"config file {str(path)!r} cannot be parsed: "
+                          f"{_parse_problem(exc)}") from None
     if profile is None and parser.has_option("global", "default_profile"):
         profile = parser.get("global", "default_profile").strip() or None
     if profile is None:
@@ -208,6 +209,18 @@ def _read_profile(path: Path, profile: str | None) -> tuple[str | None, dict[str
             f"its profiles are: {', '.join(sections) or 'none'}"
         )
     return profile, dict(parser.items(profile))
+
+
+def _parse_problem(exc: Exception) -> str:
+    """What is wrong with a config file, without its text (a quoted line may hold a secret);
+    the error is not chained either, for the same reason."""
+    line = getattr(exc, "lineno", None)
+    errors = getattr(exc, "errors", None)
+    if line is None and errors:
+        line = errors[0][0]
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 text (byte {exc.start})"
+    return f"{type(exc).__name__}" + (f" at line {line}" if line is not None else "")
 
 
 def _apply_pennsieve_file(given: dict[str, Any]) -> None:
@@ -233,7 +246,7 @@ def _apply_pennsieve_file(given: dict[str, Any]) -> None:
                           f"cannot be read: {exc.strerror or exc}") from exc
     except (configparser.Error, UnicodeDecodeError) as exc:
         raise ConfigError(f"pennsieve_profile_file {str(path)!r} cannot be parsed: "
-                          f"{type(exc).__name__}") from exc  # no text: it may quote a secret
+                          f"{_parse_problem(exc)}") from None
     if profile is None and parser.has_option("global", "default_profile"):
         profile = parser.get("global", "default_profile").strip() or None
     if profile is None or not parser.has_section(profile):
