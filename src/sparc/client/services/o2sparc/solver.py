@@ -297,12 +297,9 @@ class O2SparcSolver:
         return results
 
     def _download(self, file: Any, folder: Path, output_name: str, used: set[str]) -> Path:
-        name = _safe_name(str(file.filename or ""), fallback=output_name)
-        if name in used:
-            name = f"{output_name}_{name}"
-        used.add(name)
+        name = _output_file_name(str(file.filename or ""), output_name, used)
         session = self._session
-        url = f"{session.settings.host}/v0/files/{file.id}/content"
+        url = f"{session.settings.host}/v0/files/{quote(str(file.id), safe='')}/content"
         target = folder / name
         if session.http is None:  # a solver made from a bare osparc.ApiClient
             with translated("GET", url):
@@ -685,25 +682,55 @@ def _safe_name(name: str, fallback: str) -> str:
     return base
 
 
+def _output_file_name(filename: str, output_name: str, used: set[str]) -> str:
+    """The name an output file is saved under: a plain name (see :func:`_safe_name`) not in
+    ``used`` (two outputs with one file name: ``<output>_<name>``, then ``_2``...); added to
+    ``used``. The server's names are never taken as paths."""
+    name = _safe_name(filename, fallback=output_name)
+    if name in used:
+        base = _safe_name(f"{output_name}_{name}", fallback="output")
+        name, n = base, 2
+        while name in used:
+            name, n = f"{base}_{n}", n + 1
+    used.add(name)
+    return name
+
+
+#: The file-type bits of a zip member's Unix mode (``external_attr >> 16``).
+_S_IFMT, _S_IFREG, _S_IFDIR = 0o170000, 0o100000, 0o040000
+
+
+def _member_parts(member: zipfile.ZipInfo) -> tuple[str, ...]:
+    """The path parts of a zip member, or :class:`UnsafePathError` for one that could land
+    outside the folder (absolute, a drive, ``..``) or is not a plain file or folder (a symlink,
+    a device...)."""
+    name = member.filename
+    parts = PurePosixPath(name.replace("\\", "/")).parts
+    if (not parts or name.startswith(("/", "\\")) or ".." in parts
+            or PureWindowsPath(name).drive or any("\x00" in p for p in parts)):
+        raise UnsafePathError(name, "escapes the log folder")
+    kind = (member.external_attr >> 16) & _S_IFMT
+    if kind not in (0, _S_IFREG, _S_IFDIR):
+        raise UnsafePathError(name, "is a link or special file in the log archive")
+    return parts
+
+
 def _extract(archive: Path, folder: Path, job_id: str) -> list[Path]:
-    """Extract a logs zip into ``folder``, refusing members that would land outside it."""
+    """Extract a logs zip into ``folder``: every member is checked before anything is written
+    (see :func:`_member_parts`); a path through a link in ``folder`` is refused too."""
     if not zipfile.is_zipfile(archive):
         raise UnexpectedResponseError(f"the log of job {job_id} is not a zip archive")
     root = folder.resolve()
     written: list[Path] = []
     with zipfile.ZipFile(archive) as zf:
-        for member in zf.infolist():
-            name = member.filename
-            parts = PurePosixPath(name.replace("\\", "/")).parts
-            if (not parts or PurePosixPath(name).is_absolute() or ".." in parts
-                    or PureWindowsPath(name).drive):
-                raise UnsafePathError(name, "escapes the log folder")
+        members = [(member, _member_parts(member)) for member in zf.infolist()]
+        for member, parts in members:
             target = root.joinpath(*parts)
+            if target.is_symlink() or not target.resolve().is_relative_to(root):
+                raise UnsafePathError(member.filename, "escapes the log folder")
             if member.is_dir():
                 target.mkdir(parents=True, exist_ok=True)
                 continue
-            if not target.resolve().is_relative_to(root):
-                raise UnsafePathError(name, "escapes the log folder")
             target.parent.mkdir(parents=True, exist_ok=True)
             with zf.open(member) as src, target.open("wb") as dst:
                 shutil.copyfileobj(src, dst)
