@@ -17,6 +17,7 @@ import time
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import httpx
@@ -154,8 +155,10 @@ def test_presigner_urls_equal_the_generic_signature(monkeypatch: pytest.MonkeyPa
     fixed = time.time()
     monkeypatch.setattr(signing.time, "time", lambda: fixed)
     sign = signing.presigner(signer, "http://127.0.0.1:9/")
-    for row in ({"bucket": "b", "key": "1/2/a b+c%.txt", "s3_version": None},
-                {"bucket": "pennsieve-prod-discover-publish50-use1", "key": "9/é/ü~(x)", "s3_version": "v+1/="}):
+    rows: list[dict[str, Any]] = [
+        {"bucket": "b", "key": "1/2/a b+c%.txt", "s3_version": None},
+        {"bucket": "pennsieve-prod-discover-publish50-use1", "key": "9/é/ü~(x)", "s3_version": "v+1/="}]
+    for row in rows:
         path = signing.asset_path(row["bucket"], row["key"])
         params = {"versionId": row["s3_version"]} if row["s3_version"] else {}
         query = signer.query("GET", "127.0.0.1:9", path, params, now=fixed)

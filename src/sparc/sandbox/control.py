@@ -103,12 +103,13 @@ class Connections:
         :func:`http_protocol` (httptools' C parser, h11 without it)."""
         if base is None:
             base = http_protocol()
+        name = base.__name__
         registry = self._open
 
         class RegisteredProtocol(base):  # type: ignore[misc, valid-type]
             def connection_made(self, transport: asyncio.BaseTransport) -> None:
                 super().connection_made(transport)
-                self._sandbox_connection = Connection(transport, base.__name__)  # type: ignore[arg-type]
+                self._sandbox_connection = Connection(transport, name)  # type: ignore[arg-type]
                 if self.client:
                     registry[tuple(self.client)] = self._sandbox_connection
 
@@ -118,7 +119,7 @@ class Connections:
                 self._sandbox_connection.closed.set()
                 super().connection_lost(exc)
 
-        RegisteredProtocol.__name__ = RegisteredProtocol.__qualname__ = f"Registered{base.__name__}"
+        RegisteredProtocol.__name__ = RegisteredProtocol.__qualname__ = f"Registered{name}"
         return RegisteredProtocol
 
 
