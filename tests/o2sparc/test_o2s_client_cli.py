@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -138,4 +139,7 @@ def test_a_real_process_never_shows_the_secret(sandbox: SandboxProcess) -> None:
                           env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert done.stderr.splitlines()[-1].startswith("Error: AuthenticationError")
-    assert "wrong-secret-value" not in done.stderr + done.stdout
+    token = base64.b64encode(f"{sandbox.env['O2SPARC_USERNAME']}:wrong-secret-value".encode())
+    shown = done.stderr + done.stdout
+    assert "wrong-secret-value" not in shown and token.decode() not in shown
+    assert "GET " in done.stderr  # -vv did log the requests

@@ -225,3 +225,48 @@ def test_switching_profiles_rebuilds_the_session(sandbox: SandboxProcess, tmp_pa
         with pytest.raises(AuthenticationError):
             client.o2sparc.get_profile()
         assert client.o2sparc.set_profile("good") == "sandbox-user@example.com"
+
+
+def test_debug_logs_of_every_logger_never_hold_the_secret(
+        o2sparc: O2SparcService, sandbox: SandboxProcess, number_file: Path,
+        caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> None:
+    """A whole job's life with every logger at DEBUG (urllib3, httpx, httpcore, osparc...):
+    neither the secret nor the Basic ``Authorization`` value shows, in logs or on the
+    terminal (http.client's header dump stays off), and TLS verification stays on."""
+    import base64
+    import logging
+
+    key, secret = sandbox.env["O2SPARC_USERNAME"], sandbox.env["O2SPARC_PASSWORD"]
+    token = base64.b64encode(f"{key}:{secret}".encode()).decode()
+    with caplog.at_level(logging.DEBUG):
+        assert logging.getLogger("urllib3").isEnabledFor(logging.DEBUG)
+        solver = o2sparc.get_solver(SLEEPER, "2.0.2")
+        job_id = solver.submit_job({"input_1": number_file, "input_2": 1, "input_3": 0})
+        solver.wait(job_id, progress=False)
+        solver.get_results(job_id)
+        solver.get_job_log(job_id).cleanup()
+    seen = caplog.text + "".join(capfd.readouterr())
+    assert "/v0/me" in seen or "v0/solvers" in seen  # the requests were logged
+    assert secret not in seen and token not in seen
+    configuration = o2sparc.session.configuration
+    assert configuration.verify_ssl is True and configuration.debug is False
+
+
+def test_a_bare_api_client_is_refused_plain_http_too() -> None:
+    import osparc
+
+    configuration = osparc.Configuration(host="http://api.example.org", username="key",
+                                         password="s3cr3t")
+    with pytest.raises(InsecureTransportError) as err:
+        O2SparcSolver(osparc.ApiClient(configuration), SLEEPER, "2.0.2")
+    assert "s3cr3t" not in str(err.value)
+
+
+def test_user_info_in_the_host_is_never_shown(make_client: Callable[..., SparcClient],
+                                              sandbox: SandboxProcess) -> None:
+    host = sandbox.env["O2SPARC_HOST"].replace("://", "://someone:hunter2@")
+    o2sparc = make_client(O2SPARC_HOST=host, O2SPARC_PASSWORD="wrong").o2sparc
+    with pytest.raises(AuthenticationError) as err:
+        o2sparc.get_profile()
+    for text in (str(err.value), repr(o2sparc), o2sparc.info(), repr(o2sparc.session)):
+        assert "hunter2" not in text

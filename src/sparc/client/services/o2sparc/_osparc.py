@@ -87,9 +87,7 @@ class Settings:
 
     def check(self) -> None:
         """Credentials present, and never sent over plain HTTP except to loopback."""
-        from urllib.parse import urlsplit
-
-        from sparc.client._http import is_loopback
+        from sparc.client._http import redact_url
 
         missing = [name for name, value in (("o2sparc_username", self.username),
                                             ("o2sparc_password", self.password)) if not value]
@@ -98,7 +96,15 @@ class Settings:
                 f"o²S²PARC needs an API key and secret, but {' and '.join(missing)} "
                 "is not set: put o2sparc_username (the API key) and o2sparc_password (the API "
                 "secret) in the config file, or export O2SPARC_USERNAME and O2SPARC_PASSWORD; "
-                f"o2sparc_host (O2SPARC_HOST) says where, now {self.host}")
+                f"o2sparc_host (O2SPARC_HOST) says where, now {redact_url(self.host)}")
+        self.check_transport()
+
+    def check_transport(self) -> None:
+        """:class:`InsecureTransportError` for a plain ``http://`` host that is not loopback."""
+        from urllib.parse import urlsplit
+
+        from sparc.client._http import is_loopback
+
         parts = urlsplit(self.host)
         if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
             raise InsecureTransportError(
@@ -194,6 +200,8 @@ class Session:
         configuration = api_client.configuration
         settings = Settings(host=str(configuration.host).rstrip("/"),
                             username=configuration.username, password=configuration.password)
+        if settings.username or settings.password:
+            settings.check_transport()
         return cls(settings, api_client)
 
     @property
@@ -217,7 +225,9 @@ class Session:
             self.api_client.rest_client.pool_manager.clear()
 
     def __repr__(self) -> str:
-        return f"<o2sparc Session {self.settings.host}>"
+        from sparc.client._http import redact_url
+
+        return f"<o2sparc Session {redact_url(self.settings.host)}>"
 
 
 def _read_bodies_inside_retries(api_client: Any) -> None:
@@ -349,13 +359,16 @@ def _short(exc: BaseException) -> str:
 
 @contextlib.contextmanager
 def translated(method: str, url: str) -> Iterator[None]:
-    """Run a call of the official client; its exceptions come out as sparc errors (chained)."""
+    """Run a call of the official client; its exceptions come out as sparc errors (chained).
+    ``url`` is only quoted in messages, without user info or signed query values."""
     try:
         yield
     except SparcError:
         raise
     except Exception as exc:
-        mapped = _foreign(exc, method, url)
+        from sparc.client._http import redact_url
+
+        mapped = _foreign(exc, method, redact_url(url))
         if mapped is None:
             raise
         raise mapped from exc

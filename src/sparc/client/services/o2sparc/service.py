@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from sparc.client._http import HttpCore
+from sparc.client._http import HttpCore, redact_url
 from sparc.client.config import Config
 from sparc.client.errors import ArgumentError, ConfigError
 from sparc.client.services._base import ServiceBase
@@ -99,7 +99,7 @@ class O2SparcService(ServiceBase):
     def info(self) -> str:
         version = osparc_version()
         client = f"osparc {version}" if version else f"osparc not installed: {INSTALL_HINT}"
-        return f"o²S²PARC at {self.host} ({client})"
+        return f"o²S²PARC at {redact_url(self.host)} ({client})"
 
     def get_profile(self) -> str:
         """The signed-in user's login (e-mail), as the server sees the API key."""
@@ -136,7 +136,7 @@ class O2SparcService(ServiceBase):
         super().close()
 
     def __repr__(self) -> str:
-        return f"<O2SparcService {self.host}>"
+        return f"<O2SparcService {redact_url(self.host)}>"
 
     # -- solvers -----------------------------------------------------------------------------
     def list_solvers(self, all_releases: bool = False) -> list[SolverInfo]:
