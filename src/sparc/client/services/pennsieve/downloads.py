@@ -73,6 +73,8 @@ from sparc.client.services.pennsieve.paths import file_ref
 from sparc.client.services.pennsieve.zipit import save_archive_response
 
 if TYPE_CHECKING:
+    import httpx
+
     from sparc.client._http import HttpCore
 
 log = logging.getLogger("sparc.client")
@@ -95,6 +97,9 @@ class DownloadsMixin:
         def _browse(self, dataset_id: int, version: int, path: str | None,
                     page_size: int = 500) -> Any: ...
         def _explained(self, dataset_id: int, version: int, call: Callable[[], Any]) -> Any: ...
+        @property
+        def signed_in(self) -> bool: ...
+        def _bound_auth(self) -> httpx.Auth: ...
 
     # -- the presign route --------------------------------------------------------------------
     def download_manifest(self, dataset_id: int, paths: Sequence[str],
@@ -367,7 +372,8 @@ class DownloadsMixin:
     def _save_version_archive(self, url: str, dataset_id: int, version: int, out: Path | None,
                               progress: bool | None) -> Path:
         with self.http.stream("GET", url, params={"downloadOrigin": "SPARC"}, service=SERVICE,
-                              retry_if=retry_unless_uncaught) as resp:
+                              retry_if=retry_unless_uncaught,  # embargoed data: the user's token
+                              auth=self._bound_auth() if self.signed_in else None) as resp:
             return save_archive_response(
                 resp, out, progress=progress,
                 default_name=f"Pennsieve-dataset-{dataset_id}-version-{version}.zip")
