@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,7 @@ from sparc.client.services.o2sparc import (
     FanOutError,
     InvalidJobInputError,
     JobFailedError,
+    JobStatus,
     O2SparcService,
     O2SparcSolver,
 )
@@ -54,28 +55,22 @@ def test_twenty_sleeper_jobs(sleeper: O2SparcSolver, number_file: Path) -> None:
     assert len({r["output_1"] for r in results}) == 20  # each job's file downloaded apart
 
 
-def test_concurrency_is_bounded(timed_sandbox: SandboxProcess, timed_sleeper: O2SparcSolver,
-                                number_file: Path) -> None:
-    seen = []
-    stop = threading.Event()
+def _new_jobs(solver: O2SparcSolver, before: set[str]) -> list[JobStatus]:
+    return [solver.get_job_status(j.id) for j in solver.list_jobs() if j.id not in before]
 
-    def watch() -> None:  # how many jobs run at once, seen from the server's listing
-        while not stop.is_set():
-            jobs = timed_sleeper.list_jobs()
-            running = sum(1 for j in jobs[:12] if not timed_sleeper.job_done(j.id))
-            seen.append(running)
-            time.sleep(0.3)
 
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    try:
-        results = timed_sleeper.map([{"input_1": number_file, "input_2": 1}] * 6,
-                                    max_concurrency=2, progress=False)
-    finally:
-        stop.set()
-        watcher.join()
-    assert len(results) == 6
-    assert max(seen) <= 2 and max(seen) >= 1
+def test_concurrency_is_bounded(timed_sleeper: O2SparcSolver, number_file: Path) -> None:
+    """From the server's own times: at most 2 jobs between submission and stop at once (and
+    2 did run together: 2 s jobs, started side by side)."""
+    before = {j.id for j in timed_sleeper.list_jobs()}
+    results = timed_sleeper.map([{"input_1": number_file, "input_2": 2}] * 4,
+                                max_concurrency=2, progress=False)
+    assert len(results) == 4
+    runs = [(datetime.fromisoformat(str(s.submitted_at)), datetime.fromisoformat(str(s.stopped_at)))
+            for s in _new_jobs(timed_sleeper, before)]
+    assert len(runs) == 4
+    at_once = [sum(1 for start, stop in runs if start <= t < stop) for t, _ in runs]
+    assert max(at_once) == 2, runs
 
 
 def test_a_failure_is_reported_after_all_jobs_ended(sleeper: O2SparcSolver,
@@ -111,19 +106,28 @@ def test_ctrl_c_stops_waiting_and_names_the_jobs_left_running(
         caplog: pytest.LogCaptureFixture) -> None:
     import _thread
 
-    timer = threading.Timer(2.0, _thread.interrupt_main)
-    timer.start()
-    started = time.monotonic()
+    before = {j.id for j in timed_sleeper.list_jobs()}
+    done = threading.Event()
+
+    def interrupt_once_all_run() -> None:  # Ctrl-C once the server runs the 3 jobs
+        while not done.wait(0.1):
+            jobs = _new_jobs(timed_sleeper, before)
+            if len(jobs) == 3 and all(s.state == "STARTED" for s in jobs):
+                _thread.interrupt_main()
+                return
+
+    watcher = threading.Thread(target=interrupt_once_all_run)
+    watcher.start()
     try:
         with caplog.at_level("WARNING", logger="sparc.client"), \
                 pytest.raises(KeyboardInterrupt):
             timed_sleeper.map([{"input_1": number_file, "input_2": 60}] * 3, progress=False)
     finally:
-        timer.cancel()
-    assert time.monotonic() - started < 15
+        done.set()
+        watcher.join()
     warning = next(r.getMessage() for r in caplog.records if "map interrupted" in r.getMessage())
     left = [j.strip() for j in warning.split(": ")[-1].split(",")]
-    assert len(left) == 3
+    assert sorted(left) == sorted(s.job_id for s in _new_jobs(timed_sleeper, before))
     for job_id in left:  # they really are still running; stop them
         assert not timed_sleeper.job_done(job_id)
         timed_sleeper.stop_job(job_id)

@@ -186,10 +186,8 @@ def test_list_stop_and_delete_jobs(timed_sleeper: O2SparcSolver, number_file: Pa
 def test_wait_timeout_leaves_the_job_running(timed_sleeper: O2SparcSolver,
                                              number_file: Path) -> None:
     job_id = timed_sleeper.submit_job({"input_1": number_file, "input_2": 60})
-    started = time.monotonic()
     with pytest.raises(JobTimeoutError) as err:
         timed_sleeper.wait(job_id, timeout=0.5, progress=False)
-    assert time.monotonic() - started < 10
     assert err.value.job_id == job_id and err.value.state in ("PUBLISHED", "PENDING", "STARTED")
     assert isinstance(err.value, TimeoutError) and "stop_job" in str(err.value)
     assert not timed_sleeper.job_done(job_id)
