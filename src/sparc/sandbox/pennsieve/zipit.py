@@ -22,10 +22,9 @@ import logging
 import math
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-import httpx
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
@@ -33,6 +32,9 @@ from starlette.routing import Route
 from sparc.sandbox.http import INT32_MAX, SandboxError
 from sparc.sandbox.storage.objects import find_object, object_chunks
 from sparc.sandbox.zipstream import ZipWriter
+
+if TYPE_CHECKING:  # httpx is imported when zipit first fetches: it costs the server's start 0.25 s
+    import httpx
 
 INVALID = "the request was invalid"
 NO_DATA = "no data to download"
@@ -261,6 +263,8 @@ def server_url(request: Request) -> str:
 
 
 async def zipit_discover(request: Request) -> Response:
+    import httpx
+
     data = validate(await read_body(request))
     settings = request.app.state.settings
     client = httpx.AsyncClient(trust_env=False, timeout=httpx.Timeout(300.0, connect=10.0))
@@ -296,6 +300,8 @@ async def fetch_manifest(client: httpx.AsyncClient, base: str, data: dict[str, A
     version_text = str(version) if version is not None else js_number_text(data["version"])
     url = (f"{base}/discover/datasets/{quote(dataset_text)}/versions/{quote(version_text)}"
            f"/files/download-manifest")
+    import httpx
+
     body = {"paths": data["paths"], **({"rootPath": data["rootPath"]} if "rootPath" in data else {})}
     try:
         response = await client.post(url, content=json.dumps(body).encode(),  # escapes lone surrogates
@@ -324,6 +330,8 @@ async def open_file(client: httpx.AsyncClient, request: Request, item: dict[str,
     loopback hop would cost most of the throughput); with rules active zipit fetches over HTTP so
     that they reach it.
     """
+    import httpx
+
     faults = getattr(request.app.state, "faults", None)
     if faults is not None and not faults.listing():
         return _stored_object(request, str(item.get("url", "")))
