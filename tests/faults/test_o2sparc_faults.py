@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_fault_matrix import OK, Scenario  # the matrix's own cell type
 
 from sparc.client import SparcClient
 from sparc.client.errors import (
@@ -35,17 +36,6 @@ SLEEPER = "simcore/services/comp/itis/sleeper"
 #: on every attempt) needs about 6 attempts x 2 s.
 BOUND = 45.0
 INSPECT = "POST /v0/solvers/{solver_key}/releases/{version}/jobs/{job_id}:inspect"
-OK = "ok"
-
-
-@dataclass(frozen=True)
-class Scenario:
-    name: str
-    rule: dict[str, Any]
-    expect: str | tuple[type[BaseException], ...]
-    also_ok: bool = False
-    min_seconds: float = 0.0
-
 
 SCENARIOS = [
     Scenario("503-x2", {"kind": "status", "status": 503, "count": 2}, OK),

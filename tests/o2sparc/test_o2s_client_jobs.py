@@ -175,7 +175,7 @@ def test_list_stop_and_delete_jobs(timed_sleeper: O2SparcSolver, number_file: Pa
         timed_sleeper.get_job_log(job_id)  # logs exist once the job finished
     timed_sleeper.stop_job(job_id)
     with pytest.raises(JobFailedError) as failed:
-        timed_sleeper.wait(job_id, timeout=30, progress=False)
+        timed_sleeper.wait(job_id, progress=False)  # a 60 s job: not stopped, it succeeds
     assert failed.value.state == "ABORTED"
     timed_sleeper.delete_job(job_id)
     with pytest.raises(NotFoundError):

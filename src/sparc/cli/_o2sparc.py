@@ -26,25 +26,12 @@ from typing import Any
 import click
 
 from sparc.cli._errors import BadArgumentLine
+from sparc.cli._pennsieve import _client, _emit
 
 
 def _service(ctx: click.Context) -> Any:
-    from sparc.client import SparcClient
-
-    obj = ctx.ensure_object(dict)
-    if "client" not in obj:
-        obj["client"] = ctx.with_resource(SparcClient(
-            config_file=obj.get("config_file"), profile=obj.get("profile")))
-    return obj["client"].o2sparc
-
-
-def _emit(data: Any, as_json: bool, lines: Callable[[Any], list[str]]) -> None:
-    if as_json:
-        json.dump(data, sys.stdout, indent=2, default=str)
-        sys.stdout.write("\n")
-    else:
-        for line in lines(data):
-            click.echo(line)
+    """The command's ``client.o2sparc`` (one client per command, closed at its end)."""
+    return _client(ctx).o2sparc
 
 
 def _show(value: Any) -> str:

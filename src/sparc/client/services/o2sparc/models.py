@@ -38,8 +38,15 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
+class _Record:
+    """``as_dict()``: a dataclass's fields but ``raw`` (what ``--json`` prints)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k != "raw"}  # type: ignore[call-overload]
+
+
 @dataclass(frozen=True)
-class SolverInfo:
+class SolverInfo(_Record):
     """One release of a solver (a computational service)."""
 
     key: str
@@ -56,9 +63,6 @@ class SolverInfo:
         return cls(key=str(d["id"]), version=str(d["version"]), title=str(d.get("title") or ""),
                    description=d.get("description"), maintainer=d.get("maintainer"),
                    url=_text(d.get("url")), raw=d)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k != "raw"}
 
 
 @dataclass(frozen=True)
@@ -105,7 +109,7 @@ class Port:
 
 
 @dataclass(frozen=True)
-class JobStatus:
+class JobStatus(_Record):
     """Where a job is: ``state`` (``NOT_STARTED``, ``PUBLISHED``, ``PENDING``, ``STARTED``,
     ``SUCCESS``, ``FAILED``, ``ABORTED``...), ``progress`` from 0.0 to 1.0 and its times."""
 
@@ -139,12 +143,9 @@ class JobStatus:
     def succeeded(self) -> bool:
         return self.state == "SUCCESS"
 
-    def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k != "raw"}
-
 
 @dataclass(frozen=True)
-class Job:
+class Job(_Record):
     """A job of a solver (created, maybe started)."""
 
     id: str
@@ -162,6 +163,3 @@ class Job:
                    created_at=_text(d.get("created_at")),
                    inputs_checksum=d.get("inputs_checksum"), url=_text(d.get("url")),
                    outputs_url=_text(d.get("outputs_url")), raw=d)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k != "raw"}

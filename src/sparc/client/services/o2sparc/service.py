@@ -33,7 +33,7 @@ from sparc.client.services.o2sparc.errors import (
     O2SparcNotInstalledError,
 )
 from sparc.client.services.o2sparc.models import SolverInfo
-from sparc.client.services.o2sparc.solver import O2SparcSolver
+from sparc.client.services.o2sparc.solver import O2SparcSolver, checked_solver_key
 
 __all__ = ["O2SparcService"]
 
@@ -152,11 +152,8 @@ class O2SparcService(ServiceBase):
 
     def list_solver_releases(self, solver_key: str) -> list[SolverInfo]:
         """Every release of one solver, oldest first."""
-        if not isinstance(solver_key, str) or not solver_key.strip():
-            raise ArgumentError(f"solver_key must be a solver key such as "
-                                       f"'simcore/services/comp/itis/sleeper', got {solver_key!r}")
+        key = checked_solver_key(solver_key)
         session = self.session
-        key = solver_key.strip()
         items = session.call("GET", f"/v0/solvers/{quote(key, safe='')}/releases",
                              session.solvers.list_solver_releases, key)
         return sorted((SolverInfo.from_api(item) for item in items or []),

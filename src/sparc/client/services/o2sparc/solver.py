@@ -66,13 +66,11 @@ class O2SparcSolver:
                  ) -> None:
         from sparc.client.services.o2sparc.service import O2SparcService
 
-        if not isinstance(solver_key, str) or not solver_key.strip():
-            raise ArgumentError(f"solver_key must be a solver key such as "
-                                       f"'simcore/services/comp/itis/sleeper', got {solver_key!r}")
+        key = checked_solver_key(solver_key)
         if solver_version is not None and (not isinstance(solver_version, str)
                                            or not solver_version.strip()):
             raise ArgumentError(f"solver_version must be a version such as '2.0.2', "
-                                       f"got {solver_version!r}")
+                                f"got {solver_version!r}")
         if isinstance(api_client, O2SparcService):
             session = api_client.session
         elif isinstance(api_client, Session):
@@ -80,7 +78,6 @@ class O2SparcSolver:
         else:
             session = Session.from_api_client(api_client)
         self._session = session
-        key = solver_key.strip()
         api = session.solvers
         if solver_version is None:
             model = session.call("GET", f"/v0/solvers/{quote(key, safe='')}/latest",
@@ -464,7 +461,7 @@ class O2SparcSolver:
         if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) \
                 or max_concurrency < 1:
             raise ArgumentError(f"max_concurrency must be a whole number >= 1, got "
-                                       f"{max_concurrency!r}")
+                                f"{max_concurrency!r}")
         checked: list[dict[str, Any]] = []
         for index, job_inputs in enumerate(items):
             try:
@@ -569,13 +566,21 @@ _TYPE_WORDS = {"integer": "a whole number", "number": "a number", "boolean": "a 
                "object": "a dict"}
 
 
+def checked_solver_key(solver_key: str) -> str:
+    """``solver_key`` stripped, or :class:`ArgumentError` if it is not a non-empty string."""
+    if not isinstance(solver_key, str) or not solver_key.strip():
+        raise ArgumentError(f"solver_key must be a solver key such as "
+                            f"'simcore/services/comp/itis/sleeper', got {solver_key!r}")
+    return solver_key.strip()
+
+
 def _job(job_id: str) -> str:
     """``job_id`` checked: a UUID string, as :meth:`O2SparcSolver.submit_job` returns."""
     try:
         return str(uuid.UUID(job_id.strip()))
     except (AttributeError, TypeError, ValueError):
         raise ArgumentError(f"job_id must be a job id (a UUID string, as submit_job "
-                                   f"returns), got {job_id!r}") from None
+                            f"returns), got {job_id!r}") from None
 
 
 def _describe_port(port: Port) -> str:
