@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -143,11 +144,32 @@ def test_rerun_skips_what_was_uploaded(ws: SparcClient, sandbox: SandboxProcess,
     again = ws.pennsieve.upload(node_id, [tmp_path / "t"], progress=False)
     assert len(again.skipped) == 19 and len(again.uploaded) == 1
     assert again.manifest_id == first.manifest_id
-    assert sandbox.stats()["requests"]["PUT /s3/{path:path}"] == 1  # the changed file only
+    puts = {k: n for k, n in sandbox.stats()["requests"].items() if k.startswith("PUT /s3")}
+    assert list(puts.values()) == [1], puts  # the changed file only
     records = list(Path(os.environ["SPARC_UPLOAD_STATE_DIR"]).glob("*.json"))
     assert len(records) == 1
     assert stat.S_IMODE(records[0].stat().st_mode) == 0o600  # private to the user
     assert stat.S_IMODE(records[0].parent.stat().st_mode) == 0o700
+
+
+def test_rerun_finalizes_again_what_an_earlier_run_left_queued(
+        ws: SparcClient, dataset: dict[str, Any], tmp_path: Path) -> None:
+    """A file the record calls queued for import (finalizing) that the server never imported
+    is finalized again, and sent again when its object is missing: no endless wait."""
+    source = tmp_path / "a.txt"
+    source.write_text("queued, then lost")
+    node_id = dataset["content"]["id"]
+    first = ws.pennsieve.upload(node_id, [source], progress=False)
+    assert first.ok
+    [path] = Path(os.environ["SPARC_UPLOAD_STATE_DIR"]).glob("*.json")
+    record = json.loads(path.read_text())
+    lost = str(uuid.uuid4())  # an upload id the server never saw
+    record["files"][str(source)].update(upload_id=lost, status="finalizing")
+    path.write_text(json.dumps(record))
+    again = ws.pennsieve.upload(node_id, [source], progress=False, poll_timeout=20)
+    assert again.ok and again.uploaded == [str(source)], again.failed
+    assert again.manifest_id == first.manifest_id and again.files[0].upload_id == lost
+    assert sorted(_names(ws, node_id)) == ["a (1).txt", "a.txt"]  # keepBoth: sent again
 
 
 def test_folders_yield_only_their_own_regular_files(tmp_path: Path) -> None:

@@ -73,7 +73,8 @@ BATCH_SIZE = 250
 FINALIZE_EVERY = 2.0
 #: Renew storage credentials this many seconds before they expire (capped at half their life).
 CREDENTIALS_MARGIN = 300.0
-#: Attempts per file or part (boto3 retries each attempt itself too).
+#: Attempts per file or part (boto3 retries each attempt itself too, so a failure it retried
+#: counts twice).
 ATTEMPTS = 4
 #: Times per file or part new storage credentials are fetched after S3 called them expired.
 RENEWALS = 5
@@ -549,7 +550,7 @@ class UploadEngine:
         timeout = self.service.http.timeout
         config = botocore_config.Config(
             connect_timeout=timeout.connect or 10, read_timeout=timeout.read or 60,
-            retries={"max_attempts": 4, "mode": "standard"},
+            retries={"max_attempts": 3, "mode": "standard"},  # x2 ours (_call_s3)
             max_pool_connections=2 * self.jobs + 2,
             s3={"addressing_style": "path"} if self.service.config.pennsieve_s3_endpoint else {},
             request_checksum_calculation="when_required",
@@ -662,6 +663,9 @@ class UploadEngine:
         last = ""
         attempt = renewals = 0
         while attempt < ATTEMPTS:
+            # a failure boto3 already retried (5xx, throttling, connection) costs two attempts:
+            # a persistent one then ends after 2 x 3 tries of a part
+            cost = 2
             client, creds = self.storage.get()
             try:
                 return call(client, creds)
@@ -683,12 +687,14 @@ class UploadEngine:
                 if code not in _RETRY_CODES and not bare \
                         and not (isinstance(status, int) and status >= 500):
                     raise _SendFailed(last) from None
+                if bare and status == 400:
+                    cost = 1
             except BotoCoreError as exc:
                 last = f"S3 {what}: {type(exc).__name__}: {exc}"
             except OSError as exc:
                 last = f"{what}: {exc.strerror or exc}"
                 raise _SendFailed(last) from None
-            attempt += 1
+            attempt += cost
             if attempt < ATTEMPTS:
                 delay = min(4.0, 0.25 * 2**(attempt - 1)) * random.uniform(0.5, 1.0)
                 log.warning("%s; trying again in %.1f s", last, delay)
@@ -828,6 +834,12 @@ class UploadEngine:
         if not self.manifest_id:
             self.create_manifest()
         result.manifest_id = self.manifest_id
+        carried = [f for f in files if f.status == "finalizing"]
+        if carried:  # queued by an earlier run, not imported yet: ask again (idempotent), so
+            self.finalize(carried)  # one whose import was lost does not wait here forever
+            for f in carried:
+                if f.status == "failed":  # its object is gone or differs: send it again
+                    f.status, f.error = "local", None
         todo = [f for f in files if f.status == "local"]
         self.register(todo)
         self.save_record()
