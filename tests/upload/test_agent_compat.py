@@ -87,3 +87,31 @@ def test_a_pennsieve_notebook_changes_only_its_import(ws: SparcClient, dataset: 
     assert p.manifest.list_files().file[0].target_path == "x/a.txt"
     assert Pennsieve(connect=False).user is not None
     p.close()
+
+
+def test_manifest_remove_file_and_delete(ws: SparcClient, dataset: dict[str, Any],
+                                         tmp_path: Path) -> None:
+    """pennsieve 7.x's remove_file(file_id, manifest_id) and delete(manifest_id), locally."""
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (tmp_path / "m" / name).parent.mkdir(exist_ok=True)
+        (tmp_path / "m" / name).write_text(name)
+    p = ws.pennsieve.connect()
+    p.use_dataset(dataset["content"]["id"])
+    p.manifest.create(str(tmp_path / "m"))
+    assert p.manifest.remove_file(2).status == "Removed 1 files."
+    assert [f.target_path for f in p.manifest.list_files().file] == ["a.txt", "c.txt"]
+    for bad in (0, 3, "x", [1, 1], []):
+        with pytest.raises(ArgumentError, match="file_id"):
+            p.manifest.remove_file(bad)
+    assert p.manifest.add(str(tmp_path / "m" / "b.txt"), target_base_path="again").status \
+        == "Successfully indexed 1 files."
+    p.manifest.create(str(tmp_path / "m" / "a.txt"))  # manifest 2
+    assert p.manifest.delete(1).status == "Manifest deleted."
+    assert [m.id for m in p.manifest.list_manifests()] == [2]
+    with pytest.raises(ArgumentError, match=r"one of \[2\]"):
+        p.manifest.list_files(1)
+    reply = p.manifest.upload(progress=False)  # the current manifest: 2
+    assert reply.result.ok and reply.result.uploaded == [str(tmp_path / "m" / "a.txt")]
+    p.manifest.delete(2)
+    assert p.manifest.list_manifests() == []
+    assert p.manifest.add(str(tmp_path / "m" / "c.txt")).manifest_id == 3  # a new one

@@ -185,7 +185,7 @@ class Manifest:
             recursive: bool = True, files: Sequence[str] | None = None) -> Reply:
         """Add a file or folder to the current manifest (or ``manifest_id``); creates one
         when there is none."""
-        if not self._manifests:
+        if self.manifest is None and manifest_id is None:
             return self.create(base_path, target_base_path, recursive, files)
         manifest = self._get(manifest_id)
         count = self._index(manifest, base_path, target_base_path, recursive, files)
@@ -209,11 +209,42 @@ class Manifest:
         manifest.files.extend(plan_files(fresh))
         return len(fresh)
 
+    def remove_file(self, file_id: int | str | Sequence[int | str],
+                    manifest_id: int | None = None) -> Reply:
+        """Take files (by their ``id`` in :meth:`list_files`) out of a manifest before its
+        upload; the ids of the files after them move up."""
+        manifest = self._idle(manifest_id)
+        ids = [file_id] if isinstance(file_id, (int, str)) else list(file_id)
+        try:
+            wanted = {int(i) for i in ids if not isinstance(i, bool)}
+        except (TypeError, ValueError):
+            wanted = set()
+        if not wanted or len(wanted) != len(ids) \
+                or not all(1 <= i <= len(manifest.files) for i in wanted):
+            raise ArgumentError(f"file_id must be file ids of manifest {manifest.id} "
+                                f"(1..{len(manifest.files)}, see list_files()), got {file_id!r}")
+        manifest.files = [f for n, f in enumerate(manifest.files, 1) if n not in wanted]
+        return Reply(status=f"Removed {len(wanted)} files.")
+
+    def delete(self, manifest_id: int) -> Reply:
+        """Forget a manifest (the other manifests keep their ids)."""
+        manifest = self._idle(manifest_id)
+        manifest.files, manifest.status = [], "Deleted"
+        if self.manifest is not None and self.manifest["id"] == manifest.id:
+            self.manifest = None
+        return Reply(status="Manifest deleted.")
+
+    def _idle(self, manifest_id: int | None) -> _LocalManifest:
+        manifest = self._get(manifest_id)
+        if manifest.thread is not None and manifest.thread.is_alive():
+            raise ArgumentError(f"manifest {manifest.id} is uploading: wait() for it first")
+        return manifest
+
     # -- listing -------------------------------------------------------------------------------
     def list_manifests(self) -> list[Reply]:
         """Every manifest of this session (``id``, ``node_id``, ``dataset_name``,
         ``dataset_id``, ``status``, ...)."""
-        return [self._dto(m) for m in self._manifests]
+        return [self._dto(m) for m in self._manifests if m.status != "Deleted"]
 
     def get_manifest(self, manifest_id: int | None = None) -> Reply | None:
         """The manifest ``manifest_id`` (1-based), else the current one."""
@@ -306,12 +337,16 @@ class Manifest:
         if not self._manifests:
             raise ArgumentError("Please create a manifest first.")
         if manifest_id is None:
-            current = self.manifest["id"] if self.manifest is not None else len(self._manifests)
-            return self._manifests[current - 1]
+            live = [m.id for m in self._manifests if m.status != "Deleted"]
+            if self.manifest is None and not live:
+                raise ArgumentError("Please create a manifest first.")
+            manifest_id = self.manifest["id"] if self.manifest is not None else live[-1]
         if isinstance(manifest_id, bool) or not isinstance(manifest_id, int) \
-                or not 1 <= manifest_id <= len(self._manifests):
-            raise ArgumentError(f"manifest_id must be 1..{len(self._manifests)} (see "
-                                f"list_manifests()), got {manifest_id!r}")
+                or not 1 <= manifest_id <= len(self._manifests) \
+                or self._manifests[manifest_id - 1].status == "Deleted":
+            live = [m.id for m in self._manifests if m.status != "Deleted"]
+            raise ArgumentError(f"manifest_id must be one of {live} (see list_manifests()), "
+                                f"got {manifest_id!r}")
         return self._manifests[manifest_id - 1]
 
     def _dto(self, m: _LocalManifest) -> Reply:
@@ -427,6 +462,12 @@ class Pennsieve:
         return Reply(dataset_id=self.dataset)
 
     set_dataset = use_dataset
+
+    def switch(self, profile_name: str) -> None:
+        """Use another profile of the config file (no dataset or manifest chosen after)."""
+        self._datasets, self.dataset, self.dataset_name = None, None, ""
+        self.manifest.manifest = None
+        self.user.switch(profile_name)
 
     def list_manifests(self) -> list[Reply]:
         return self.manifest.list_manifests()
