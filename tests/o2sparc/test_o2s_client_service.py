@@ -235,9 +235,11 @@ def test_debug_logs_of_every_logger_never_hold_the_secret(
     terminal (http.client's header dump stays off), and TLS verification stays on."""
     import base64
     import logging
+    import uuid
 
     key, secret = sandbox.env["O2SPARC_USERNAME"], sandbox.env["O2SPARC_PASSWORD"]
     token = base64.b64encode(f"{key}:{secret}".encode()).decode()
+    number_file.write_text(str(uuid.uuid4().int % 10**12))  # new content: really uploaded
     with caplog.at_level(logging.DEBUG):
         assert logging.getLogger("urllib3").isEnabledFor(logging.DEBUG)
         solver = o2sparc.get_solver(SLEEPER, "2.0.2")
@@ -246,7 +248,7 @@ def test_debug_logs_of_every_logger_never_hold_the_secret(
         solver.get_results(job_id)
         solver.get_job_log(job_id).cleanup()
     seen = caplog.text + "".join(capfd.readouterr())
-    assert "/v0/me" in seen or "v0/solvers" in seen  # the requests were logged
+    assert "/v0/files/content" in seen and ":start" in seen  # the requests were logged
     assert secret not in seen and token not in seen
     configuration = o2sparc.session.configuration
     assert configuration.verify_ssl is True and configuration.debug is False
