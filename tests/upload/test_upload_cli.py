@@ -48,6 +48,17 @@ def test_datasets_create_mine_packages_and_upload(ws: SparcClient, tmp_path: Pat
     assert code == 0 and "(5 packages)" in out and "Collection" in out
 
 
+def test_a_dataset_named_with_digits_is_found_by_name(ws: SparcClient, tmp_path: Path) -> None:
+    """DATASET may be an integer id or a name: digits that are no id of yours are a name."""
+    name = str(9_000_000_000 + int(unique("")[-6:], 16))
+    assert _run("datasets", "create", name)[0] == 0
+    (tmp_path / "a.txt").write_text("a")
+    code, _, err = _run("upload", name, str(tmp_path / "a.txt"))
+    assert code == 0, err
+    code, out, _ = _run("datasets", "packages", name, "--json")
+    assert code == 0 and [p["content"]["name"] for p in json.loads(out)] == ["a.txt"]
+
+
 def test_upload_exits_1_when_a_file_fails(ws: SparcClient, sandbox: SandboxProcess,
                                           tmp_path: Path) -> None:
     name = unique("cli")

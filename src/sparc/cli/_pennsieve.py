@@ -178,9 +178,6 @@ def _report_download(result: Any, as_json: bool, quiet: bool, per_file: bool) ->
 
 
 # -- your own workspace (signed in) ---------------------------------------------------------------
-def _dataset_ref(value: str) -> str | int:
-    """DATASET on the command line: a node id, an integer id or a name."""
-    return int(value) if value.isdigit() else value
 
 
 def _dataset_lines(items: list[dict[str, Any]]) -> list[str]:
@@ -221,7 +218,7 @@ def datasets_packages(ctx: click.Context, dataset: str, as_json: bool) -> None:
     """List the packages (files and folders) of one of your datasets.
 
     DATASET is a node id (N:dataset:...), an integer id or a name."""
-    packages = _client(ctx).pennsieve.list_packages(_dataset_ref(dataset))
+    packages = _client(ctx).pennsieve.list_packages(dataset)
     _emit(packages, as_json, lambda ps: [
         f"{(p.get('content') or {}).get('packageType', ''):<12} "
         f"{(p.get('content') or {}).get('state', ''):<10} "
@@ -261,7 +258,7 @@ def upload(ctx: click.Context, dataset: str, paths: tuple[str, ...], target_path
     if quiet:
         _logging.quiet()
     result = _client(ctx).pennsieve.upload(
-        _dataset_ref(dataset), list(paths), target_path=target_path, jobs=jobs,
+        dataset, list(paths), target_path=target_path, jobs=jobs,
         on_conflict=on_conflict, progress=False if quiet else progress)
     if as_json:
         json.dump(result.to_json(), sys.stdout, indent=2, default=str)
