@@ -15,7 +15,7 @@ from click.testing import CliRunner, Result
 from o2s_helpers import SLEEPER
 
 from sparc.cli import cli
-from sparc.cli._o2sparc import parse_input
+from sparc.cli._o2sparc import parse_input, terminal_safe
 from sparc.sandbox.process import SandboxProcess
 
 Run = Callable[..., Result]
@@ -143,3 +143,9 @@ def test_a_real_process_never_shows_the_secret(sandbox: SandboxProcess) -> None:
     shown = done.stderr + done.stdout
     assert "wrong-secret-value" not in shown and token.decode() not in shown
     assert "GET " in done.stderr  # -vv did log the requests
+
+
+def test_a_log_printed_to_a_terminal_cannot_drive_it() -> None:
+    assert terminal_safe("step 1\r\nok\t2\n") == "step 1\nok\t2\n"
+    assert terminal_safe("\x1b]0;title\x07\x1b[2Jx\ry\x9b31m\x7f") == \
+        "\\x1b]0;title\\x07\\x1b[2Jx\\x0dy\\x9b31m\\x7f"

@@ -18,6 +18,7 @@ Errors are one line on stderr (exit 1), shown by the root group (:mod:`sparc.cli
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -55,6 +56,21 @@ def parse_input(text: str) -> tuple[str, Any]:
         return name, json.loads(value)
     except ValueError:
         return name, value
+
+
+#: Control characters a log could use to drive the terminal (escape sequences, a lone CR
+#: rewriting a line...): everything below space but tab and line feed, DEL and C1 CSI.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x9b]")
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with control characters shown as ``\\xNN`` (a server's log printed to a
+    terminal cannot move the cursor, recolour or retitle it). ``\\r\\n`` stays a line end.
+
+    >>> terminal_safe("ok\\x1b[2J\\r\\n")
+    'ok\\\\x1b[2J\\n'
+    """
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text.replace("\r\n", "\n"))
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -200,7 +216,8 @@ def logs(ctx: click.Context, solver: str, version: str, job_id: str,
     """Print the log of a finished job (or save its files with -o)."""
     s = _service(ctx).get_solver(solver, version)
     if output_dir is None:
-        sys.stdout.write(s.get_job_log_text(job_id))
+        text = s.get_job_log_text(job_id)
+        sys.stdout.write(terminal_safe(text) if sys.stdout.isatty() else text)
         return
     for path in s.download_job_log(job_id, output_dir):
         click.echo(str(path))
