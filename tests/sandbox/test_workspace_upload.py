@@ -386,7 +386,8 @@ def test_name_conflicts_keep_both_or_replace(ws: Signed) -> None:
 
 def test_delayed_import_is_seen_by_polling_status(own_sandbox: SandboxProcess) -> None:
     base = own_sandbox.url
-    httpx.put(base + "/_workspace/lifetimes", json={"import_delay": 0.5})
+    # 3 s: the first status call comes before the import even on a loaded machine
+    httpx.put(base + "/_workspace/lifetimes", json={"import_delay": 3.0})
     try:
         ws = Signed.sign_in(base)
         ds = ws.create_dataset()
@@ -394,7 +395,7 @@ def test_delayed_import_is_seen_by_polling_status(own_sandbox: SandboxProcess) -
         assert reply["results"][0]["status"] == "finalized"  # queued, not imported yet
         status = {"manifest_id": manifest, "status": "Finalized"}
         assert ws.get("/upload/manifest/status", params=status).json()["files"] is None  # Go's nil slice
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while not ws.get("/upload/manifest/status", params=status).json()["files"]:
             assert time.monotonic() < deadline
             time.sleep(0.1)

@@ -172,6 +172,36 @@ def test_rerun_finalizes_again_what_an_earlier_run_left_queued(
     assert sorted(_names(ws, node_id)) == ["a (1).txt", "a.txt"]  # keepBoth: sent again
 
 
+def test_import_is_awaited_by_polling_and_bounded(ws: SparcClient, sandbox: SandboxProcess,
+                                                 dataset: dict[str, Any],
+                                                 tmp_path: Path) -> None:
+    """finalize only queues the import: upload() polls the manifest status (pausing between
+    polls) until the file is imported; past poll_timeout the file is failed, not uploaded,
+    and a rerun finds it imported."""
+    source = tmp_path / "late.txt"
+    source.write_text("imported later")
+    node_id = dataset["content"]["id"]
+    sandbox.get_json("/_workspace/lifetimes", "PUT", {"import_delay": 3.0})
+    try:
+        sandbox.reset_stats()
+        result = ws.pennsieve.upload(node_id, [source], progress=False)
+        assert result.ok and result.uploaded == [str(source)], result.failed
+        polls = sandbox.stats()["requests"]["GET /upload/manifest/status"]
+        assert 2 < polls < 100  # polled until imported, not in a busy loop
+        sandbox.get_json("/_workspace/lifetimes", "PUT", {"import_delay": 8.0})
+        other = tmp_path / "later.txt"
+        other.write_text("imported after the client stopped waiting")
+        cut = ws.pennsieve.upload(node_id, [other], progress=False, poll_timeout=0.5)
+        assert cut.uploaded == [] and not cut.ok
+        assert "not imported within" in cut.failed[str(other)]
+        assert cut.files[0].status == "finalizing"
+    finally:
+        sandbox.get_json("/_workspace/lifetimes", "PUT", {"import_delay": 0})
+    again = ws.pennsieve.upload(node_id, [other], progress=False)  # waits for that import
+    assert again.ok and again.manifest_id == cut.manifest_id
+    assert sorted(_names(ws, node_id)) == ["late.txt", "later.txt"]  # imported once each
+
+
 def test_folders_yield_only_their_own_regular_files(tmp_path: Path) -> None:
     """Links leading out of a named folder, link loops, FIFOs: never read, never uploaded."""
     outside = tmp_path / "secret.txt"
