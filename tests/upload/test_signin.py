@@ -198,3 +198,26 @@ def test_unparsable_profile_files_do_not_quote_their_lines(tmp_path: Path) -> No
             build()
         assert secret not in str(info.value)
         assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_secrets_never_go_over_plain_http_to_other_hosts(
+        ws: SparcClient, sandbox: SandboxProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The API secret (Cognito) and storage credentials (S3) go over https only, plain http
+    only to loopback: refused before anything is sent."""
+    from sparc.client.errors import InsecureTransportError
+
+    monkeypatch.delenv("PENNSIEVE_COGNITO_ENDPOINT")  # the environment wins over config=
+    monkeypatch.delenv("PENNSIEVE_S3_ENDPOINT")
+    sandbox.reset_stats()
+    settings = {"pennsieve_cognito_endpoint": "http://cognito.example.org"}
+    with SparcClient(connect=False, config=settings) as client:
+        assert client.config.pennsieve_api_secret  # from the environment
+        with pytest.raises(InsecureTransportError, match="plain HTTP to cognito.example.org"):
+            client.pennsieve.sign_in()
+        assert not client.pennsieve.signed_in
+    asked = sandbox.stats()["requests"]
+    assert not [r for r in asked if r.startswith("POST")], asked  # only cognito-config was read
+    settings = {"pennsieve_s3_endpoint": "http://s3.example.org"}
+    with SparcClient(connect=False, config=settings) as client:
+        with pytest.raises(InsecureTransportError, match="plain HTTP to s3.example.org"):
+            client.pennsieve.upload_engine("N:dataset:x")
