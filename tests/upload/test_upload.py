@@ -202,7 +202,8 @@ def test_import_is_awaited_by_polling_and_bounded(ws: SparcClient, sandbox: Sand
     assert sorted(_names(ws, node_id)) == ["late.txt", "later.txt"]  # imported once each
 
 
-def test_folders_yield_only_their_own_regular_files(tmp_path: Path) -> None:
+def test_folders_yield_only_their_own_regular_files(tmp_path: Path,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
     """Links leading out of a named folder, link loops, FIFOs: never read, never uploaded."""
     outside = tmp_path / "secret.txt"
     outside.write_text("not named")
@@ -219,6 +220,9 @@ def test_folders_yield_only_their_own_regular_files(tmp_path: Path) -> None:
     os.mkfifo(tree / "pipe")
     found = {f"{folder}/{name}": source for source, folder, name in collect_files([tree])}
     assert sorted(found) == ["tree/a.txt", "tree/inner-link.txt", "tree/sub/b.txt"]
+    said = caplog.text
+    assert "outer-link.txt: a symbolic link to" in said and "loop: a symbolic link to a folder" \
+        in said and "dangling: a broken symbolic link" in said
     with pytest.raises(ArgumentError, match="neither a file nor a folder"):
         collect_files([tree / "pipe"])
     with pytest.raises(ArgumentError, match=r"\.\."):

@@ -255,6 +255,10 @@ def collect_files(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str
             prefix = [root.name] if keep_folder_name else []
             found = []
             for dirpath, dirnames, filenames in os.walk(root):
+                for name in [d for d in dirnames if Path(dirpath, d).is_symlink()]:
+                    log.warning("skipping %s: a symbolic link to a folder (not followed)",
+                                Path(dirpath, name))
+                    dirnames.remove(name)
                 dirnames.sort()
                 rel = PurePosixPath(Path(dirpath).relative_to(root).as_posix())
                 folder = "/".join([*([base] if base else []), *prefix,
