@@ -357,7 +357,9 @@ def plan_files(items: Sequence[tuple[Path, str, str]], part_size: int = PART_SIZ
 # -- the local record (resume) ---------------------------------------------------------------------
 def upload_state_dir() -> Path:
     """Where upload records live: ``$SPARC_UPLOAD_STATE_DIR``, else
-    ``$XDG_CACHE_HOME/sparc.client/uploads`` (``~/.cache/...``)."""
+    ``$XDG_CACHE_HOME/sparc.client/uploads`` (``~/.cache/...``). A record names the manifest,
+    local paths, upload ids and checksums, never a token or storage credential; it is written
+    readable by its owner only (0600)."""
     explicit = os.environ.get("SPARC_UPLOAD_STATE_DIR")
     if explicit:
         return Path(explicit).expanduser()
