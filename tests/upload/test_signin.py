@@ -20,12 +20,13 @@ def _cognito_calls(sb: SandboxProcess) -> int:
     return sum(n for route, n in sb.stats()["requests"].items() if "/cognito" in route)
 
 
-def test_public_calls_do_not_sign_in(own_sandbox: SandboxProcess) -> None:
-    with SparcClient(connect=False) as client:
-        assert client.pennsieve.list_datasets(limit=1)["datasets"]
-        client.pennsieve.get_dataset(90)
-        assert not client.pennsieve.signed_in
-    assert _cognito_calls(own_sandbox) == 0
+def test_public_calls_do_not_sign_in(ws: SparcClient, sandbox: SandboxProcess) -> None:
+    sandbox.reset_stats()
+    assert ws.pennsieve.list_datasets(limit=1)["datasets"]
+    ws.pennsieve.get_dataset(90)
+    assert not ws.pennsieve.signed_in
+    assert _cognito_calls(sandbox) == 0
+    assert sandbox.stats()["requests"]  # the calls above were counted
 
 
 def test_connect_signs_in_and_whoami(ws: SparcClient, capsys: pytest.CaptureFixture[str]) -> None:
