@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from sparc.client.errors import UnsafePathError
-from sparc.client.services.o2sparc import O2SparcSolver
+from sparc.client.services.o2sparc import O2SparcSolver, UnexpectedResponseError
+from sparc.client.services.o2sparc import solver as solver_module
 from sparc.client.services.o2sparc.solver import _extract, _output_file_name
 
 JOB = "00000000-0000-4000-8000-000000000000"
@@ -119,3 +120,17 @@ def test_files_from_the_sandbox_replace_links_planted_in_the_folder(
     with pytest.raises(UnsafePathError):
         sleeper.download_job_log(job_id, logs)
     assert outside.read_text() == "keep"
+
+
+def test_a_log_unpacking_past_the_limit_is_refused(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    archive = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a.logs", b"\0" * (3 << 20))  # 3 MiB of zeros: a few kB packed
+    assert archive.stat().st_size < 64 << 10
+    monkeypatch.setattr(solver_module, "MAX_LOG_BYTES", 2 << 20)
+    with pytest.raises(UnexpectedResponseError, match="more than 2 MiB"):
+        _extract(archive, tmp_path / "out", JOB)
+    assert not (tmp_path / "out" / "a.logs").exists()  # no partial file left
+    monkeypatch.setattr(solver_module, "MAX_LOG_BYTES", 4 << 20)
+    assert _extract(archive, tmp_path / "out", JOB) == [tmp_path / "out" / "a.logs"]

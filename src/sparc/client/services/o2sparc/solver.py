@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import shutil
 import tempfile
 import threading
 import time
@@ -53,6 +52,8 @@ POLL_GROWTH = 1.5
 LOG_TAIL_LINES = 20
 #: Page size when listing jobs.
 PAGE_SIZE = 50
+#: The most a job's log archive may unpack to (a zip bomb stops here).
+MAX_LOG_BYTES = 1 << 30
 
 
 class O2SparcSolver:
@@ -727,6 +728,7 @@ def _extract(archive: Path, folder: Path, job_id: str) -> list[Path]:
         raise UnexpectedResponseError(f"the log of job {job_id} is not a zip archive")
     root = folder.resolve()
     written: list[Path] = []
+    total = 0
     with zipfile.ZipFile(archive) as zf:
         members = [(member, _member_parts(member)) for member in zf.infolist()]
         for member, parts in members:
@@ -737,7 +739,17 @@ def _extract(archive: Path, folder: Path, job_id: str) -> list[Path]:
                 target.mkdir(parents=True, exist_ok=True)
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(member) as src, target.open("wb") as dst:
-                shutil.copyfileobj(src, dst)
+            try:
+                with zf.open(member) as src, target.open("wb") as dst:
+                    while chunk := src.read(1 << 20):
+                        total += len(chunk)
+                        if total > MAX_LOG_BYTES:
+                            raise UnexpectedResponseError(
+                                f"the log of job {job_id} unpacks to more than "
+                                f"{MAX_LOG_BYTES >> 20} MiB; refusing to fill the disk")
+                        dst.write(chunk)
+            except BaseException:
+                target.unlink(missing_ok=True)  # no partial file left behind
+                raise
             written.append(target)
     return written
