@@ -8,6 +8,7 @@ section "o²S²PARC module"; the notebook's ``! pip install`` lines are ``_shell
 
 from __future__ import annotations
 
+import ast
 import getpass
 import os
 import re
@@ -76,6 +77,15 @@ def test_the_guide_with_real_time(timed_sandbox: SandboxProcess,
     """With a job that really sleeps 3 s, the guide's loop polls and its bar moves."""
     out = _run_guide(timed_sandbox, monkeypatch, tmp_path, capsys)
     assert "[PROGRESS] 20/20" in out and "finished: SUCCESS" in out
+
+
+def test_the_demo_runs_the_same_guide_text() -> None:
+    """The demo's copy of the guide cells is this test's copy, to the letter."""
+    demo = ast.parse((ROOT / "examples" / "demo_o2sparc.py").read_text())
+    guide = next(node.value for node in demo.body if isinstance(node, ast.Assign)
+                 and any(isinstance(t, ast.Name) and t.id == "GUIDE" for t in node.targets))
+    assert isinstance(guide, ast.Constant)
+    assert guide.value.strip() == (HERE / "guide_o2sparc.py.txt").read_text().strip()
 
 
 def test_the_demo_script_runs(tmp_path: Path) -> None:
