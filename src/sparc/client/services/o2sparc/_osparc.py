@@ -220,6 +220,16 @@ class Session:
         with translated(method, self.settings.host + path):
             return func(*args, **kwargs)
 
+    def upload_file(self, path: Any) -> Any:
+        """The official client's upload (its ``osparc.File``); its bare ``RuntimeError`` /
+        ``AssertionError`` on an answer it cannot use become :class:`UnexpectedResponseError`."""
+        try:
+            with translated("POST", self.settings.host + "/v0/files/content"):
+                return self.files.upload_file(path, timeout_seconds=self.transfer_timeout)
+        except (RuntimeError, AssertionError) as exc:
+            raise UnexpectedResponseError(f"uploading {path} failed: {exc or type(exc).__name__}"
+                                          ) from exc
+
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.api_client.rest_client.pool_manager.clear()

@@ -167,15 +167,10 @@ class O2SparcService(ServiceBase):
     def upload_file(self, path: str | os.PathLike[str]) -> dict[str, Any]:
         """Upload a file (skipped when the server already has the same content and name);
         its record: ``id``, ``filename``, ``checksum``..."""
-        from sparc.client.services.o2sparc._osparc import translated
-
         file = Path(path)
         if not file.is_file():
             raise ArgumentError(f"{str(file)!r} is not a file")
-        session = self.session
-        with translated("POST", f"{self.host}/v0/files/content"):
-            uploaded = session.files.upload_file(file, timeout_seconds=session.transfer_timeout)
-        return dict(uploaded.to_dict())
+        return dict(self.session.upload_file(file).to_dict())
 
 
 def _version_key(version: str) -> tuple[Any, ...]:

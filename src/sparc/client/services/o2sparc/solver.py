@@ -165,14 +165,7 @@ class O2SparcSolver:
 
     # -- jobs ---------------------------------------------------------------------------------
     def _upload(self, path: Path) -> Any:
-        files = self._session.files
-        url = self._session.settings.host + "/v0/files/content"
-        try:
-            with translated("POST", url):
-                return files.upload_file(path, timeout_seconds=self._session.transfer_timeout)
-        except (RuntimeError, AssertionError) as exc:
-            raise UnexpectedResponseError(f"uploading {path} failed: {exc or type(exc).__name__}"
-                                          ) from exc
+        return self._session.upload_file(path)
 
     def _create(self, checked: Mapping[str, Any], uploaded: dict[Path, Any] | None = None
                 ) -> str:
