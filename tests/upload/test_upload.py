@@ -327,9 +327,12 @@ with SparcClient() as client:
 """
 
 
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["killed", "ctrl-c"])
 def test_killed_multipart_upload_resumes_its_parts(ws: SparcClient, sandbox: SandboxProcess,
-                                                   dataset: dict[str, Any],
-                                                   tmp_path: Path) -> None:
+                                                   dataset: dict[str, Any], tmp_path: Path,
+                                                   sig: signal.Signals) -> None:
+    """Killed, or interrupted with Ctrl-C (the multipart upload is then not aborted), a rerun
+    sends only the parts not stored yet."""
     big = tmp_path / "big.bin"
     big.write_bytes(os.urandom(8 * 8 * 2**20 + 100))  # 9 parts of 8 MiB (the last: 100 B)
     node_id = dataset["content"]["id"]
@@ -341,8 +344,8 @@ def test_killed_multipart_upload_resumes_its_parts(ws: SparcClient, sandbox: San
         if sandbox.stats()["bytes_received"] >= 4 * 8 * 2**20:
             break
         time.sleep(0.05)
-    child.send_signal(signal.SIGKILL)
-    child.wait(10)
+    child.send_signal(sig)
+    child.wait(60)
     first = sandbox.stats()["bytes_received"]
     assert 4 * 8 * 2**20 <= first < big.stat().st_size, "not killed midway"
     sandbox.reset_stats()

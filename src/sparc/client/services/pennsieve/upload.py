@@ -767,8 +767,10 @@ class UploadEngine:
         except BaseException as exc:
             for fut in futures:
                 fut.cancel()
-            if not isinstance(exc, Exception):
-                raise  # interrupted: keep the parts sent, a rerun resumes them
+            if not isinstance(exc, Exception) or isinstance(exc, cf.CancelledError):
+                # interrupted (Ctrl-C here, or the pools shut down by an interrupted run):
+                # keep the parts sent, a rerun resumes them
+                raise
             f.s3_upload = None
             with contextlib.suppress(Exception):
                 client, _ = self.storage.get()
