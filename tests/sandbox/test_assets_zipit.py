@@ -242,7 +242,8 @@ def test_zipit_archive_too_big() -> None:
 
 def test_stats(sandbox, client: httpx.Client) -> None:
     sandbox.reset_stats()
-    assert sandbox.stats() == {"requests_total": 0, "requests": {}, "bytes_sent": 0}
+    assert sandbox.stats() == {"requests_total": 0, "requests": {}, "bytes_sent": 0,
+                               "bytes_received": 0}
     client.get("/discover/datasets/90")
     client.get("/discover/datasets/93")
     item = urls(client, 120, 1, "files/primary/sub-1/ecap_run1.edf")[0]

@@ -339,7 +339,8 @@ def test_reset_route_clears_stats_and_faults(sb: SandboxProcess, http: httpx.Cli
     sb.set_faults([{"route": "/discover/*", "kind": "status"}])
     http.get("/discover/datasets/90")
     answer = http.post("/_sandbox/reset").json()
-    assert answer == {"stats": {"requests_total": 0, "requests": {}, "bytes_sent": 0}, "faults": []}
+    assert answer == {"stats": {"requests_total": 0, "requests": {}, "bytes_sent": 0,
+                                "bytes_received": 0}, "faults": []}
     assert http.get("/discover/datasets/90").status_code == 200
 
 

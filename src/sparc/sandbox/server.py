@@ -17,6 +17,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sparc.sandbox import control, o2sparc, workspace
 from sparc.sandbox.assets import routes as assets
@@ -25,7 +26,7 @@ from sparc.sandbox.faults import FaultMiddleware, FaultRuleError, Faults, load_r
 from sparc.sandbox.http import SandboxError, render_error
 from sparc.sandbox.pennsieve import routes as discover
 from sparc.sandbox.pennsieve import zipit
-from sparc.sandbox.pennsieve.models import Discover
+from sparc.sandbox.pennsieve.models import EMBARGO_ACCESS, Discover
 from sparc.sandbox.settings import (
     DEFAULT_API_KEY,
     DEFAULT_API_SECRET,
@@ -33,6 +34,7 @@ from sparc.sandbox.settings import (
     export_values,
 )
 from sparc.sandbox.storage.db import open_database
+from sparc.sandbox.workspace.embargo import embargo_decision
 
 __all__ = ["SandboxSettings", "SandboxServer", "StartupError", "create_app", "serve",
            "DEFAULT_API_KEY", "DEFAULT_API_SECRET"]
@@ -44,6 +46,28 @@ def credentials_line(settings: SandboxSettings) -> str:
     return f"api key {settings.api_key!r}, api secret {secret}"
 
 
+class EmbargoAccessMiddleware:
+    """Discover's view of who is asking: a request's ``Authorization`` bearer token decides its
+    access to embargoed datasets (granted, denied, invalid), as ``authorizeIfUnderEmbargo`` does."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        authorization = next((v.decode("latin-1") for k, v in scope.get("headers", ())
+                              if k == b"authorization"), None)
+        if authorization is None:
+            await self.app(scope, receive, send)
+            return
+        server = scope["app"]
+        token = EMBARGO_ACCESS.set(lambda dataset_id: embargo_decision(server, authorization,
+                                                                       dataset_id))
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            EMBARGO_ACCESS.reset(token)
+
+
 def create_app(settings: SandboxSettings) -> Starlette:
     """The sandbox ASGI app; state lives on ``app.state``. ``settings.data_dir`` must be set."""
     if settings.data_dir is None:
@@ -52,7 +76,7 @@ def create_app(settings: SandboxSettings) -> Starlette:
     connections = control.Connections()
     faults = Faults(settings.seed, settings.faults)
     routes = [
-        Mount("/discover", routes=discover.routes),
+        Mount("/discover", routes=discover.routes, middleware=[Middleware(EmbargoAccessMiddleware)]),
         Mount("/zipit", routes=zipit.routes),
         Mount("/_assets", routes=assets.routes),
         Mount("/v0", routes=o2sparc.routes),

@@ -50,6 +50,12 @@ def embargoed() -> DiscoverError:
     return DiscoverError(401, "Dataset is under embargo")
 
 
+def embargo_denied() -> DiscoverError:
+    """403: a signed-in user without granted access asked for embargoed files (``ForbiddenException``
+    of ``authorizeIfUnderEmbargo``; the body text is the sandbox's, not read from the source)."""
+    return DiscoverError(403, "Dataset is under embargo: access has not been granted")
+
+
 def too_large(message: str = "requested files are too large to download") -> DiscoverError:
     return DiscoverError(403, message)
 

@@ -14,6 +14,7 @@ import json
 import re
 import sqlite3
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
@@ -68,7 +69,26 @@ class Unpublished(DiscoverFailure):
 
 
 class Embargoed(DiscoverFailure):
-    """``UnauthorizedException``: embargoed files asked for without a user token."""
+    """``authorizeIfUnderEmbargo``: embargoed files asked for without a user token (401), or by a
+    signed-in user whose access was not granted (``denied``: 403)."""
+
+    def __init__(self, denied: bool = False) -> None:
+        super().__init__(denied)
+        self.denied = denied
+
+
+#: Who is asking, for embargoed data: set per request (from its ``Authorization`` header) to a
+#: function of a dataset id answering ``"granted"``, ``"denied"``, ``"signed_out"`` or
+#: ``"invalid_token"``; unset means signed out. Example::
+#:
+#:     EMBARGO_ACCESS.set(lambda dataset_id: "granted" if dataset_id == 275 else "denied")
+EMBARGO_ACCESS: ContextVar[Callable[[int], str] | None] = ContextVar("embargo_access", default=None)
+
+
+def embargo_access(dataset_id: int) -> str:
+    """The current request's access to embargoed dataset ``dataset_id`` (see EMBARGO_ACCESS)."""
+    decide = EMBARGO_ACCESS.get()
+    return decide(dataset_id) if decide is not None else "signed_out"
 
 
 class TooLarge(DiscoverFailure):
@@ -298,7 +318,9 @@ class Discover:
         """The visible version, refusing embargoed data (``authorizeIfUnderEmbargo`` without a token)."""
         row = self.visible_version(dataset_id, version)
         if row["embargo"]:
-            raise Embargoed()
+            access = embargo_access(dataset_id)
+            if access != "granted":
+                raise Embargoed(denied=access == "denied")
         return row
 
     @staticmethod

@@ -35,6 +35,7 @@ from sparc.sandbox.pennsieve.models import (
     Sort,
     TooLarge,
     Unpublished,
+    embargo_access,
 )
 from sparc.sandbox.storage.objects import object_chunks
 from sparc.sandbox.zipstream import ZipEntry, zip_stream
@@ -103,8 +104,19 @@ def _gone_empty(_: DiscoverFailure) -> SandboxError:
     return errors.EmptyError(410)
 
 
-def _unauthorized(_: DiscoverFailure) -> SandboxError:
-    return errors.embargoed()
+def _unauthorized(failure: DiscoverFailure) -> SandboxError:
+    return errors.embargo_denied() if getattr(failure, "denied", False) else errors.embargoed()
+
+
+def _dto(discover: Discover, row: Any, dataset_id: int) -> Response:
+    """A stored dataset DTO, with ``embargoAccess: "Granted"`` for a signed-in user whose access
+    to this embargoed dataset was granted (production fills it per user)."""
+    body = discover.dto_bytes(row)
+    if row["embargo"] and embargo_access(dataset_id) == "granted":
+        dto = json.loads(body)
+        dto["embargoAccess"] = "Granted"
+        return JSONResponse(dto)
+    return json_body(body)
 
 
 def _dataset_404(request: Request) -> Callable[[DiscoverFailure], SandboxError]:
@@ -122,7 +134,8 @@ async def get_dataset(request: Request) -> Response:
     """DatasetHandler.scala:239-308: 404 id, 410 TombstoneDTO."""
     try:
         discover = _discover(request)
-        return json_body(discover.dto_bytes(discover.latest_visible(request.path_params["datasetId"])))
+        dataset_id = request.path_params["datasetId"]
+        return _dto(discover, discover.latest_visible(dataset_id), dataset_id)
     except DiscoverFailure as failure:
         raise recover(failure, {NoDataset: _dataset_404(request), Unpublished: _gone}) from None
 
@@ -139,7 +152,8 @@ async def get_version(request: Request) -> Response:
     """DatasetHandler.scala:529-575: 404 body is the dataset id, even for a missing version."""
     try:
         discover = _discover(request)
-        return json_body(discover.dto_bytes(discover.visible_version(*_ids(request))))
+        dataset_id, version = _ids(request)
+        return _dto(discover, discover.visible_version(dataset_id, version), dataset_id)
     except DiscoverFailure as failure:
         raise recover(failure, {NoDataset: _dataset_404(request), NoVersion: _dataset_404(request),
                       Unpublished: _gone}) from None

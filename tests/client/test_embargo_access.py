@@ -1,0 +1,45 @@
+"""Embargoed Discover data: signed out it is 401; signed in, the sandbox user reads the dataset
+it was granted (275), with ``embargoAccess`` filled; a forged token is 401 again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sparc.client import SparcClient
+from sparc.client.errors import AuthenticationError
+from sparc.sandbox.process import SandboxProcess
+
+GRANTED = 275  # the sandbox user's granted embargoed dataset (sandbox/workspace/embargo.py)
+
+
+def test_signed_out_embargoed_files_are_401_and_access_is_not_shown(client: SparcClient) -> None:
+    assert client.pennsieve.get_dataset(GRANTED)["embargoAccess"] is None
+    with pytest.raises(AuthenticationError) as info:
+        client.pennsieve.browse(GRANTED)
+    assert info.value.status == 401
+
+
+def test_signed_in_user_reads_the_granted_embargoed_dataset(client: SparcClient,
+                                                            tmp_path: Path) -> None:
+    client.pennsieve.sign_in()
+    dto = client.pennsieve.get_dataset(GRANTED)
+    assert dto["embargo"] is True and dto["embargoAccess"] == "Granted"
+    version = dto["version"]
+    assert client.pennsieve.get(f"/discover/datasets/{GRANTED}/versions/{version}")[
+        "embargoAccess"] == "Granted"
+    files = list(client.pennsieve.walk(GRANTED, path="files/primary/sub-1"))
+    assert files
+    result = client.pennsieve.download(GRANTED, files[0]["path"], tmp_path / "out",
+                                       progress=False)
+    assert [f.status for f in result.files] == ["downloaded"]
+    assert result.files[0].local_path.stat().st_size == files[0]["size"]
+
+
+def test_a_forged_token_is_refused_like_no_token(sandbox: SandboxProcess) -> None:
+    url = f"{sandbox.url}/discover/datasets/{GRANTED}/versions/1/files/browse"
+    answer = httpx.get(url, headers={"Authorization": "Bearer not.a.token"})
+    assert answer.status_code == 401
+    assert answer.json() == "Dataset is under embargo"
