@@ -43,3 +43,15 @@ def test_a_forged_token_is_refused_like_no_token(sandbox: SandboxProcess) -> Non
     answer = httpx.get(url, headers={"Authorization": "Bearer not.a.token"})
     assert answer.status_code == 401
     assert answer.json() == "Dataset is under embargo"
+
+
+def test_signed_in_user_without_a_grant_gets_403(client: SparcClient) -> None:
+    from sparc.client.errors import PermissionDeniedError
+
+    refused = 281  # embargoed, not granted to the sandbox user
+    client.pennsieve.sign_in()
+    dto = client.pennsieve.get_dataset(refused)
+    assert dto["embargo"] is True and dto["embargoAccess"] is None
+    with pytest.raises(PermissionDeniedError) as info:
+        client.pennsieve.browse(refused)
+    assert info.value.status == 403

@@ -344,6 +344,7 @@ class Builder:
         from sparc.sandbox.catalogue.zinc_seed import seed_zinc  # 292's scaffold, 107's MBF XML
         seed_zinc(self)
         self.unpublished_150(self.doi())
+        self.embargoed_281()  # last: its random draws change nothing seeded before it
         store_objects([(v.dto, f) for v in self.versions for f in v.files])  # hashes, ETags
         datasets = []
         for v in sorted(self.versions, key=lambda v: (v.dto["id"], v.dto["version"])):
@@ -546,6 +547,21 @@ class Builder:
             ext = f.path.rsplit(".", 1)[-1]
             if f.content is None and ext in ("csv", "json", "txt") and f.size <= 200_000:
                 f.content = self.json_text(f.size) if ext == "json" else self.text(ext, f.size)
+
+    def embargoed_281(self) -> None:
+        """281: a second embargoed dataset, one the sandbox user has NOT been granted (403 when
+        signed in; 275 is the granted one)."""
+        dto = self.dto(281, 1, "Embargoed: pancreatic islet innervation in mouse (access by request)",
+                       "Light-sheet images of pancreatic islet innervation; files are under embargo "
+                       "until the release date.", ["pancreas", "islet", "light-sheet", "mouse"], SPARC,
+                       "pennsieve-prod-discover-embargo-use1", status="EMBARGO_SUCCEEDED",
+                       embargo=True, embargoReleaseDate="2027-06-01")
+        published = "2024-02-12T15:41:27.302114Z"  # after 275, so the guide's search still finds 275 first
+        dto.update(createdAt=published, updatedAt=published, firstPublishedAt=published,
+                   versionPublishedAt=published)
+        files = self.standard_files(2, 3, ["tif", "csv"])
+        self.fill_texts(files)
+        self.add(dto, files)
 
     def generic_datasets(self) -> None:
         """Fill up the catalogue with varied datasets from several organizations."""
