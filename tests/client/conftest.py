@@ -38,3 +38,13 @@ def tombstoned_id(client: SparcClient) -> int:
         except NotFoundError:
             continue
     raise AssertionError("the sandbox catalogue has no unpublished dataset")
+
+
+@pytest.fixture
+def faults(sandbox: SandboxProcess) -> Iterator[SandboxProcess]:
+    """The session sandbox, its fault rules cleared after the test."""
+    sandbox.clear_faults()
+    try:
+        yield sandbox
+    finally:
+        sandbox.clear_faults()

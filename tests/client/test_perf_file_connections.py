@@ -24,15 +24,6 @@ from sparc.client.errors import ArgumentError, LinkExpiredError, NotFoundError, 
 from sparc.sandbox.process import SandboxProcess
 
 
-@pytest.fixture
-def faults(sandbox: SandboxProcess) -> Iterator[SandboxProcess]:
-    sandbox.clear_faults()
-    try:
-        yield sandbox
-    finally:
-        sandbox.clear_faults()
-
-
 def entries(sandbox: SandboxProcess, dataset: int, version: int, paths: list[str]) -> list[dict]:  # type: ignore[type-arg]
     return httpx.post(f"{sandbox.url}/discover/datasets/{dataset}/versions/{version}/files/"
                       "download-manifest", json={"paths": paths}, timeout=60).json()["data"]

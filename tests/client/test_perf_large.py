@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -30,15 +29,6 @@ from sparc.client._download import (
 from sparc.sandbox.process import SandboxProcess
 
 BIG = "files/primary/sub-f006/L/020-stitching/Segmentation_Stitcher.exf"
-
-
-@pytest.fixture
-def faults(sandbox: SandboxProcess) -> Iterator[SandboxProcess]:
-    sandbox.clear_faults()
-    try:
-        yield sandbox
-    finally:
-        sandbox.clear_faults()
 
 
 @pytest.fixture(scope="module")

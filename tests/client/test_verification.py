@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,16 +23,6 @@ from sparc.client._download import (
 )
 from sparc.client.errors import ChecksumMismatchError
 from sparc.sandbox.process import SandboxProcess
-
-
-@pytest.fixture
-def faults(sandbox: SandboxProcess) -> Iterator[SandboxProcess]:
-    """The session sandbox, its fault rules cleared after the test."""
-    sandbox.clear_faults()
-    try:
-        yield sandbox
-    finally:
-        sandbox.clear_faults()
 
 
 def remote_of(client: SparcClient, dataset: int, path: str, version: int = 1,
