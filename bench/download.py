@@ -78,12 +78,7 @@ class Meter:
         self.sandbox = sandbox
 
     def sandbox_cpu(self) -> float:
-        try:
-            return float(self.sandbox.get_json("/_sandbox/process")["cpu_seconds"])
-        except Exception:  # an older sandbox: read /proc
-            pid = self.sandbox._proc.pid  # type: ignore[union-attr]
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return float(self.sandbox.get_json("/_sandbox/process")["cpu_seconds"])
 
     def run(self, func: Callable[[], object]) -> dict[str, float]:
         own, kids = resource.getrusage(resource.RUSAGE_SELF), \
