@@ -45,7 +45,7 @@ from urllib.parse import parse_qs
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sparc.sandbox.assets.errors import S3Error, request_expired
+from sparc.sandbox.assets.errors import S3Error, request_expired, request_ids
 from sparc.sandbox.control import (
     CONTROL_PREFIX,
     SCOPE_ROUTE,
@@ -279,6 +279,12 @@ def s3_error(path: str, status: int) -> S3Error:
     """The asset store's S3 error for ``status`` (``path`` under ``/_assets/``)."""
     code, message = _S3_ERRORS.get(status, (_phrase(status).replace(" ", ""), _phrase(status)))
     return S3Error(status, code, message, path[len("/_assets"):])
+
+
+def s3_error_body(status: int) -> tuple[bytes, str]:
+    """An injected fault on an S3-compatible store other than ``/_assets`` (the o²S²PARC and upload
+    storage): :func:`s3_error`'s XML body, for :func:`register_error_body`."""
+    return s3_error("", status).body(request_ids()).encode(), "application/xml"
 
 
 #: Error bodies of services that register their own: ``(path prefix, body(status))``.

@@ -24,4 +24,4 @@ def install(app: Any) -> None:
     app.state.o2sparc = O2State(Path(settings.data_dir) / "o2sparc", settings.url_expiry,
                                 settings.time_scale)
     faults.register_error_body("/v0/", errors.fault_body)
-    faults.register_error_body(STORAGE_PREFIX, errors.storage_fault_body)
+    faults.register_error_body(STORAGE_PREFIX, faults.s3_error_body)

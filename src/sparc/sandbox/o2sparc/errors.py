@@ -106,19 +106,6 @@ def fault_body(status: int) -> tuple[bytes, str]:
     return json.dumps(fault_error(status).body()).encode(), "application/json"
 
 
-def storage_fault_body(status: int) -> tuple[bytes, str]:
-    """The body of an injected fault on the sandbox's object storage (S3 XML, as S3 writes it)."""
-    codes = {403: ("AccessDenied", "Access Denied"), 404: ("NoSuchKey", "The specified key does not exist."),
-             500: ("InternalError", "We encountered an internal error. Please try again."),
-             503: ("SlowDown", "Please reduce your request rate.")}
-    try:
-        phrase = HTTPStatus(status).phrase
-    except ValueError:
-        phrase = "Error"
-    code, message = codes.get(status, (phrase.replace(" ", ""), phrase))
-    return s3_xml(code, message), "application/xml"
-
-
 def s3_xml(code: str, message: str) -> bytes:
     return ('<?xml version="1.0" encoding="UTF-8"?>\n'
             f"<Error><Code>{code}</Code><Message>{message}</Message>"

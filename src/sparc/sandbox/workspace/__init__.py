@@ -32,6 +32,6 @@ def install(app: Any) -> None:
     app.state.workspace_storage = storage.Storage(bucket)
     faults.register_error_body(COGNITO_PATH, tokens.cognito_error_body)
     faults.register_error_body("/upload/", upload.upload_error_body)
-    faults.register_error_body(S3_PATH + "/", storage.s3_error_body)
+    faults.register_error_body(S3_PATH + "/", faults.s3_error_body)
     for prefix in ("/authentication/", "/user", "/datasets", "/data/"):
         faults.register_error_body(prefix, api.api_error_body)

@@ -45,15 +45,6 @@ _SUBRESOURCES = ("uploads", "uploadId", "tagging", "acl", "versioning", "policy"
                  "replication", "encryption", "accelerate", "requestPayment", "ownershipControls")
 
 
-def s3_error_body(status: int) -> tuple[bytes, str]:
-    """An injected fault under ``/s3/`` in S3's XML error shape."""
-    from sparc.sandbox.faults import s3_error
-
-    error = s3_error("/_assets", status)
-    ids = {"x-amz-request-id": "0000000000000000", "x-amz-id-2": "sandbox"}
-    return error.body(ids).encode(), "application/xml"
-
-
 class Storage:
     """moto's S3 app (created on first use) and the sandbox's upload bucket."""
 
