@@ -30,7 +30,6 @@ import hashlib
 import json
 import logging
 import os
-import random
 import threading
 import time
 import uuid
@@ -41,7 +40,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
-from sparc.client._http import is_loopback
+from sparc.client._http import RetryPolicy, is_loopback
 from sparc.client.errors import (
     ArgumentError,
     ConfigError,
@@ -76,6 +75,8 @@ CREDENTIALS_MARGIN = 300.0
 #: Attempts per file or part (boto3 retries each attempt itself too, so a failure it retried
 #: counts twice).
 ATTEMPTS = 4
+#: Waits between those attempts (the HTTP core's jittered backoff: 0.25 s doubling, 4 s at most).
+_S3_BACKOFF = RetryPolicy(backoff=0.25, max_backoff=4.0)
 #: Times per file or part new storage credentials are fetched after S3 called them expired.
 RENEWALS = 5
 _EXPIRED_CODES = frozenset({"ExpiredToken", "TokenRefreshRequired", "ExpiredTokenException",
@@ -702,7 +703,7 @@ class UploadEngine:
                 raise _SendFailed(last) from None
             attempt += cost
             if attempt < ATTEMPTS:
-                delay = min(4.0, 0.25 * 2**(attempt - 1)) * random.uniform(0.5, 1.0)
+                delay = _S3_BACKOFF.delay(attempt - 1, None)
                 log.warning("%s; trying again in %.1f s", last, delay)
                 time.sleep(delay)
         raise _SendFailed(last or f"S3 {what} failed")
