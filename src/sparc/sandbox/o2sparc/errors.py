@@ -104,21 +104,3 @@ def fault_error(status: int) -> O2Error:
 def fault_body(status: int) -> tuple[bytes, str]:
     """The body of an injected fault under ``/v0/`` (registered with :mod:`sparc.sandbox.faults`)."""
     return json.dumps(fault_error(status).body()).encode(), "application/json"
-
-
-def s3_xml(code: str, message: str) -> bytes:
-    return ('<?xml version="1.0" encoding="UTF-8"?>\n'
-            f"<Error><Code>{code}</Code><Message>{message}</Message>"
-            f"<RequestId>{secrets.token_hex(8).upper()}</RequestId></Error>").encode()
-
-
-class StorageError(SandboxError):
-    """An S3-style XML error from the sandbox's object storage (presigned URLs)."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(status, code, message)
-        self.status, self.code, self.message = status, code, message
-
-    def response(self) -> Response:
-        return Response(s3_xml(self.code, self.message), status_code=self.status,
-                        media_type="application/xml")

@@ -35,6 +35,7 @@ from starlette.responses import (
 )
 from starlette.routing import BaseRoute, Match, Route
 
+from sparc.sandbox.assets.errors import S3Error
 from sparc.sandbox.http import SandboxError
 from sparc.sandbox.o2sparc import catalog, errors
 from sparc.sandbox.o2sparc.catalog import Release
@@ -484,22 +485,22 @@ async def storage_object(request: Request) -> Response:
     if request.method == "GET":
         target = state.objects.get(key)
         if target is None or not target.exists():
-            raise errors.StorageError(404, "NoSuchKey", "The specified key does not exist.")
+            raise S3Error(404, "NoSuchKey", "The specified key does not exist.")
         name = key.rsplit("/", 1)[-1]
         return FileResponse(target, filename=name, content_disposition_type="attachment")
     upload = state.upload_for(key, query.get("uploadId", ""))
     if upload is None and "uploadId" not in query:
         upload = next((u for u in state.uploads.values() if u.object_key == key and u.n_parts == 1), None)
     if upload is None:
-        raise errors.StorageError(404, "NoSuchUpload", "The specified upload does not exist. The upload ID "
-                                  "may be invalid, or the upload may have been aborted or completed.")
+        raise S3Error(404, "NoSuchUpload", "The specified upload does not exist. The upload ID "
+                      "may be invalid, or the upload may have been aborted or completed.")
     try:
         number = int(query.get("partNumber", "1"))
     except ValueError:
         number = 0
     if not 1 <= number <= upload.n_parts:
-        raise errors.StorageError(400, "InvalidArgument", "Part number must be an integer between 1 and "
-                                  f"{upload.n_parts}, inclusive")
+        raise S3Error(400, "InvalidArgument", "Part number must be an integer between 1 and "
+                      f"{upload.n_parts}, inclusive")
     md5 = hashlib.md5()
     received = 0
     with (upload.folder / f"part-{number}").open("wb") as out:
@@ -509,8 +510,8 @@ async def storage_object(request: Request) -> Response:
             out.write(chunk)
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) != received:
-        raise errors.StorageError(400, "IncompleteBody", "You did not provide the number of bytes "
-                                  "specified by the Content-Length HTTP header.")
+        raise S3Error(400, "IncompleteBody", "You did not provide the number of bytes "
+                      "specified by the Content-Length HTTP header.")
     upload.parts[number] = md5.hexdigest()
     return Response(status_code=200, headers={"ETag": f'"{upload.parts[number]}"'})
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from sparc.sandbox.assets.errors import S3Error
 from sparc.sandbox.o2sparc import errors
 from sparc.sandbox.o2sparc.catalog import Release
 
@@ -196,15 +197,15 @@ class Signer:
         params = dict(query)
         given = params.pop("X-Amz-Signature", "")
         if not hmac.compare_digest(given, self._signature(method, path, params)):
-            raise errors.StorageError(403, "SignatureDoesNotMatch", "The request signature we calculated "
-                                      "does not match the signature you provided.")
+            raise S3Error(403, "SignatureDoesNotMatch", "The request signature we calculated "
+                          "does not match the signature you provided.")
         try:
             issued = calendar.timegm(time.strptime(params["X-Amz-Date"], "%Y%m%dT%H%M%SZ"))
             expires = int(params["X-Amz-Expires"])
         except (KeyError, ValueError):
-            raise errors.StorageError(403, "AccessDenied", "Access Denied") from None
+            raise S3Error(403, "AccessDenied", "Access Denied") from None
         if time.time() > issued + expires:
-            raise errors.StorageError(403, "AccessDenied", "Request has expired")
+            raise S3Error(403, "AccessDenied", "Request has expired")
 
 
 def _join_parts(folder: Path, numbers: list[int]) -> Path:
