@@ -183,16 +183,23 @@ class Config(Mapping[str, Any]):
     __str__ = __repr__
 
 
-def _read_profile(path: Path, profile: str | None) -> tuple[str | None, dict[str, str]]:
+def _parse_ini(path: Path, label: str, hint: str = "") -> configparser.ConfigParser:
+    """``path`` parsed (no interpolation), or :class:`ConfigError` naming it as ``label``."""
     parser = configparser.ConfigParser(interpolation=None)
     try:
         with path.open(encoding="utf-8") as handle:
             parser.read_file(handle)
     except OSError as exc:
-        raise ConfigError(f"config file {str(path)!r} cannot be read: {exc.strerror or exc}") from exc
+        raise ConfigError(f"{label} {str(path)!r}{hint} cannot be read: "
+                          f"{exc.strerror or exc}") from exc
     except (configparser.Error, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file {str(path)!r} cannot be parsed: "
+        raise ConfigError(f"{label} {str(path)!r} cannot be parsed: "
                           f"{_parse_problem(exc)}") from None
+    return parser
+
+
+def _read_profile(path: Path, profile: str | None) -> tuple[str | None, dict[str, str]]:
+    parser = _parse_ini(path, "config file")
     if profile is None and parser.has_option("global", "default_profile"):
         profile = parser.get("global", "default_profile").strip() or None
     if profile is None:
@@ -237,16 +244,7 @@ def _apply_pennsieve_file(given: dict[str, Any]) -> None:
     path = Path(named or PENNSIEVE_CLI_CONFIG).expanduser()
     if not named and not path.is_file():
         return
-    parser = configparser.ConfigParser(interpolation=None)
-    try:
-        with path.open(encoding="utf-8") as handle:
-            parser.read_file(handle)
-    except OSError as exc:
-        raise ConfigError(f"pennsieve_profile_file {str(path)!r} (or $PENNSIEVE_PROFILE_FILE) "
-                          f"cannot be read: {exc.strerror or exc}") from exc
-    except (configparser.Error, UnicodeDecodeError) as exc:
-        raise ConfigError(f"pennsieve_profile_file {str(path)!r} cannot be parsed: "
-                          f"{_parse_problem(exc)}") from None
+    parser = _parse_ini(path, "pennsieve_profile_file", " (or $PENNSIEVE_PROFILE_FILE)")
     if profile is None and parser.has_option("global", "default_profile"):
         profile = parser.get("global", "default_profile").strip() or None
     if profile is None or not parser.has_section(profile):
