@@ -27,7 +27,7 @@ from typing import Any
 import click
 
 from sparc.cli._errors import BadArgumentLine
-from sparc.cli._pennsieve import _client, _emit
+from sparc.cli._pennsieve import _client, _emit, json_option
 
 
 def _service(ctx: click.Context) -> Any:
@@ -73,7 +73,6 @@ def terminal_safe(text: str) -> str:
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text.replace("\r\n", "\n"))
 
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 solver_arguments = [click.argument("solver"), click.argument("version")]
 
 
