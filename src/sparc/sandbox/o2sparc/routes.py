@@ -480,7 +480,7 @@ async def storage_object(request: Request) -> Response:
     state = _state(request)
     path = request.url.path
     query = dict(request.query_params)
-    state.signer.check(request.method, path, query)
+    state.signer.check(request.method, request.headers.get("host", ""), path, request.query_params.multi_items())
     key = path[len(STORAGE_PREFIX):]
     if request.method == "GET":
         target = state.objects.get(key)

@@ -13,21 +13,18 @@ Example::
 from __future__ import annotations
 
 import asyncio
-import calendar
 import hashlib
-import hmac
 import mimetypes
 import secrets
 import shutil
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
-from sparc.sandbox.assets.errors import S3Error
+from sparc.sandbox.assets.signing import Signer as SigV4Signer
 from sparc.sandbox.o2sparc import errors
 from sparc.sandbox.o2sparc.catalog import Release
 
@@ -174,38 +171,20 @@ def storage_failed() -> errors.O2Error:
 
 
 class Signer:
-    """Presigned URLs of the sandbox's object store (``X-Amz-*`` query, HMAC-SHA256)."""
+    """Presigned URLs of the sandbox's object store: SigV4, signed and checked as the asset store
+    does (:class:`sparc.sandbox.assets.signing.Signer`)."""
 
     def __init__(self, expiry: int) -> None:
-        self.secret = secrets.token_bytes(32)
-        self.expiry = expiry
-
-    def _signature(self, method: str, path: str, params: dict[str, str]) -> str:
-        canonical = "\n".join([method, path, "&".join(f"{k}={v}" for k, v in sorted(params.items()))])
-        return hmac.new(self.secret, canonical.encode(), hashlib.sha256).hexdigest()
+        self.sigv4 = SigV4Signer(secrets.token_bytes(32), expiry)
 
     def url(self, base: str, method: str, key: str, **extra: str) -> str:
         path = STORAGE_PREFIX + key
-        params = {**extra, "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
-                  "X-Amz-Date": time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
-                  "X-Amz-Expires": str(self.expiry), "X-Amz-SignedHeaders": "host"}
-        params["X-Amz-Signature"] = self._signature(method, path, params)
-        return f"{base}{quote(path)}?{urlencode(params)}"
+        query = self.sigv4.query(method, urlsplit(base).netloc, path, extra)
+        return f"{base}{quote(path, safe='/-_.~')}?{urlencode(query, quote_via=quote)}"
 
-    def check(self, method: str, path: str, query: dict[str, str]) -> None:
-        """Raise an S3 403 unless ``query`` signs ``method path`` and has not expired."""
-        params = dict(query)
-        given = params.pop("X-Amz-Signature", "")
-        if not hmac.compare_digest(given, self._signature(method, path, params)):
-            raise S3Error(403, "SignatureDoesNotMatch", "The request signature we calculated "
-                          "does not match the signature you provided.")
-        try:
-            issued = calendar.timegm(time.strptime(params["X-Amz-Date"], "%Y%m%dT%H%M%SZ"))
-            expires = int(params["X-Amz-Expires"])
-        except (KeyError, ValueError):
-            raise S3Error(403, "AccessDenied", "Access Denied") from None
-        if time.time() > issued + expires:
-            raise S3Error(403, "AccessDenied", "Request has expired")
+    def check(self, method: str, host: str, path: str, params: list[tuple[str, str]]) -> None:
+        """Raise S3's error unless ``params`` sign ``method path`` for ``host`` and have not expired."""
+        self.sigv4.check(method, host, path, params)
 
 
 def _join_parts(folder: Path, numbers: list[int]) -> Path:
