@@ -278,14 +278,16 @@ class Gate:
         declared = request.headers.get("x-amz-content-sha256", sigv4.UNSIGNED)
         streaming = declared.startswith("STREAMING-")
         checksum = request.headers.get("x-amz-checksum-sha256")
-        digest = hashlib.sha256(body).digest() if body and not streaming else hashlib.sha256().digest()
-        if declared != sigv4.UNSIGNED and not streaming and declared != digest.hex():
-            raise S3Error(400, "XAmzContentSHA256Mismatch", "The provided 'x-amz-content-sha256' header does "
-                          "not match what was computed.", resource,
-                          fields={"ClientComputedContentSHA256": declared, "S3ComputedContentSHA256": digest.hex()})
-        if checksum and not streaming and checksum != base64.b64encode(digest).decode():
-            raise S3Error(400, "BadDigest", "The SHA256 you specified did not match the calculated checksum.",
-                          resource)
+        if not streaming and (declared != sigv4.UNSIGNED or checksum):  # hash the body only to compare
+            digest = hashlib.sha256(body).digest()
+            if declared != sigv4.UNSIGNED and declared != digest.hex():
+                raise S3Error(400, "XAmzContentSHA256Mismatch", "The provided 'x-amz-content-sha256' header "
+                              "does not match what was computed.", resource,
+                              fields={"ClientComputedContentSHA256": declared,
+                                      "S3ComputedContentSHA256": digest.hex()})
+            if checksum and checksum != base64.b64encode(digest).decode():
+                raise S3Error(400, "BadDigest", "The SHA256 you specified did not match the calculated checksum.",
+                              resource)
         upload_id = query.get("uploadId")
         if not key or not upload_id or streaming:
             return
