@@ -26,7 +26,7 @@ import hmac
 import sqlite3
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -41,6 +41,7 @@ DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 MAX_EXPIRES = 604800  # a week: S3's limit on X-Amz-Expires
 CLOCK_SKEW = 900  # S3 accepts an X-Amz-Date up to 15 minutes ahead of its clock
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+MAX_VERIFIED = 4096  # verified requests Signer.check remembers
 TOKEN_PREFIX = "IQoJb3JpZ2luX2Vj"  # how STS session tokens begin
 REQUIRED = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature", "X-Amz-Date",
             "X-Amz-SignedHeaders", "X-Amz-Expires")
@@ -113,6 +114,9 @@ class Signer:
     _sessions: dict[int, Credentials] = field(default_factory=dict, init=False, repr=False, compare=False)
     _last_moment: list[Any] = field(default_factory=list, init=False, repr=False, compare=False)
     _issued: dict[str, Credentials] = field(default_factory=dict, init=False, repr=False, compare=False)
+    # requests whose signature was verified (see ``check``): key -> (issued, lifetime, credentials, token)
+    _verified: dict[tuple[str, str, str, tuple[tuple[str, str], ...]], tuple[int, int, Credentials, str]] = \
+        field(default_factory=dict, init=False, repr=False, compare=False)
 
     # ---- credentials ------------------------------------------------------------------------
     def _mac(self, label: str, index: int, size: int = 32) -> bytes:
@@ -198,7 +202,7 @@ class Signer:
         last[:] = [(index, second), moment]
         return moment
 
-    def check(self, method: str, host: str, path: str, params: list[tuple[str, str]],
+    def check(self, method: str, host: str, path: str, params: Sequence[tuple[str, str]],
               now: float | None = None) -> None:
         """Raise the :class:`S3Error` S3 would answer for this request; return when it is valid.
 
@@ -206,8 +210,26 @@ class Signer:
         AuthorizationQueryParametersError), expired URL (403 AccessDenied "Request has expired"),
         unknown key (403 InvalidAccessKeyId), bad or expired token (400 InvalidToken/ExpiredToken),
         then the signature (403 SignatureDoesNotMatch).
+
+        A verified signature is remembered (at most :data:`MAX_VERIFIED` requests): it depends only on
+        the method, host, path and parameters, so the same URL again skips the canonical request, the
+        hash and the HMAC. Every time-dependent condition (expiry, "not valid yet", the session's end)
+        is still checked on each call, in the same order, so a remembered URL fails as a new one
+        would; failures are never remembered.
         """
         now = time.time() if now is None else now
+        memo = (method, host, path, tuple(params))
+        verified = self._verified.get(memo)
+        if verified is not None:
+            at, valid_for, session, session_token = verified
+            if now > at + valid_for:
+                raise request_expired(valid_for, _iso(at + valid_for), _iso(now))
+            if at > now + CLOCK_SKEW:
+                raise S3Error(403, "AccessDenied", "Request is not valid yet")
+            if now > session.expiration:
+                raise S3Error(400, "ExpiredToken", "The provided token has expired.",
+                              fields={"Token-0": session_token})
+            return
         given = dict(reversed(params))  # the first value of a repeated parameter
         if not any(name in given for name in REQUIRED):
             raise S3Error(403, "AccessDenied", "Access Denied")
@@ -240,6 +262,9 @@ class Signer:
                           fields={"AWSAccessKeyId": key_id, "StringToSign": to_sign,
                                   "SignatureProvided": provided, "StringToSignBytes": _hex_bytes(to_sign),
                                   "CanonicalRequest": request, "CanonicalRequestBytes": _hex_bytes(request)})
+        if len(self._verified) >= MAX_VERIFIED:  # bounded: start afresh rather than track ages
+            self._verified.clear()
+        self._verified[memo] = (issued, lifetime, credentials, token)
 
 
 def _parse_date_and_expiry(given: dict[str, str]) -> tuple[int, int]:
