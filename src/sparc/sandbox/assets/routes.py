@@ -16,20 +16,22 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC
 from email.utils import formatdate, parsedate_to_datetime
 from functools import lru_cache
 from urllib.parse import unquote_plus
 
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from sparc.sandbox.assets.errors import S3Error, request_ids
-from sparc.sandbox.assets.signing import asset_path
+from sparc.sandbox.assets.signing import Signer, asset_path
 from sparc.sandbox.catalogue.content import BLOCK_SIZE
 from sparc.sandbox.http import stream_chunks
-from sparc.sandbox.storage.objects import find_object, object_bytes, object_chunks
+from sparc.sandbox.storage.objects import ObjectCache, object_chunks, span_bytes
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)", re.ASCII)
 _HUGE = 10**18  # stands for any position past every object (no int() of a 5,000-digit header)
@@ -51,6 +53,37 @@ def query_items(query_string: bytes) -> list[tuple[str, str]]:
 @lru_cache(maxsize=4096)
 def _unquote(text: str) -> str:
     return unquote_plus(text)
+
+
+@dataclass(frozen=True)
+class Query:
+    """A request's query, parsed: its ``(name, value)`` pairs and the ``versionId`` asked for."""
+
+    params: tuple[tuple[str, str], ...]
+    version_id: str | None  # the last value, as QueryParams.get
+
+
+_QUERIES: dict[bytes, Query] = {}
+MAX_QUERIES = 4096  # distinct query strings kept parsed
+MAX_QUERY_BYTES = 4096  # longer ones (no presigned URL is) are parsed every time
+
+
+def parse_query(query_string: bytes) -> Query:
+    """:func:`query_items` of ``query_string`` and its ``versionId``, parsed once per distinct string
+    (a presigned URL is fetched again and again: range requests, retries, several clients).
+
+    >>> parse_query(b"versionId=1&a=b&versionId=2")
+    Query(params=(('versionId', '1'), ('a', 'b'), ('versionId', '2')), version_id='2')
+    """
+    query = _QUERIES.get(query_string)
+    if query is None:
+        params = tuple(query_items(query_string))
+        query = Query(params, dict(params).get("versionId"))
+        if len(query_string) <= MAX_QUERY_BYTES:
+            if len(_QUERIES) >= MAX_QUERIES:
+                _QUERIES.clear()
+            _QUERIES[query_string] = query
+    return query
 
 
 def _position(digits: str) -> int:
@@ -87,6 +120,27 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, end
 
 
+_RANGES: dict[tuple[str, int], tuple[int, int] | None] = {}
+MAX_RANGES = 4096  # distinct satisfiable (Range, size) pairs kept parsed
+
+
+def range_of(header: str | None, size: int) -> tuple[int, int] | None:
+    """:func:`parse_range`, remembered per ``(header, size)`` (a reader asks the same ranges of the
+    same objects again). Unsatisfiable ranges raise every time: only results are kept."""
+    if not header:
+        return None
+    try:
+        return _RANGES[header, size]
+    except KeyError:
+        pass
+    span = parse_range(header, size)
+    if len(header) <= 64:  # hostile 5,000-digit headers are parsed each time, not stored
+        if len(_RANGES) >= MAX_RANGES:
+            _RANGES.clear()
+        _RANGES[header, size] = span
+    return span
+
+
 def _http_date(value: str | None) -> int | None:
     """An HTTP date as epoch seconds; ``None`` when absent or unreadable (S3 then ignores it)."""
     if not value or len(value) > 64:
@@ -121,6 +175,25 @@ def header_map(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
     'bytes=0-1'
     """
     return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in reversed(raw)}
+
+
+_ASSET_HEADERS = {name.encode(): name for name in ("host", "range", "if-range", "if-match", "if-none-match",
+                                                   "if-modified-since", "if-unmodified-since")}
+
+
+def asset_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """:func:`header_map` of just the headers the asset store reads (``Host``, ``Range`` and the
+    conditional ones): the others (``User-Agent``, ``Accept``…) are not decoded.
+
+    >>> asset_headers([(b"User-Agent", b"x"), (b"Range", b"bytes=0-1"), (b"range", b"bytes=5-")])
+    {'range': 'bytes=0-1'}
+    """
+    found: dict[str, str] = {}
+    for name, value in raw:
+        wanted = _ASSET_HEADERS.get(name.lower())
+        if wanted is not None and wanted not in found:
+            found[wanted] = value.decode("latin-1")
+    return found
 
 
 def preconditions(headers: Mapping[str, str], etag: str, last_modified: int) -> bool:
@@ -182,8 +255,12 @@ def _kms_key_arn(bucket: str) -> str:
 
 def object_headers(row: sqlite3.Row) -> dict[str, str]:
     """The headers S3 sends with an object (and its 304)."""
-    headers = {**request_ids(), "Last-Modified": _http_date_of(row["last_modified"]),
-               "ETag": f'"{row["etag"]}"'}
+    return {**request_ids(), **_stored_headers(row)}
+
+
+def _stored_headers(row: sqlite3.Row) -> dict[str, str]:
+    """:func:`object_headers` without the request ids: the same for every request of ``row``."""
+    headers = {"Last-Modified": _http_date_of(row["last_modified"]), "ETag": f'"{row["etag"]}"'}
     if row["sse"]:
         headers["x-amz-server-side-encryption"] = row["sse"]
     if row["sse"] == "aws:kms":
@@ -191,6 +268,61 @@ def object_headers(row: sqlite3.Row) -> dict[str, str]:
     if row["s3_version"]:
         headers["x-amz-version-id"] = row["s3_version"]
     return headers
+
+
+class StoredObject:
+    """A file row and what every answer about it repeats, worked out once (kept in an
+    :class:`ObjectCache`): ETag, Last-Modified and the object headers, also as raw header pairs."""
+
+    __slots__ = ("row", "size", "content", "seed", "etag", "modified", "headers", "raw_headers")
+
+    def __init__(self, row: sqlite3.Row) -> None:
+        self.row = row
+        self.size: int = row["size"]
+        self.content: bytes | None = row["content"]  # (a Row looks its columns up by name, slowly)
+        self.seed: int | None = row["seed"]
+        self.headers = _stored_headers(row)  # as object_headers, less the request ids
+        self.etag, self.modified = self.headers["ETag"], last_modified(row)
+        # as Response.init_headers writes them (lower-case names, latin-1)
+        self.raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.items()]
+
+
+class AssetContext:
+    """What every asset request of one app uses, fetched from ``app.state`` once (each ``state.x``
+    is a Python-level ``__getattr__``): the signer, the object cache and the connection table.
+    ``create_app`` sets ``state.db``/``signer``/``connections`` once, so the context never goes stale.
+    """
+
+    __slots__ = ("signer", "objects", "connections")
+
+    def __init__(self, app: Starlette) -> None:
+        state = app.state
+        self.signer: Signer = state.signer
+        self.objects: ObjectCache[StoredObject] = ObjectCache(state.db, StoredObject)
+        self.connections = state.connections
+
+
+def asset_context(app: Starlette) -> AssetContext:
+    """The app's :class:`AssetContext`, made on first use."""
+    context: AssetContext | None = getattr(app.state, "asset_context", None)
+    if context is None:
+        context = app.state.asset_context = AssetContext(app)
+    return context
+
+
+class _ReadyResponse(Response):
+    """A :class:`Response` whose raw headers are built by the caller: exactly the list
+    ``Response(body, status, headers, media_type)`` would make, without its per-header encoding."""
+
+    def __init__(self, body: bytes, status_code: int, raw_headers: list[tuple[bytes, bytes]]) -> None:
+        self.status_code = status_code
+        self.background = None
+        self.body = body
+        self.raw_headers = raw_headers
+
+
+_OCTET_STREAM = (b"content-type", b"application/octet-stream")
+_ACCEPT_RANGES = (b"accept-ranges", b"bytes")
 
 
 async def get_asset(request: Request) -> Response:
@@ -202,38 +334,45 @@ async def get_asset(request: Request) -> Response:
 
 
 def _answer(request: Request) -> Response:
-    bucket, key = request.path_params["bucket"], request.path_params["key"]
-    params = query_items(request.scope["query_string"])
-    headers_in = header_map(request.scope["headers"])
-    request.app.state.signer.check(request.method, headers_in.get("host", ""), asset_path(bucket, key), params)
-    version_id = dict(params).get("versionId")  # the last value, as QueryParams.get
-    row = find_object(request.app.state.db, bucket, key, version_id)
-    if row is None:
+    scope = request.scope
+    bucket, key = scope["path_params"]["bucket"], scope["path_params"]["key"]
+    method = scope["method"]
+    query = parse_query(scope["query_string"])
+    headers_in = asset_headers(scope["headers"])
+    context = asset_context(scope["app"])
+    context.signer.check(method, headers_in.get("host", ""), asset_path(bucket, key), query.params)
+    version_id = query.version_id
+    stored = context.objects.get(bucket, key, version_id)
+    if stored is None:
         if version_id:
             raise S3Error(404, "NoSuchVersion", "The specified version does not exist.",
                           fields={"Key": key, "VersionId": version_id})
         raise S3Error(404, "NoSuchKey", "The specified key does not exist.", fields={"Key": key})
-    headers = object_headers(row)
-    etag, modified = headers["ETag"], last_modified(row)
+    etag, modified, size = stored.etag, stored.modified, stored.size
     if preconditions(headers_in, etag, modified):
+        headers = {**request_ids(), **stored.headers}
         return Response(status_code=304, headers={k: v for k, v in headers.items()
                                                   if not k.startswith("x-amz-server-side")})
-    size = row["size"]
     span = None
     if range_applies(headers_in.get("if-range"), etag, modified):
-        span = parse_range(headers_in.get("range"), size)
+        span = range_of(headers_in.get("range"), size)
     start, end = span or (0, size)
-    headers.update({"Accept-Ranges": "bytes", "Content-Length": str(end - start)})
+    status = 206 if span else 200
+    head = method == "HEAD"
+    if head or end - start <= BLOCK_SIZE:
+        # one chunk (no streaming task per request): the header list Response would build, directly
+        ids = request_ids()
+        raw = [(b"x-amz-request-id", ids["x-amz-request-id"].encode()), (b"x-amz-id-2", ids["x-amz-id-2"].encode()),
+               *stored.raw_headers, _ACCEPT_RANGES, (b"content-length", str(end - start).encode())]
+        if span:
+            raw.append((b"content-range", f"bytes {start}-{end - 1}/{size}".encode()))
+        raw.append(_OCTET_STREAM)
+        return _ReadyResponse(b"" if head else span_bytes(stored.content, stored.seed, start, end), status, raw)
+    headers = {**request_ids(), **stored.headers, "Accept-Ranges": "bytes", "Content-Length": str(end - start)}
     if span:
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
-    status = 206 if span else 200
-    if request.method == "HEAD":
-        return Response(status_code=status, headers=headers, media_type="application/octet-stream")
-    if end - start <= BLOCK_SIZE:  # one chunk: a plain answer (no streaming task per request)
-        return Response(object_bytes(row, start, end), status_code=status, headers=headers,
-                        media_type="application/octet-stream")
-    gone = request.app.state.connections.hung_up(request.scope.get("client"))
-    return StreamingResponse(stream_chunks(object_chunks(row, start, end), gone),
+    gone = context.connections.hung_up(scope.get("client"))
+    return StreamingResponse(stream_chunks(object_chunks(stored.row, start, end), gone),
                              status_code=status, headers=headers,
                              media_type="application/octet-stream")
 
