@@ -1,5 +1,7 @@
 """The sandbox control plane (``/_sandbox/...``), the request/byte counters and the connection registry.
 
+The middleware that fills the counters is :class:`sparc.sandbox.front.SandboxMiddleware`.
+
 Routes: ``GET /_sandbox/stats``, ``POST /_sandbox/stats/reset``, ``GET|POST|DELETE /_sandbox/faults``
 (see :mod:`sparc.sandbox.faults` and FAULTS.md), ``POST /_sandbox/reset`` (stats and faults) and
 ``GET /_sandbox/process`` (the server's pid and CPU seconds, for benchmarks: the sandbox's CPU share
@@ -20,7 +22,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Match, Mount, Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 CONTROL_PREFIX = "/_sandbox"
 _CONVERTOR = re.compile(r"\{(\w+):\w+\}")
@@ -39,25 +41,34 @@ class Stats:
 
     def reset(self) -> None:
         with getattr(self, "_lock", threading.Lock()):
-            self.requests: dict[str, int] = {}
+            self._counts: dict[tuple[str, str], int] = {}  # (method, template): the key is built when read
             self.bytes_sent = 0
             self.bytes_received = 0
 
-    def count(self, key: str) -> None:
+    def count(self, method: str, template: str) -> None:
+        """One more request of ``method`` answered by the route ``template``."""
+        key = (method, template)
         with self._lock:
-            self.requests[key] = self.requests.get(key, 0) + 1
+            counts = self._counts
+            counts[key] = counts.get(key, 0) + 1
 
+    # the byte counters are written by the event loop's thread alone: no lock
     def add_bytes(self, n: int) -> None:
-        with self._lock:
-            self.bytes_sent += n
+        self.bytes_sent += n
 
     def add_received(self, n: int) -> None:
+        self.bytes_received += n
+
+    @property
+    def requests(self) -> dict[str, int]:
+        """Request counts by ``"<METHOD> <route template>"``."""
         with self._lock:
-            self.bytes_received += n
+            return {f"{method} {template}": n for (method, template), n in self._counts.items()}
 
     def snapshot(self) -> dict[str, Any]:
+        requests = self.requests
         with self._lock:
-            return {"requests_total": sum(self.requests.values()), "requests": dict(self.requests),
+            return {"requests_total": sum(requests.values()), "requests": requests,
                     "bytes_sent": self.bytes_sent, "bytes_received": self.bytes_received}
 
 
@@ -169,52 +180,6 @@ def match_template(routes: Sequence[BaseRoute], scope: Scope) -> str:
             return match_template(route.routes, {**scope, **child})
         return route_template({**scope, **child, "route": route})
     return UNMATCHED
-
-
-class StatsMiddleware:
-    """Counts requests by route template, response body bytes handed to the socket and request
-    body bytes the app read.
-
-    Body bytes (payload only: no status line, headers or chunk framing) count when passed to an
-    open connection; bytes still queued when a fault cuts the connection are taken off again. A
-    client that hangs up mid-answer may leave up to the server's write buffer (64 KiB) counted.
-    ``bytes_received`` counts request body bytes as the app reads them (an upload cut off midway
-    counts what arrived; a body nobody reads, e.g. under a fault answered first, counts nothing).
-    """
-
-    def __init__(self, app: ASGIApp, stats: Stats, connections: Connections | None = None) -> None:
-        self.app, self.stats, self.connections = app, stats, connections or Connections()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(CONTROL_PREFIX):
-            await self.app(scope, receive, send)
-            return
-        conn = self.connections.get(scope.get("client"))
-        counted = 0
-        stats = self.stats
-
-        async def counting_receive() -> Message:
-            message = await receive()
-            body = message.get("body")
-            if body:
-                stats.add_received(len(body))
-            return message
-
-        async def counting_send(message: Message) -> None:
-            nonlocal counted
-            if message["type"] == "http.response.body" and not (conn and conn.transport.is_closing()):
-                n = len(message.get("body", b"")) if scope["method"] != "HEAD" else 0
-                counted += n
-                self.stats.add_bytes(n)
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, counting_send)
-        finally:
-            unsent = min(scope.get(SCOPE_UNSENT, 0), counted)
-            if unsent:
-                self.stats.add_bytes(-unsent)
-            self.stats.count(f"{scope['method']} {route_template(scope)}")
 
 
 def _error(message: str, status: int = 400) -> Response:

@@ -225,6 +225,8 @@ class Faults:
         self.seed = random.SystemRandom().randrange(2**32) if seed is None else seed
         self._lock = threading.Lock()
         self._rules: list[FaultRule] = []
+        #: Whether any rule is installed: read on every request without the lock (a plain bool)
+        self.armed = False
         self.replace(list(rules))
 
     def replace(self, specs: Any) -> list[dict[str, Any]]:
@@ -232,11 +234,13 @@ class Faults:
         rules = parse_rules(specs, self.seed)
         with self._lock:
             self._rules = rules
+            self.armed = bool(rules)
         return self.listing()
 
     def clear(self) -> None:
         with self._lock:
             self._rules = []
+            self.armed = False
 
     def listing(self) -> list[dict[str, Any]]:
         with self._lock:

@@ -1,0 +1,108 @@
+"""IndexedRouter picks the route Starlette's own loop picks, after trying only a few.
+
+Pure logic: the sandbox's real route table, requests built as scopes (no server needed).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from starlette.routing import BaseRoute, Match, Mount, Route
+
+from sparc.sandbox.routing import IndexedRouter, mounted, route_shape
+from sparc.sandbox.server import create_app
+from sparc.sandbox.settings import SandboxSettings
+
+METHODS = ("GET", "POST", "PUT", "DELETE", "HEAD")
+SAMPLES = {"int32": "90", "uuid": "0b9ad6f6-5a44-4ff2-9a0c-7b9d5c0a1f3e", "path": "a/b/c.txt",
+           "o2s_key": "simcore/services/comp/itis/sleeper", "": "x1"}
+
+
+@pytest.fixture(scope="module")
+def router(tmp_path_factory: pytest.TempPathFactory) -> IndexedRouter:
+    app = create_app(SandboxSettings().replace(data_dir=Path(tmp_path_factory.mktemp("sandbox"))))
+    assert isinstance(app.router, IndexedRouter)
+    return app.router
+
+
+def _scope(method: str, path: str) -> dict[str, object]:
+    return {"type": "http", "method": method, "path": path, "root_path": "", "query_string": b"",
+            "headers": []}
+
+
+def starlette_pick(routes: list[BaseRoute], scope: dict[str, object]) -> BaseRoute | None:
+    """What Starlette's Router.app loop chooses: the first full match, else the first partial."""
+    partial = None
+    for route in routes:
+        match, _ = route.matches(scope)
+        if match is Match.FULL:
+            return route
+        if match is Match.PARTIAL and partial is None:
+            partial = route
+    return partial
+
+
+def indexed_pick(router: IndexedRouter, scope: dict[str, object]) -> BaseRoute | None:
+    return starlette_pick(router.candidates(str(scope["path"])), scope)
+
+
+def _paths(routes: list[BaseRoute]) -> list[str]:
+    """A concrete path for every route template, plus near misses (extra segments, slashes)."""
+    out = ["/", "/nope", "/discover", "/discover/", "/discover/datasets/90/", "/_assets", "/zipit",
+           "/zipit/", "/v0", "/v0/solvers", "/datasets//x", "/discover/datasets/99999999999999999999"]
+    for route in routes:
+        path = getattr(route, "path", "")
+        concrete = re.sub(r"\{(\w+)(?::(\w+))?\}", lambda m: SAMPLES.get(m[2] or "", "x1"), path)
+        out += [concrete or "/", concrete + "/", concrete + "/extra", concrete.rsplit("/", 1)[0] or "/"]
+    return out
+
+
+def test_picks_what_starlette_picks_for_every_route_and_near_miss(router: IndexedRouter) -> None:
+    paths = _paths(router.routes)
+    checked = 0
+    for path in paths:
+        for method in METHODS:
+            scope = _scope(method, path)
+            assert indexed_pick(router, scope) is starlette_pick(router.routes, scope), (method, path)
+            checked += 1
+    assert checked > 300
+
+
+def test_a_dataset_request_tries_few_routes(router: IndexedRouter) -> None:
+    candidates = router.candidates("/discover/datasets/90")
+    assert len(candidates) <= 5 < len(router.routes)  # the routes of 3 segments under /discover
+    assert candidates[0].path == "/discover/datasets/{datasetId:int32}"  # type: ignore[attr-defined]
+    asset = router.candidates("/_assets/bucket/90/1/files/primary/a.dat")
+    assert len(asset) == 1
+
+
+def test_routes_added_later_are_indexed() -> None:
+    async def endpoint(request: object) -> None:
+        raise AssertionError
+
+    router = IndexedRouter([Route("/a/{x}", endpoint)])
+    assert router.candidates("/b/1") == []
+    router.routes.append(Route("/b/{y}", endpoint))
+    assert [r.path for r in router.candidates("/b/1")] == ["/b/{y}"]  # type: ignore[attr-defined]
+
+
+def test_route_shapes() -> None:
+    async def endpoint(request: object) -> None:
+        raise AssertionError
+
+    assert route_shape(Route("/datasets/{id:int}", endpoint)) == ("datasets", 2)
+    assert route_shape(Route("/{x}/y", endpoint)) == (None, 2)
+    assert route_shape(Route("/s3/{key:path}", endpoint)) == ("s3", None)
+    assert route_shape(Mount("/v0", routes=[])) == ("v0", None)
+
+
+def test_mounted_keeps_methods_and_templates() -> None:
+    async def endpoint(request: object) -> None:
+        raise AssertionError
+
+    [route] = mounted("/p", [Route("/x/{id:int}", endpoint, methods=["POST"])])
+    assert isinstance(route, Route) and route.path == "/p/x/{id:int}" and route.methods == {"POST"}
+    with pytest.raises(TypeError, match="plain routes"):
+        mounted("/p", [Mount("/m", routes=[])])
