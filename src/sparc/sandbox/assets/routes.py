@@ -64,7 +64,7 @@ class Query:
 
 
 _QUERIES: dict[bytes, Query] = {}
-MAX_QUERIES = 4096  # distinct query strings kept parsed
+MAX_QUERIES = 2048  # distinct query strings kept parsed (at most ~16 MiB with their parses)
 MAX_QUERY_BYTES = 4096  # longer ones (no presigned URL is) are parsed every time
 
 
