@@ -104,5 +104,5 @@ def test_mounted_keeps_methods_and_templates() -> None:
 
     [route] = mounted("/p", [Route("/x/{id:int}", endpoint, methods=["POST"])])
     assert isinstance(route, Route) and route.path == "/p/x/{id:int}" and route.methods == {"POST"}
-    with pytest.raises(TypeError, match="plain routes"):
+    with pytest.raises(TypeError, match="routes of request handlers"):
         mounted("/p", [Mount("/m", routes=[])])
