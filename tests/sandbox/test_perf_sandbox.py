@@ -312,3 +312,13 @@ def test_object_lookups_need_no_sort(sandbox: SandboxProcess) -> None:
             f"'{bucket}'", "?").replace(f"'{key}'", "?"), (bucket, key))]
     assert plan[0].startswith("SEARCH files USING") and "files_object" in plan[0], plan
     assert not any("TEMP B-TREE" in step for step in plan), plan
+
+
+def test_forwarded_headers_do_not_change_the_client_connection(sandbox: SandboxProcess,
+                                                               client: httpx.Client) -> None:
+    """uvicorn's proxy-header rewriting is off: an ``X-Forwarded-For`` leaves the request known by
+    its own socket address (fault rules find the connection to drop by it); no ``server`` header."""
+    response = client.get("/_sandbox/process", headers={"X-Forwarded-For": "10.1.2.3",
+                                                         "X-Forwarded-Proto": "https"})
+    assert response.json()["http"] == "HttpToolsProtocol"  # the connection was found by its address
+    assert "server" not in response.headers

@@ -169,10 +169,15 @@ GRACEFUL_SHUTDOWN_SECONDS = 2
 
 
 def _config(app: Starlette) -> uvicorn.Config:
-    """uvicorn's settings; its HTTP protocol registers connections so faults can drop them."""
+    """uvicorn's settings; its HTTP protocol registers connections so faults can drop them.
+
+    No proxy-header rewriting: a client's ``X-Forwarded-For`` must not change the address its
+    connection is known by (the fault rules that drop connections look it up), and the sandbox
+    sits behind no proxy. No ``server: uvicorn`` header: the emulated services do not send it.
+    """
     return uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                          http=app.state.connections.protocol(),
-                          timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
+                          http=app.state.connections.protocol(), proxy_headers=False,
+                          server_header=False, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
 
 
 def serve(faults: Path | str | None = None, **options: Any) -> int:
