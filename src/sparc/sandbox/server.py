@@ -23,7 +23,7 @@ from sparc.sandbox import control, o2sparc, workspace
 from sparc.sandbox.assets import routes as assets
 from sparc.sandbox.assets.signing import Signer
 from sparc.sandbox.faults import FaultRuleError, Faults, load_rules_file
-from sparc.sandbox.front import SandboxMiddleware
+from sparc.sandbox.front import SandboxApp, SandboxMiddleware
 from sparc.sandbox.http import SandboxError, render_error
 from sparc.sandbox.pennsieve import routes as discover
 from sparc.sandbox.pennsieve import zipit
@@ -85,7 +85,7 @@ def create_app(settings: SandboxSettings) -> Starlette:
         *workspace.routes,
         *mounted(control.CONTROL_PREFIX, control.routes),
     ]
-    app = Starlette(
+    app = SandboxApp(
         routes=routes,
         middleware=[Middleware(SandboxMiddleware, stats=stats, faults=faults, connections=connections,
                                routes=routes, time_scale=settings.time_scale)],
