@@ -302,11 +302,16 @@ class AssetContext:
         self.connections = state.connections
 
 
+#: AssetContexts by app (an app's instance dict holds ``_CONTEXT``: one dict lookup per request)
+_CONTEXT = "_sandbox_asset_context"
+
+
 def asset_context(app: Starlette) -> AssetContext:
     """The app's :class:`AssetContext`, made on first use."""
-    context: AssetContext | None = getattr(app.state, "asset_context", None)
+    context: AssetContext | None = vars(app).get(_CONTEXT)
     if context is None:
-        context = app.state.asset_context = AssetContext(app)
+        context = AssetContext(app)
+        setattr(app, _CONTEXT, context)
     return context
 
 
