@@ -5,9 +5,11 @@ shared machine, trust the CPU figures over the rates):
 
 * requests/s and p50/p99 latency at 1, 16 and 64 concurrent keep-alive clients, for a Discover
   dataset (``GET /discover/datasets/90``) and a 4 KiB range of a generated 1 GiB asset, against a
-  bare Starlette app serving the same body from the same uvicorn (httptools, uvloop) (target:
-  >= 0.8x at 1 and 16 clients); beside them, server CPU microseconds per request (sandbox vs
-  bare) and the sandbox's share of the CPU the run used (sandbox + load generator);
+  bare Starlette app giving the same answer (status, headers, body) to the same request line from
+  the same uvicorn (httptools, uvloop, same settings) (target: >= 0.8x at 1 and 16 clients); for
+  the asset, also against the bare app sending the body alone (no S3 headers; no target); beside
+  them, server CPU microseconds per request (sandbox vs bare) and the sandbox's share of the CPU
+  the run used (sandbox + load generator);
 * a download-manifest naming 2,000 explicit paths of dataset 318 (target: <= 0.2 s), and the
   same files named by their folders;
 * generated content: a 4 KiB range vs a whole 1 MiB block, and GB/s vs a plain copy;
@@ -15,7 +17,7 @@ shared machine, trust the CPU figures over the rates):
   interpreter start (target: under 2 s); the 1 GiB file through a raw socket reader.
 
 The load generator is this script run as ``--load URL CLIENTS SECONDS [RANGE]`` (asyncio, raw
-sockets, one process); the bare app is ``--bare BODYFILE`` (prints its URL). Other benchmarks
+sockets, one process); the bare app is ``--bare BODYFILE MEDIA [ANSWERFILE]`` (prints its URL). Other benchmarks
 read the sandbox's CPU the same way: ``GET /_sandbox/process`` (``pid``, ``cpu_seconds``).
 
 Run: ``python bench/sandbox.py`` (about two minutes).
@@ -24,6 +26,7 @@ Run: ``python bench/sandbox.py`` (about two minutes).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -99,7 +102,9 @@ def load_main(argv: list[str]) -> None:
 
 # ---- the bare app (child process) ----------------------------------------------------------------
 def bare_main(argv: list[str]) -> None:
-    """A bare Starlette app answering every GET with the bytes of ``argv[0]``, on the same uvicorn."""
+    """A bare Starlette app answering every GET with the bytes of ``argv[0]`` (media type ``argv[1]``),
+    on the same uvicorn; with ``argv[2]`` (a JSON file of ``[status, [[name, value], ...]]``), the
+    same status and headers too: the sandbox's recorded answer replayed."""
     import uvicorn
     from starlette.applications import Starlette
     from starlette.requests import Request
@@ -108,9 +113,10 @@ def bare_main(argv: list[str]) -> None:
 
     body = Path(argv[0]).read_bytes()
     media = argv[1] if len(argv) > 1 else "application/json"
+    status, headers = json.loads(Path(argv[2]).read_text()) if len(argv) > 2 else (200, [])
 
     async def endpoint(request: Request) -> Response:
-        return Response(body, media_type=media)
+        return Response(body, status_code=status, headers=dict(headers), media_type=media)
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -118,17 +124,31 @@ def bare_main(argv: list[str]) -> None:
     sock.listen(2048)
     print(f"http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
     app = Starlette(routes=[Route("/{path:path}", endpoint)])
-    uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")).run(sockets=[sock])
+    # uvicorn as the sandbox runs it (sandbox/server.py _config): no proxy headers, no server header
+    uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                                  proxy_headers=False, server_header=False)).run(sockets=[sock])
+
+
+#: Headers the server itself writes (or the body decides): not replayed by the bare app.
+SERVER_HEADERS = {"date", "server", "content-length", "content-type", "connection"}
 
 
 class BareApp:
-    """``with BareApp(body) as bare: bare.url, bare.cpu()``."""
+    """``with BareApp(body, media, scratch, answer) as bare: bare.url, bare.cpu()``; ``answer`` is
+    ``(status, headers)`` to replay beside the body (default: 200 and no headers of its own)."""
 
-    def __init__(self, body: bytes, media: str, scratch: Path) -> None:
+    def __init__(self, body: bytes, media: str, scratch: Path,
+                 answer: tuple[int, list[tuple[str, str]]] | None = None) -> None:
         path = scratch / f"bare-{len(body)}.body"
         path.write_bytes(body)
-        self.proc = subprocess.Popen([sys.executable, __file__, "--bare", str(path), media],
-                                     stdout=subprocess.PIPE, text=True)
+        args = [sys.executable, __file__, "--bare", str(path), media]
+        if answer is not None:
+            status, headers = answer
+            replay = scratch / f"bare-{len(body)}-{status}.json"
+            replay.write_text(json.dumps([status, [(k, v) for k, v in headers
+                                                   if k.lower() not in SERVER_HEADERS]]))
+            args.append(str(replay))
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         self.url = self.proc.stdout.readline().strip()
         for _ in range(200):  # wait until it answers
@@ -159,7 +179,10 @@ def run_load(url: str, clients: int, seconds: float, byte_range: str | None,
              server_cpu: Callable[[], float]) -> dict[str, Any]:
     before = server_cpu()
     args = [sys.executable, __file__, "--load", url, str(clients), str(seconds)] + ([byte_range] if byte_range else [])
-    out = json.loads(subprocess.run(args, check=True, capture_output=True, text=True).stdout)
+    done = subprocess.run(args, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"load generator failed on {url}:\n{done.stderr[-2000:]}")
+    out = json.loads(done.stdout)
     out["server_cpu"] = server_cpu() - before
     if out["errors"]:
         raise SystemExit(f"{url}: unexpected answers {out['errors']}")
@@ -168,6 +191,11 @@ def run_load(url: str, clients: int, seconds: float, byte_range: str | None,
 
 # ---- the figures --------------------------------------------------------------------------------
 def request_rates(sandbox: Any, scratch: Path) -> None:
+    """Each endpoint against a bare app replaying the sandbox's recorded answer (its status, its
+    headers, its body: an S3 answer's ETag, Last-Modified, Content-Range and request ids are part of
+    what any server emulating S3 must send) on the same uvicorn settings, fed the same request
+    line; when the answer has headers of its own, also against the bare app sending the body alone
+    (no target: that one measures uvicorn writing S3's headers as much as the sandbox)."""
     pid = sandbox.get_json("/_sandbox/process")["pid"]
     url = manifest_urls(sandbox.url, 90, [BIG_FILE])[0]
     endpoints = [("GET /discover/datasets/90", sandbox.url + "/discover/datasets/90", None, "application/json"),
@@ -175,27 +203,41 @@ def request_rates(sandbox: Any, scratch: Path) -> None:
     for name, target, byte_range, media in endpoints:
         request = urllib.request.Request(target, headers={"Range": byte_range} if byte_range else {})
         with urllib.request.urlopen(request) as resp:
-            body = resp.read()
-        with BareApp(body, media, scratch) as bare:
-            bare_target = bare.url + urlsplit(target).path
+            body, answer = resp.read(), (resp.status, list(resp.headers.items()))
+        own_headers = [k for k, _ in answer[1] if k.lower() not in SERVER_HEADERS]
+        with contextlib.ExitStack() as stack:
+            bares = {"bare": stack.enter_context(BareApp(body, media, scratch, answer))}
+            if own_headers:
+                bares["body only"] = stack.enter_context(BareApp(body, media, scratch))
+            parts = urlsplit(target)  # the same request line (a presigned URL's 1 KB query too)
+            tail = parts.path + (f"?{parts.query}" if parts.query else "")
+            servers = [("sandbox", target, lambda: proc_cpu(pid))]
+            servers += [(who, app.url + tail, app.cpu) for who, app in bares.items()]
             runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
-            for _ in range(ROUNDS):  # interleaved: both servers see the same machine load
+            for _ in range(ROUNDS):  # interleaved: every server sees the same machine load
                 for clients in CONCURRENCY:
-                    for who, where, cpu in (("sandbox", target, lambda: proc_cpu(pid)),
-                                            ("bare", bare_target, bare.cpu)):
+                    for who, where, cpu in servers:
                         runs.setdefault((who, clients), []).append(
                             run_load(where, clients, SECONDS, byte_range, cpu))
-        print(f"\n{name} ({len(body):,} bytes), medians of {ROUNDS} interleaved rounds of {SECONDS} s:")
+        replayed = f"status {answer[0]} and {len(own_headers)} headers of its own" if own_headers \
+            else f"status {answer[0]}, no headers of its own"
+        print(f"\n{name} ({len(body):,} bytes; bare app: the same answer, {replayed}), "
+              f"medians of {ROUNDS} interleaved rounds of {SECONDS} s:")
         print("clients   sandbox req/s  p50 ms  p99 ms |  bare req/s  p50 ms  p99 ms | ratio (target)"
-              " | server CPU us/req sandbox/bare | sandbox CPU share")
+              " | server CPU us/req sandbox/bare | sandbox CPU share"
+              + (" | vs body only (no target)" if own_headers else ""))
         for clients in CONCURRENCY:
             s, b = summary(runs[("sandbox", clients)]), summary(runs[("bare", clients)])
             target_note = ">= 0.8: " + ("met" if s["rate"] / b["rate"] >= 0.8 else "MISSED") \
                 if clients in (1, 16) else "(no target)"
+            extra = ""
+            if own_headers:
+                o = summary(runs[("body only", clients)])
+                extra = f" | {s['rate'] / o['rate']:4.2f}x ({o['rate']:,.0f} req/s)"
             print(f"{clients:7d}   {s['rate']:13,.0f} {s['p50']:7.2f} {s['p99']:7.2f} | {b['rate']:11,.0f} "
                   f"{b['p50']:7.2f} {b['p99']:7.2f} | {s['rate'] / b['rate']:5.2f}x {target_note:13s}"
                   f" | {s['cpu_us']:6.0f} / {b['cpu_us']:4.0f} = {s['cpu_us'] / b['cpu_us']:4.2f}x"
-                  f"          | {s['share']:5.0%}")
+                  f"          | {s['share']:5.0%}{extra}")
 
 
 def summary(runs: list[dict[str, Any]]) -> dict[str, float]:
