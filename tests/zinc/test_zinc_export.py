@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -357,3 +359,18 @@ def test_scaffold_surface_is_welded(exports_292: tuple[Path, list[Path]]) -> Non
     assert not len(cKDTree(points).query_pairs(tolerance)), "duplicate vertices"
     closest = cKDTree(points).query(points, k=2)[0][:, 1].min()
     assert closest > 10 * tolerance  # the tolerance is far below the tessellation spacing
+
+
+def test_an_export_without_progress_imports_no_tqdm(data: Path, tmp_path: Path) -> None:
+    """Bars off: the step bar is a NoBar and tqdm is never imported (fresh interpreter)."""
+    code = (
+        "import json, sys\n"
+        "from sparc.client.services.zinc import ZincService\n"
+        "ZincService().export(sys.argv[1], ['stl'], sys.argv[2], progress=False)\n"
+        "print(json.dumps('tqdm' in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(data / "cube.exf"), str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "false"
+    assert (tmp_path / "out" / "cube.stl").is_file()

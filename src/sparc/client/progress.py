@@ -41,16 +41,30 @@ class NoBar:
     def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
         return None
 
+    def set_description(self, desc: str | None = None, refresh: bool = True) -> None:
+        return None
+
     def close(self) -> None:
         return None
 
 
 def byte_bar(total: int | None, desc: str, progress: bool | None, initial: int = 0) -> Any:
     """A tqdm bar counting bytes, or a :class:`NoBar` (tqdm not even imported) when disabled."""
+    return _bar(progress, total=total, initial=initial, desc=desc, unit="B", unit_scale=True,
+                unit_divisor=1024)
+
+
+def step_bar(total: int, desc: str, progress: bool | None, unit: str = "step") -> Any:
+    """A tqdm bar counting steps of a task, or a :class:`NoBar` when disabled.
+
+    Example: ``with step_bar(3, "zinc mesh.exf", progress=None) as bar: bar.update(1)``.
+    """
+    return _bar(progress, total=total, desc=desc, unit=unit)
+
+
+def _bar(progress: bool | None, **options: Any) -> Any:
     if not bars_enabled(progress):
         return NoBar()
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, desc=desc, unit="B", unit_scale=True,
-                unit_divisor=1024, disable=False, file=sys.stderr,
-                leave=False, dynamic_ncols=True)
+    return tqdm(disable=False, file=sys.stderr, leave=False, dynamic_ncols=True, **options)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import sys
 import tempfile
 import time
 import uuid
@@ -344,16 +343,12 @@ class ZincService(ServiceBase):
         With ``progress`` (None: when stderr is a terminal or in Jupyter) a bar counts the
         steps: loading/tessellating, then one per format.
         """
-        from tqdm.auto import tqdm
-
-        from sparc.client.progress import bars_enabled
+        from sparc.client.progress import step_bar
         from sparc.client.services.zinc import _engine, _writers
 
         _engine.check_installed()
         written = []
-        with tqdm(total=1 + len(formats), desc=f"zinc {path.name}: loading", unit="step",
-                  disable=not bars_enabled(progress), file=sys.stderr, leave=False,
-                  dynamic_ncols=True) as bar:
+        with step_bar(1 + len(formats), f"zinc {path.name}: loading", progress) as bar:
             started = time.perf_counter()
             geometry = _engine.load_geometry(path, refinement=refinement,
                                              webgl="webgl" in formats)
