@@ -95,7 +95,10 @@ def test_large_file_resumes_across_drops(client: SparcClient, faults: SandboxPro
     outcome = fetch_file(client.pennsieve.http, remote, tmp_path / "big.exf")
     assert outcome.check == "md5-multipart" and outcome.bytes_transferred == remote.size
     assert sha256_of(tmp_path / "big.exf") == sha
-    assert faults.stats()["bytes_sent"] <= (remote.size or 0) + 4 * MiB
+    # Bytes the sandbox handed to the kernel count as sent; at each reset those still in the
+    # loopback socket buffers (autotuned: several MiB) are lost. Restarting from byte 0 instead
+    # of resuming would resend the 50 and 100 MiB already received: 150 MiB over the size.
+    assert faults.stats()["bytes_sent"] <= (remote.size or 0) + 2 * 12 * MiB
 
 
 def test_a_partial_on_disk_is_rehashed_in_parallel(client: SparcClient,
