@@ -18,11 +18,11 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from starlette._utils import get_route_path, is_async_callable
 from starlette.concurrency import run_in_threadpool
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route, Router
@@ -108,14 +108,13 @@ class IndexedRouter(Router):
 
 
 def mounted(prefix: str, routes: Sequence[BaseRoute],
-            middleware: Sequence[Middleware] | None = None) -> list[BaseRoute]:
+            context: RequestContext | None = None) -> list[BaseRoute]:
     """``routes`` served under ``prefix`` as routes of the app's own router, not through a ``Mount``.
 
     Answers, route templates (``/discover/datasets/{datasetId}``) and 404/405/redirects are those of
-    ``Mount(prefix, routes=routes)``, without a second router and a mount regex per request;
-    ``middleware`` wraps each route (a mount's middleware saw only its own routes too). Handlers
-    see ``root_path`` empty: none of the sandbox's reads it (they use ``request.url.path``). Each
-    endpoint is served by :class:`Endpoint`.
+    ``Mount(prefix, routes=routes)``, without a second router and a mount regex per request.
+    Handlers see ``root_path`` empty: none of the sandbox's reads it (they use
+    ``request.url.path``). Each endpoint is served by :class:`Endpoint`, with ``context``.
 
     Example: ``IndexedRouter(mounted("/discover", discover.routes))``.
     """
@@ -123,9 +122,14 @@ def mounted(prefix: str, routes: Sequence[BaseRoute],
     for route in routes:
         if not isinstance(route, Route) or not callable(route.endpoint) or route.methods is None:
             raise TypeError(f"mounted() takes routes of request handlers; {route!r} under {prefix}")
-        out.append(Route(prefix + route.path, Endpoint(route.endpoint), methods=route.methods, name=route.name,
-                         include_in_schema=route.include_in_schema, middleware=middleware))
+        out.append(Route(prefix + route.path, Endpoint(route.endpoint, context), methods=route.methods,
+                         name=route.name, include_in_schema=route.include_in_schema))
     return out
+
+
+#: What a request needs set around its handler, from its scope (e.g. a context variable read
+#: by the service's models), as a context manager; ``None`` when there is nothing to set.
+RequestContext = Callable[[Scope], AbstractContextManager[Any] | None]
 
 
 class Endpoint:
@@ -134,16 +138,26 @@ class Endpoint:
     (``SandboxError`` → its own body) for an exception raised before the answer starts, so the
     answers are the same, with two closures and a ``send`` wrapper fewer per request.
 
+    ``context(scope)``, when given, is entered around the handler and its answer: a plain call
+    where a middleware would cost a layer per request.
+
     Example: ``Route("/tags", Endpoint(get_tags), methods=["GET"])``.
     """
 
-    __slots__ = ("handler",)
+    __slots__ = ("handler", "context")
 
-    def __init__(self, handler: Callable[[Request], Any]) -> None:
+    def __init__(self, handler: Callable[[Request], Any], context: RequestContext | None = None) -> None:
         self.handler: Callable[[Request], Awaitable[Response]] = (
             handler if is_async_callable(handler)
             else functools.partial(run_in_threadpool, handler))  # type: ignore[call-arg]
+        self.context = context
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = await self.handler(Request(scope, receive, send))
-        await response(scope, receive, send)
+        entered = self.context(scope) if self.context is not None else None
+        if entered is None:
+            response = await self.handler(Request(scope, receive, send))
+            await response(scope, receive, send)
+            return
+        with entered:
+            response = await self.handler(Request(scope, receive, send))
+            await response(scope, receive, send)

@@ -17,7 +17,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
 from sparc.sandbox import control, o2sparc, workspace
 from sparc.sandbox.assets import routes as assets
@@ -48,26 +48,23 @@ def credentials_line(settings: SandboxSettings) -> str:
     return f"api key {settings.api_key!r}, api secret {secret}"
 
 
-class EmbargoAccessMiddleware:
+@contextlib.contextmanager
+def _embargo_access(server: Any, authorization: str) -> Generator[None, None, None]:
+    token = EMBARGO_ACCESS.set(lambda dataset_id: embargo_decision(server, authorization, dataset_id))
+    try:
+        yield
+    finally:
+        EMBARGO_ACCESS.reset(token)
+
+
+def embargo_context(scope: Scope) -> contextlib.AbstractContextManager[None] | None:
     """Discover's view of who is asking: a request's ``Authorization`` bearer token decides its
-    access to embargoed datasets (granted, denied, invalid), as ``authorizeIfUnderEmbargo`` does."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        authorization = next((v.decode("latin-1") for k, v in scope.get("headers", ())
-                              if k == b"authorization"), None)
-        if authorization is None:
-            await self.app(scope, receive, send)
-            return
-        server = scope["app"]
-        token = EMBARGO_ACCESS.set(lambda dataset_id: embargo_decision(server, authorization,
-                                                                       dataset_id))
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            EMBARGO_ACCESS.reset(token)
+    access to embargoed datasets (granted, denied, invalid), as ``authorizeIfUnderEmbargo`` does;
+    ``None`` (nothing to set) for a request without one."""
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            return _embargo_access(scope["app"], value.decode("latin-1"))
+    return None
 
 
 def create_app(settings: SandboxSettings) -> Starlette:
@@ -78,7 +75,7 @@ def create_app(settings: SandboxSettings) -> Starlette:
     connections = control.Connections()
     faults = Faults(settings.seed, settings.faults)
     routes = [  # one indexed router for every service (see routing.py): no mount to cross per request
-        *mounted("/discover", discover.routes, middleware=[Middleware(EmbargoAccessMiddleware)]),
+        *mounted("/discover", discover.routes, context=embargo_context),
         *mounted("/zipit", zipit.routes),
         *mounted("/_assets", assets.routes),
         Mount("/v0", app=IndexedRouter(o2sparc.routes)),  # its 404/405 handler matches its own paths
