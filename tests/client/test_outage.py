@@ -47,3 +47,23 @@ def test_an_outage_fails_a_folder_in_about_one_files_retry_budget(
     errors = [str(f.error) for f in result.failed]
     assert all(isinstance(f.error, TransportError) for f in result.failed)
     assert any("not attempted" in e or "gave up retrying" in e for e in errors), errors
+
+
+def test_a_failed_file_leaves_a_partial_only_when_bytes_arrived(
+        sandbox_factory: Callable[..., SandboxProcess], tmp_path: Path) -> None:
+    """Failing before any byte leaves no empty ``.incomplete`` behind; failing after some keeps
+    them, for the next run to resume from."""
+    sb = sandbox_factory("--time-scale", "0")
+    quick = RetryPolicy(max_retries=1, backoff=0.01, max_backoff=0.01)
+    with SparcClient(config={"pennsieve_api_host": sb.url}, http=HttpCore(retry=quick)) as client:
+        files = [n["path"] for n in client.pennsieve.walk(426, path=FOLDER)][:3]
+        sb.set_faults([{"route": "GET /_assets/*", "kind": "status", "status": 500}])
+        with pytest.raises(DownloadError):
+            client.pennsieve.download(426, files, tmp_path / "none", max_workers=2)
+        assert not [p for p in (tmp_path / "none").rglob("*") if p.is_file()
+                    and p.parent.name != ".sparc"]
+        sb.set_faults([{"route": "GET /_assets/*", "kind": "reset", "after_bytes": 100}])
+        with pytest.raises(DownloadError):
+            client.pennsieve.download(426, files[0], tmp_path / "some")
+        partials = list((tmp_path / "some").rglob("*.incomplete"))
+        assert len(partials) == 1 and partials[0].stat().st_size >= 100

@@ -948,7 +948,14 @@ class _Transfer:
             if self.offset:
                 log.info("%s: resuming at byte %d", self.label, self.offset)
                 self.hooks.bytes(self.offset)
-            return self._loop(handle)
+            try:
+                return self._loop(handle)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    handle.flush()
+                    if handle.tell() == 0:  # nothing to resume from: leave no empty partial
+                        self.part.unlink(missing_ok=True)
+                raise
 
     def _loop(self, handle: IO[bytes]) -> Verifier | None:
         with _STALLS.watching(self):
