@@ -478,3 +478,15 @@ def test_signatures_as_s3_checks_them(ws: Signed, monkeypatch: pytest.MonkeyPatc
     assert r.status_code == 403 and b"<Code>RequestTimeTooSkewed</Code>" in r.content
     sigv2 = httpx.put(target, content=b"x", headers={"Authorization": "AWS sandbox-key:c2lnbmF0dXJl"})
     assert sigv2.status_code == 400 and b"<Code>InvalidRequest</Code>" in sigv2.content
+
+
+@pytest.mark.parametrize("expires", ["%C2%B2", "9" * 5000, ""])
+def test_a_malformed_presigned_expiry_is_an_s3_error_not_a_500(client: httpx.Client, expires: str) -> None:
+    """``X-Amz-Expires`` of a superscript digit ("²".isdigit() is true, int() fails), of 5,000
+    digits or empty: S3's XML error answer, never the server's 500."""
+    query = ("X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=ASIAX%2F20261130%2Fus-east-1%2Fs3"
+             f"%2Faws4_request&X-Amz-Date=20261130T000000Z&X-Amz-Expires={expires}"
+             "&X-Amz-SignedHeaders=host&X-Amz-Signature=" + "0" * 64)
+    response = client.get(f"/s3/some-bucket/some/key?{query}")
+    assert 400 <= response.status_code < 500, response.text
+    assert response.text.startswith("<?xml") and "<Code>" in response.text

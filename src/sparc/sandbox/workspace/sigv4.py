@@ -77,7 +77,8 @@ def parse(method: str, raw_path: str, query_string: str, headers: Mapping[str, s
         credential, signed_headers = query.get("X-Amz-Credential", ""), query.get("X-Amz-SignedHeaders", "")
         signature, amz_date, payload = query.get("X-Amz-Signature", ""), query.get("X-Amz-Date", ""), UNSIGNED
         kept = [(k, v) for k, v in pairs if k != "X-Amz-Signature"]
-        expires = int(query["X-Amz-Expires"]) if query.get("X-Amz-Expires", "").isdigit() else 0
+        raw = query.get("X-Amz-Expires", "")  # "²".isdigit() is true, int("²") fails: ASCII only
+        expires = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 12 else 0
     else:
         return None
     access_key, _, scope = credential.partition("/")
