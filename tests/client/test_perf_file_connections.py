@@ -190,3 +190,63 @@ def test_download_moves_the_same_bytes_as_httpx(client: SparcClient, sandbox: Sa
     for e in entries(sandbox, 318, 1, ["files/primary/sub-04/sam-2"]):
         local = tmp_path.joinpath(*e["path"], e["fileName"])
         assert local.read_bytes() == httpx.get(e["url"]).content
+
+
+def test_stale_idle_connections_are_dropped_before_use(sandbox: SandboxProcess,
+                                                       tmp_path: Path) -> None:
+    """Idle connections the server closed (readable: end of stream), or idle past httpx's
+    keep-alive expiry, are closed at checkout instead of failing the next GET and its retry."""
+    import socket
+
+    files = entries(sandbox, 90, 1, ["metadata/records"])[:2]
+    with HttpCore() as http:
+        key, _, _ = http._files.target(files[0]["url"])  # type: ignore[misc]
+        dead = [http._files._checkout(key, files[0]["url"], fresh=True)[0] for _ in range(4)]
+        for conn in dead:
+            http._files.release(conn, True)
+            conn.sock.shutdown(socket.SHUT_RDWR)  # as a server closing them all
+        old = http._files._checkout(key, files[0]["url"], fresh=True)[0]
+        http._files.release(old, True)
+        old.idle_since -= 3600  # idle for an hour; the last released: the first tried
+        outcome = fetch_file(http, RemoteFile(files[1]["url"], int(files[1]["size"])), tmp_path / "b")
+        assert outcome.status == "downloaded" and outcome.check == "md5"
+        assert all(conn.sock.fileno() == -1 for conn in [*dead, old])  # every stale one closed
+        [[kept]] = http._files._idle.values()
+        assert kept not in [*dead, old]
+
+
+def _one_answer_server(answer: bytes, reset: bool) -> tuple[str, threading.Thread]:
+    """A server that reads one request, sends ``answer`` and closes (with a RST if ``reset``)."""
+    import socket
+    import struct
+
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(answer)
+            if reset:
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        listener.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return f"http://127.0.0.1:{listener.getsockname()[1]}/file", thread
+
+
+@pytest.mark.parametrize("reset", [False, True])
+def test_a_body_without_length_ends_cleanly_only_on_a_clean_close(reset: bool) -> None:
+    """No Content-Length: the body is what came before the server's FIN; a connection reset is
+    a broken transfer (TransportError), not the end of the file."""
+    url, thread = _one_answer_server(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b"x" * 5000,
+                                     reset)
+    with HttpCore() as http, http.stream_file(url) as response:
+        assert isinstance(response, FileResponse)
+        if reset:
+            with pytest.raises(TransportError, match="broke off"):
+                b"".join(response.iter_bytes())
+        else:
+            assert b"".join(response.iter_bytes()) == b"x" * 5000
+    thread.join(5)

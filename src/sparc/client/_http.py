@@ -33,6 +33,7 @@ import logging
 import os
 import random
 import re
+import select
 import socket
 import threading
 import time
@@ -239,6 +240,8 @@ def interrupt_response(response: httpx.Response | FileResponse) -> None:
 
     Closing a socket does not wake a blocked ``recv`` on every platform; ``shutdown`` does.
     """
+    if isinstance(response, FileResponse):
+        response.cut = True
     _shutdown(response.extensions.get("network_stream"))
 
 
@@ -670,6 +673,18 @@ class _Connection:
         self.key, self.sock = key, sock
         self.stream = _SocketStream(sock)
         self.buffer = b""
+        self.idle_since = 0.0  # when it went back to the idle pool
+
+    def stale(self, now: float, expiry: float | None) -> bool:
+        """Whether an idle connection must not be reused: idle longer than ``expiry`` (servers
+        close idle connections), or readable (the server closed it, or sent what nobody asked)."""
+        if expiry is not None and now - self.idle_since > expiry:
+            return True
+        try:
+            readable, _, _ = select.select([self.sock], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
 
     def recv(self, size: int = READ_SIZE) -> bytes:
         with _BLOCKED.blocked_on(self.stream):  # type: ignore[arg-type]
@@ -712,6 +727,7 @@ class FileResponse:
         self.status_code = status
         self.headers = headers
         self.extensions = {"network_stream": conn.stream}
+        self.cut = False  # set by interrupt_response: an end of stream then is no end of body
         self._done = status in (204, 304)
         if self._done:
             self._release()
@@ -736,16 +752,20 @@ class FileResponse:
             yield from self._chunked()
             return
         length = self.headers.get("content-length")
-        if length is None:  # the body ends when the connection does
+        if length is None:  # the body ends when the connection does: a clean end of stream
             self._keep = False
             if conn.buffer:
                 yield conn.buffer
                 conn.buffer = b""
             while True:
-                try:
-                    yield conn.recv()
-                except ConnectionError:
-                    return
+                with _BLOCKED.blocked_on(conn.stream):  # type: ignore[arg-type]
+                    data = conn.sock.recv(READ_SIZE)  # a reset raises: a break, not the end
+                if data:
+                    yield data
+                    continue
+                if self.cut or _BLOCKED.interrupted(threading.get_ident()):
+                    raise ConnectionAbortedError("interrupted (download cancelled)")
+                return
         remaining = int(length)
         if conn.buffer:
             piece, conn.buffer = conn.buffer[:remaining], conn.buffer[remaining:]
@@ -788,6 +808,7 @@ class FileResponse:
     def _release(self) -> None:
         if self._conn is not None:
             conn, self._conn = self._conn, None  # type: ignore[assignment]
+            self.extensions = {}  # the socket may serve another transfer now: not ours to cut
             self._files.release(conn, self._keep and self._done)
 
     def close(self) -> None:
@@ -844,7 +865,7 @@ class _FileConnections:
             lines.append(f"{name}: {value}")
         request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         for attempt in (0, 1):
-            conn, reused = self._checkout(key, url)
+            conn, reused = self._checkout(key, url, fresh=attempt > 0)
             try:
                 with _BLOCKED.blocked_on(conn.stream):  # type: ignore[arg-type]
                     conn.sock.sendall(request)
@@ -879,11 +900,20 @@ class _FileConnections:
                                request=httpx.Request("GET", url))
         raise self.core.error_for(error, service=service, method="GET", url=shown)
 
-    def _checkout(self, key: tuple[str, str, int], url: str) -> tuple[_Connection, bool]:
-        with self._lock:
-            idle = self._idle.get(key)
-            if idle:
-                return idle.pop(), True
+    def _checkout(self, key: tuple[str, str, int], url: str,
+                  fresh: bool = False) -> tuple[_Connection, bool]:
+        """An idle connection to ``key`` still fit for use (stale ones are closed), else a new
+        one; ``fresh``: always a new one (the retry after a kept-alive one failed)."""
+        expiry = self.core._options["limits"].keepalive_expiry
+        while not fresh:
+            with self._lock:
+                idle = self._idle.get(key)
+                conn = idle.pop() if idle else None
+            if conn is None:
+                break
+            if not conn.stale(time.monotonic(), expiry):
+                return conn, True
+            conn.close()
         timeout = self.core.timeout
         scheme, host, port = key
         try:
@@ -893,7 +923,11 @@ class _FileConnections:
             if scheme == "https":
                 if self._ssl is None:
                     self._ssl = httpx.create_ssl_context()
-                sock = self._ssl.wrap_socket(sock, server_hostname=host)
+                try:
+                    sock = self._ssl.wrap_socket(sock, server_hostname=host)
+                except BaseException:
+                    sock.close()
+                    raise
         except (OSError, httpcore.ReadError) as exc:
             shown = redact_url(url)
             raise TransportError(f"GET {shown} failed: ConnectError: {exc}", method="GET",
@@ -903,6 +937,7 @@ class _FileConnections:
 
     def release(self, conn: _Connection, reusable: bool) -> None:
         if reusable and not conn.buffer:
+            conn.idle_since = time.monotonic()
             with self._lock:
                 idle = self._idle.setdefault(conn.key, [])
                 if len(idle) < self.core._options["limits"].max_keepalive_connections:
