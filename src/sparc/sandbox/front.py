@@ -46,7 +46,8 @@ class SandboxMiddleware:
     open connection; bytes still queued when a fault cuts the connection are taken off again. A
     client that hangs up mid-answer may leave up to the server's write buffer (64 KiB) counted.
     ``bytes_received`` counts request body bytes as the app reads them (an upload cut off midway
-    counts what arrived; a body nobody reads, e.g. under a fault answered first, counts nothing).
+    counts what arrived; a body nobody reads counts nothing; one drained by an injected error
+    answer, to keep the connection usable, counts).
     """
 
     def __init__(self, app: ASGIApp, stats: Stats, faults: Faults, connections: Connections,
@@ -91,7 +92,7 @@ class SandboxMiddleware:
                     and not (transport is not None and transport.is_closing()):
                 n = len(message.get("body", b""))
                 counted += n
-                stats.bytes_sent += n  # the event loop's thread is the only writer
+                stats.add_bytes(n)
             await send(message)
 
         try:

@@ -333,7 +333,7 @@ async def open_file(client: httpx.AsyncClient, request: Request, item: dict[str,
     import httpx
 
     faults = getattr(request.app.state, "faults", None)
-    if faults is not None and not faults.listing():
+    if faults is not None and not faults.armed:
         return _stored_object(request, str(item.get("url", "")))
     try:
         response = await client.send(client.build_request("GET", str(item["url"])), stream=True)

@@ -78,16 +78,12 @@ def object_chunks(row: sqlite3.Row, start: int = 0, end: int | None = None) -> I
     return iter_generated(row["seed"], start, stop)
 
 
-def object_bytes(row: sqlite3.Row, start: int, end: int) -> bytes:
-    """Bytes ``[start, end)`` of a file row in one piece (for small spans: only they are built).
-
-    Example: ``object_bytes(row, 1 << 20, (1 << 20) + 4096)`` copies 4 KiB, not a 1 MiB block.
-    """
-    return span_bytes(row["content"], row["seed"], start, end)
-
-
 def span_bytes(content: bytes | None, seed: int | None, start: int, end: int) -> bytes:
-    """:func:`object_bytes` of a row's ``content`` (stored) or ``seed`` (generated) columns."""
+    """Bytes ``[start, end)`` of an object in one piece, from its row's ``content`` (stored) or
+    ``seed`` (generated) column: only those bytes are built.
+
+    Example: ``span_bytes(None, 7, 1 << 20, (1 << 20) + 4096)`` makes 4 KiB, not a 1 MiB block.
+    """
     if content is not None:
         return bytes(content[start:end])
     if start // BLOCK_SIZE == (end - 1) // BLOCK_SIZE:  # within one block: one slice, no list
