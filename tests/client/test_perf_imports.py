@@ -41,9 +41,11 @@ def test_download_without_progress_imports_no_tqdm(sandbox: SandboxProcess,
 def test_a_bar_imports_tqdm_only_when_drawn() -> None:
     code = """
 import json, sys
-from sparc.client.progress import byte_bar
+from sparc.client.progress import byte_bar, step_bar
 with byte_bar(10, "x", progress=False) as bar:
     bar.update(5); bar.set_postfix_str("note")
+with step_bar(100, "job", progress=False, unit="%", leave=True) as bar:  # what o2sparc draws
+    bar.n = 40; bar.set_postfix_str("STARTED", refresh=False); bar.refresh(); bar.set_description("x")
 off = "tqdm" in sys.modules
 with byte_bar(10, "x", progress=True) as bar:
     bar.update(5)

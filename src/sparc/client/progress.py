@@ -28,6 +28,7 @@ class NoBar:
     """
 
     disable = True
+    n: float = 0
 
     def __enter__(self) -> NoBar:
         return self
@@ -44,6 +45,9 @@ class NoBar:
     def set_description(self, desc: str | None = None, refresh: bool = True) -> None:
         return None
 
+    def refresh(self) -> None:
+        return None
+
     def close(self) -> None:
         return None
 
@@ -54,12 +58,14 @@ def byte_bar(total: int | None, desc: str, progress: bool | None, initial: int =
                 unit_divisor=1024)
 
 
-def step_bar(total: int, desc: str, progress: bool | None, unit: str = "step") -> Any:
-    """A tqdm bar counting steps of a task, or a :class:`NoBar` when disabled.
+def step_bar(total: int, desc: str, progress: bool | None, unit: str = "step",
+             **options: Any) -> Any:
+    """A tqdm bar counting steps of a task (``options``: more tqdm arguments, e.g.
+    ``leave=True``), or a :class:`NoBar` when disabled.
 
     Example: ``with step_bar(3, "zinc mesh.exf", progress=None) as bar: bar.update(1)``.
     """
-    return _bar(progress, total=total, desc=desc, unit=unit)
+    return _bar(progress, total=total, desc=desc, unit=unit, **options)
 
 
 def _bar(progress: bool | None, **options: Any) -> Any:
@@ -67,4 +73,5 @@ def _bar(progress: bool | None, **options: Any) -> Any:
         return NoBar()
     from tqdm.auto import tqdm
 
-    return tqdm(disable=False, file=sys.stderr, leave=False, dynamic_ncols=True, **options)
+    return tqdm(**{"disable": False, "file": sys.stderr, "leave": False, "dynamic_ncols": True,
+                   **options})

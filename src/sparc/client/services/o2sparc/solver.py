@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import quote
 
 from sparc.client.errors import ArgumentError, ConflictError, SparcError, UnsafePathError
+from sparc.client.progress import step_bar
 from sparc.client.services.o2sparc._osparc import Session, translated
 from sparc.client.services.o2sparc.errors import (
     FanOutError,
@@ -412,19 +413,16 @@ class O2SparcSolver:
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
                                     or math.isnan(timeout) or timeout < 0):
             raise ArgumentError(f"timeout must be seconds >= 0 or None, got {timeout!r}")
-        bar = _progress_bar(progress, total=100, unit="%", desc=f"{_short_key(self.key)} "
-                            f"{job_id[:8]}")
+        bar = step_bar(100, f"{_short_key(self.key)} {job_id[:8]}", progress, unit="%", leave=True)
         try:
             def show(status: JobStatus) -> None:
-                if bar is not None:
-                    bar.n = round(status.progress * 100)
-                    bar.set_postfix_str(status.state, refresh=False)
-                    bar.refresh()
+                bar.n = round(status.progress * 100)
+                bar.set_postfix_str(status.state, refresh=False)
+                bar.refresh()
 
             status = self._poll(job_id, timeout, show)
         finally:
-            if bar is not None:
-                bar.close()
+            bar.close()
         if status.state in FAILED_STATES:
             raise self._failure(status)
         return status
@@ -471,21 +469,17 @@ class O2SparcSolver:
         finished = [False] * count
         lock = threading.Lock()
         stop = threading.Event()
-        bar = _progress_bar(progress, total=count, unit="job",
-                            desc=f"{_short_key(self.key)} x{count}",
-                            bar_format="{desc}: {percentage:3.0f}%|{bar}| "
-                                       "[{elapsed}<{remaining}{postfix}]")
-        if bar is not None:
-            bar.set_postfix_str(f"0/{count} done", refresh=True)
+        bar = step_bar(count, f"{_short_key(self.key)} x{count}", progress, unit="job", leave=True,
+                       bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]")
+        bar.set_postfix_str(f"0/{count} done", refresh=True)
 
         def report(index: int, status: JobStatus) -> None:
             with lock:
                 fractions[index] = 1.0 if status.done else status.progress
                 finished[index] = status.done
-                if bar is not None:
-                    bar.n = round(sum(fractions), 3)
-                    bar.set_postfix_str(f"{sum(finished)}/{count} done", refresh=False)
-                    bar.refresh()
+                bar.n = round(sum(fractions), 3)
+                bar.set_postfix_str(f"{sum(finished)}/{count} done", refresh=False)
+                bar.refresh()
 
         def one(index: int) -> dict[str, Any]:
             if stop.is_set():
@@ -538,8 +532,7 @@ class O2SparcSolver:
             raise
         finally:
             pool.shutdown(wait=True)
-            if bar is not None:
-                bar.close()
+            bar.close()
         if failures and not return_exceptions:
             first = min(failures)
             more = f" (+{len(failures) - 1} more)" if len(failures) > 1 else ""
@@ -652,16 +645,6 @@ def _check_value(name: str, port: Port | None, value: Any, solver: str) -> Any:
 
 def _short_key(key: str) -> str:
     return key.rstrip("/").rsplit("/", 1)[-1]
-
-
-def _progress_bar(enabled: bool, **kwargs: Any) -> Any:
-    if not enabled:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return None
-    return tqdm(leave=True, **kwargs)
 
 
 def _output_folder(output_dir: str | os.PathLike[str] | None) -> Path:
