@@ -717,6 +717,15 @@ class _Connection:
             self.sock.close()
 
 
+def _file_get_error(url: str, what: str, exc: BaseException, empty: str = "",
+                    kind: str | None = None) -> TransportError:
+    """The TransportError of a file GET that ``what`` ("failed", "broke off"), worded as
+    :meth:`HttpCore.stream` words httpx's; the URL redacted only now that it is shown."""
+    shown = redact_url(url)
+    kind = kind or ("ReadTimeout" if isinstance(exc, TimeoutError) else type(exc).__name__)
+    return TransportError(f"GET {shown} {what}: {kind}: {exc or empty}", method="GET", url=shown)
+
+
 class FileResponse:
     """The answer to :meth:`HttpCore.stream_file` over a kept-alive socket: ``status_code``,
     ``headers`` and :meth:`iter_bytes` (bytes as received), as an ``httpx.Response`` offers."""
@@ -737,10 +746,7 @@ class FileResponse:
             yield from self._body()
         except (OSError, ValueError, httpcore.ReadError) as exc:
             self.close()
-            shown = redact_url(self._url)  # redacted only when shown: it costs per request
-            kind = "ReadTimeout" if isinstance(exc, TimeoutError) else type(exc).__name__
-            raise TransportError(f"GET {shown} broke off: {kind}: {exc or 'connection lost'}",
-                                 method="GET", url=shown) from exc
+            raise _file_get_error(self._url, "broke off", exc, "connection lost") from exc
         self._done = True
         self._release()
 
@@ -876,10 +882,7 @@ class _FileConnections:
                 if (reused and attempt == 0 and not isinstance(exc, TimeoutError)
                         and not _BLOCKED.interrupted(threading.get_ident())):
                     continue  # a kept-alive connection the server had closed: once more
-                shown = redact_url(url)
-                kind = "ReadTimeout" if isinstance(exc, TimeoutError) else type(exc).__name__
-                raise TransportError(f"GET {shown} failed: {kind}: {exc or 'no answer'}",
-                                     method="GET", url=shown) from exc
+                raise _file_get_error(url, "failed", exc, "no answer") from exc
         if log.isEnabledFor(logging.INFO):
             log.info("GET %s -> %d", redact_url(url), status)
         response_headers = httpx.Headers(fields)
@@ -929,9 +932,7 @@ class _FileConnections:
                     sock.close()
                     raise
         except (OSError, httpcore.ReadError) as exc:
-            shown = redact_url(url)
-            raise TransportError(f"GET {shown} failed: ConnectError: {exc}", method="GET",
-                                 url=shown) from exc
+            raise _file_get_error(url, "failed", exc, kind="ConnectError") from exc
         sock.settimeout(timeout.read)
         return _Connection(key, sock), False
 
