@@ -854,14 +854,13 @@ class UploadEngine:
         self.save_record()
         self._event("registered")
         to_send = [f for f in todo if f.status == "registered"]
-        self._transfer(to_send, files, record)
+        self._transfer(to_send)
         self._await_import([f for f in files if f.status == "finalizing"])
         self.save_record()
         result.bytes_sent = self.bytes_sent
         return result
 
-    def _transfer(self, to_send: list[UploadFile], files: list[UploadFile],
-                  record: _Record | None) -> None:
+    def _transfer(self, to_send: list[UploadFile]) -> None:
         from sparc.client.progress import byte_bar
 
         if not to_send:
