@@ -115,3 +115,17 @@ def test_manifest_remove_file_and_delete(ws: SparcClient, dataset: dict[str, Any
     p.manifest.delete(2)
     assert p.manifest.list_manifests() == []
     assert p.manifest.add(str(tmp_path / "m" / "c.txt")).manifest_id == 3  # a new one
+
+
+def test_switching_to_a_missing_profile_keeps_the_chosen_dataset(ws: SparcClient,
+                                                                 dataset: dict[str, Any]) -> None:
+    from sparc.client.errors import SparcError
+    from sparc.client.services.pennsieve.agent import Pennsieve
+
+    p = Pennsieve()
+    p.use_dataset(dataset["content"]["name"])
+    chosen = p.dataset
+    with pytest.raises(SparcError):
+        p.switch("no-such-profile-anywhere")
+    assert p.dataset == chosen  # a failed switch changes nothing
+    p.close()

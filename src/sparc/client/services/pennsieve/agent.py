@@ -390,7 +390,11 @@ class Pennsieve:
         self._client: SparcClient | None = SparcClient(connect=False, config=settings)
         self._setup(self._client.pennsieve)
         if connect:
-            self.connect()
+            try:
+                self.connect()
+            except BaseException:  # no client (and its connection pool) left behind
+                self._client.close()
+                raise
 
     @classmethod
     def for_service(cls, service: PennsieveService, connected: bool) -> Pennsieve:
@@ -464,10 +468,11 @@ class Pennsieve:
     set_dataset = use_dataset
 
     def switch(self, profile_name: str) -> None:
-        """Use another profile of the config file (no dataset or manifest chosen after)."""
+        """Use another profile of the config file (no dataset or manifest chosen after; a
+        profile that fails to sign in leaves the current choice as it was)."""
+        self.user.switch(profile_name)
         self._datasets, self.dataset, self.dataset_name = None, None, ""
         self.manifest.manifest = None
-        self.user.switch(profile_name)
 
     def list_manifests(self) -> list[Reply]:
         return self.manifest.list_manifests()
