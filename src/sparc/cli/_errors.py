@@ -178,16 +178,18 @@ class _HardStop:
     """Ctrl-C always ends the process: at most :data:`HARD_STOP_AFTER` s after SIGINT.
 
     The first SIGINT raises KeyboardInterrupt as usual (the command stops its transfers and
-    exits 130 after the "interrupted" line) and starts a timer; a worker thread still blocked
-    on a socket when it runs out would keep the interpreter from exiting, so the timer then
-    shows the line (if not shown yet), flushes the streams and ends the process with
-    ``os._exit(130)``. Installed by :func:`sparc.cli.main` only (never under ``CliRunner``).
+    exits 130 after the "interrupted" line) and wakes a watcher thread; a worker thread still
+    blocked on a socket when its time runs out would keep the interpreter from exiting, so the
+    watcher then shows the line (if not shown yet), flushes the streams and ends the process
+    with ``os._exit(130)``. The handler only writes a byte to a pipe: starting a thread there
+    takes locks the interrupted main thread may hold. Installed by :func:`sparc.cli.main` only
+    (never under ``CliRunner``).
     """
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.line_shown = False
-        self.timer: threading.Thread | None = None
+        self.wake_fd: int | None = None  # the pipe's write end, once installed
         self.ctx: click.Context | None = None  # the running root context, for the line
 
     def install(self) -> None:
@@ -195,14 +197,17 @@ class _HardStop:
         if threading.current_thread() is not threading.main_thread():
             return
         if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            read_fd, self.wake_fd = os.pipe()
+            threading.Thread(target=self.watch, args=(read_fd,), name="sparc-hard-stop",
+                             daemon=True).start()
             signal.signal(signal.SIGINT, self.on_sigint)
 
     def on_sigint(self, signum: int, frame: Any) -> None:
-        if self.timer is None:
-            self.timer = threading.Thread(target=self.stop_at,
-                                          args=(time.monotonic() + HARD_STOP_AFTER,),
-                                          name="sparc-hard-stop", daemon=True)
-            self.timer.start()
+        if self.wake_fd is not None:
+            try:
+                os.write(self.wake_fd, b"!")
+            except OSError:
+                pass
         raise KeyboardInterrupt
 
     def show_line(self, line: str) -> None:
@@ -212,8 +217,12 @@ class _HardStop:
             self.line_shown = True
         _echo_err(line)
 
-    def stop_at(self, deadline: float) -> None:
-        time.sleep(max(deadline - time.monotonic(), 0))
+    def watch(self, read_fd: int) -> None:
+        try:
+            os.read(read_fd, 1)  # the first SIGINT
+        except OSError:
+            return
+        time.sleep(HARD_STOP_AFTER)
         self.show_line(_interrupted_line(self.ctx))
         for stream in (sys.stdout, sys.stderr):
             try:
