@@ -8,6 +8,11 @@ segment count)``, in their original order. A route outside that bucket cannot ma
 first full or partial (405) match is the one Starlette's loop would find. When no candidate matches,
 Starlette's own loop runs (404, or its trailing-slash redirect), so misses answer exactly as before.
 
+A path served by plain ``Route`` objects is matched once: the routes whose pattern it matches, with
+their converted path parameters, are remembered by path (:data:`MAX_MATCHES` paths at most), and a
+request again for that path only checks the method, in the same order (a download asks the same
+object's path for range after range; a walk, the same dataset).
+
 Example::
 
     Mount("/discover", app=IndexedRouter(discover.routes))
@@ -31,6 +36,12 @@ from starlette.types import Receive, Scope, Send
 _PARAM = re.compile(r"\{[^}]*\}")
 #: Distinct first segments remembered per router before unknown ones share one bucket.
 _MAX_KEYS = 512
+#: Distinct paths whose matches a router remembers (then it starts afresh), and the longest kept.
+MAX_MATCHES = 4096
+MAX_MATCH_PATH = 1024
+#: A path's routes with their converted path parameters, in route order (``None``: not kept,
+#: a ``Mount`` or another route kind matched; Starlette's own matching runs).
+_Matches = tuple[tuple[Route, dict[str, Any]], ...]
 
 
 def route_shape(route: BaseRoute) -> tuple[str | None, int | None]:
@@ -65,13 +76,19 @@ class IndexedRouter(Router):
         self._buckets: dict[tuple[str, int], list[BaseRoute]] = {}
         self._indexed: list[BaseRoute] = []
         self._shapes: list[tuple[BaseRoute, str | None, int | None]] = []
+        self._matches: dict[str, _Matches | None] = {}
 
-    def candidates(self, path: str) -> list[BaseRoute]:
-        """The routes that can match ``path``, in order (built per shape on first use)."""
-        if self._indexed != self.routes:  # routes added or replaced since: start again
+    def _current(self) -> None:
+        """Start the index again if routes were added or replaced since it was built."""
+        if self._indexed != self.routes:
             self._indexed = list(self.routes)
             self._shapes = [(route, *route_shape(route)) for route in self._indexed]
             self._buckets.clear()
+            self._matches.clear()
+
+    def candidates(self, path: str) -> list[BaseRoute]:
+        """The routes that can match ``path``, in order (built per shape on first use)."""
+        self._current()
         segments = path.split("/")
         key = (segments[1] if len(segments) > 1 else "", len(segments) - 1)
         bucket = self._buckets.get(key)
@@ -82,15 +99,64 @@ class IndexedRouter(Router):
                 self._buckets[key] = bucket
         return bucket
 
+    def matches(self, path: str) -> _Matches | None:
+        """The plain routes matching ``path`` whatever the method, with their path parameters
+        (remembered); ``None`` when a candidate is not a plain :class:`Route` (then the request is
+        matched by Starlette's ``matches``, each time)."""
+        self._current()
+        try:
+            return self._matches[path]
+        except KeyError:
+            pass
+        found: list[tuple[Route, dict[str, Any]]] = []
+        probe = {"type": "http", "path": path, "root_path": "", "method": ""}
+        kept: _Matches | None = None
+        for route in self.candidates(path):
+            if type(route) is not Route:
+                break
+            match, child = route.matches(probe)
+            if match is not Match.NONE:
+                found.append((route, child["path_params"]))
+        else:
+            kept = tuple(found)
+        if len(path) <= MAX_MATCH_PATH:
+            if len(self._matches) >= MAX_MATCHES:
+                self._matches.clear()
+            self._matches[path] = kept
+        return kept
+
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await super().app(scope, receive, send)
             return
         if "router" not in scope:
             scope["router"] = self
+        path = get_route_path(scope)
+        known = self.matches(path) if "path_params" not in scope else None
+        if known is not None:  # as Route.matches would answer, without its regex and convertors
+            method = scope["method"]
+            refused: Route | None = None
+            refused_params: dict[str, Any] = {}
+            for hit, params in known:
+                if not hit.methods or method in hit.methods:
+                    scope["route"] = hit
+                    scope["endpoint"] = hit.endpoint
+                    scope["path_params"] = dict(params)
+                    await hit.handle(scope, receive, send)
+                    return
+                if refused is None:
+                    refused, refused_params = hit, params
+            if refused is not None:  # the path matched, the method did not: 405
+                scope["route"] = refused
+                scope["endpoint"] = refused.endpoint
+                scope["path_params"] = dict(refused_params)
+                await refused.handle(scope, receive, send)
+                return
+            await super().app(scope, receive, send)  # no route: Starlette's own 404 or redirect
+            return
         partial: BaseRoute | None = None
         partial_scope: Scope = {}
-        for route in self.candidates(get_route_path(scope)):
+        for route in self.candidates(path):
             match, child_scope = route.matches(scope)
             if match is Match.FULL:
                 scope["route"] = route
