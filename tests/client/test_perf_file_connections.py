@@ -250,3 +250,25 @@ def test_a_body_without_length_ends_cleanly_only_on_a_clean_close(reset: bool) -
         else:
             assert b"".join(response.iter_bytes()) == b"x" * 5000
     thread.join(5)
+
+
+def test_readinto_reads_the_body_in_place_and_keeps_the_connection(
+        sandbox: SandboxProcess) -> None:
+    """Bodies with a Content-Length are read straight into the caller's buffer (the large-file
+    path): the same bytes as httpx, 0 at the end, the connection back in the idle pool; a body
+    without a Content-Length refuses (it is read with iter_bytes)."""
+    [e] = entries(sandbox, 120, 1, ["files"])[:1]
+    with HttpCore() as http:
+        with http.stream_file(e["url"]) as resp:
+            assert isinstance(resp, FileResponse) and resp.remaining == int(e["size"])
+            block = bytearray(100_003)  # odd size: reads end mid-block and across blocks
+            got = bytearray()
+            while n := resp.readinto(memoryview(block)):
+                got += block[:n]
+            assert resp.readinto(memoryview(block)) == 0 and resp.remaining == 0
+        assert bytes(got) == httpx.get(e["url"]).content
+        assert [len(c) for c in http._files._idle.values()] == [1]
+    chunked = FileResponse.__new__(FileResponse)
+    chunked.remaining = None
+    with pytest.raises(ValueError, match="Content-Length"):
+        chunked.readinto(memoryview(block))

@@ -1,5 +1,5 @@
-"""The large-file path: chunks written and hashed on a writer thread, multipart ETag parts
-hashed in parallel on the hash pool. Same bytes, same verdicts as hashing in order, also
+"""The large-file path: the body received into reused blocks, written and hashed on a writer
+thread, multipart ETag parts hashed in parallel on the hash pool where they lie. Same bytes, same verdicts as hashing in order, also
 across drops (resume) and corruption (caught, downloaded again).
 
 The file: dataset 426 v3, 167,666,455 bytes stored in 20 parts of 8 MiB (ETag ``<md5>-20``).
@@ -19,11 +19,13 @@ from test_disk_errors import tiny_disk  # noqa: F401 - the 1 MiB tmpfs fixture
 
 from sparc.client import SparcClient
 from sparc.client._download import (
+    BLOCK_MEMORY,
     PENDING_PARTS,
     WRITER_THREAD_MIN,
     MiB,
     RemoteFile,
     Verifier,
+    _BlockSink,
     _MultipartMD5,
     fetch_file,
     partial_path,
@@ -174,3 +176,74 @@ def test_parallel_parts_copy_chunks_and_reuse_their_buffers() -> None:
             buffers.add(id(hasher._buffer))
     assert hasher.hexdigest() == expected.hexdigest()
     assert len(buffers) <= PENDING_PARTS + 1
+
+
+@pytest.mark.parametrize("resumed_at", [0, 3 * MiB + 5])
+def test_blocks_end_on_part_boundaries_and_whole_parts_are_hashed_in_place(
+        tmp_path: Path, resumed_at: int) -> None:
+    """Pure logic of the large-file sink: after a resume at any byte, the first block ends on a
+    part boundary, so every later part is lent to the hash pool without a copy; the file is the
+    bytes in order, the ETag the one of hashing in order, and at most
+    max(3, BLOCK_MEMORY // part) blocks are ever made (constant memory)."""
+    part = 2 * MiB
+    data = random.Random(7).randbytes(11 * part + 777)
+    expected = _MultipartMD5(part)
+    expected.update(data)
+    etag = expected.hexdigest()
+    verifier = Verifier.choose(RemoteFile("u", len(data)), {"etag": f'"{etag}"'})
+    assert verifier.part_size == part  # one guess: hashed in parallel
+    path = tmp_path / "file.incomplete"
+    path.write_bytes(data[:resumed_at])
+    verifier.feed_file(path, resumed_at)
+    lent: list[tuple[int, bool]] = []
+    lend = verifier.lend
+
+    def recording(view: memoryview, last: bool) -> object:
+        future = lend(view, last)
+        lent.append((len(view), future is not None))
+        return future
+
+    verifier.lend = recording  # type: ignore[method-assign]
+    blocks: set[int] = set()
+    with path.open("ab") as handle:
+        sink = _BlockSink(handle, verifier, resumed_at)
+        rng, pos = random.Random(3), resumed_at
+        while pos < len(data):
+            room = sink.take()
+            blocks.add(id(sink._block))
+            n = min(len(room), rng.randrange(1, 300_000), len(data) - pos)
+            room[:n] = data[pos:pos + n]
+            sink.commit(n)
+            pos += n
+        sink.close()
+    assert path.read_bytes() == data
+    assert verifier.problem(len(data)) is None and verifier.digests() == [etag]
+    assert len(blocks) <= max(3, BLOCK_MEMORY // part)  # reused: constant memory
+    first, *rest = lent
+    assert first[0] == part - resumed_at % part and first[1] == (resumed_at % part == 0)
+    assert all(was_lent for _, was_lent in rest)  # whole parts and the short last one
+    assert [size for size, _ in rest[:-1]] == [part] * (len(rest) - 1)
+
+
+def test_a_block_sink_hands_over_what_it_has_when_the_stream_breaks(tmp_path: Path) -> None:
+    """Bytes committed before a break are written (copied into the hasher, not lent: not a
+    whole part), so the next attempt resumes right after them with the same verdict."""
+    part = MiB
+    data = random.Random(9).randbytes(3 * part)
+    expected = _MultipartMD5(part)
+    expected.update(data)
+    verifier = Verifier.choose(RemoteFile("u", len(data)), {"etag": f'"{expected.hexdigest()}"'})
+    path = tmp_path / "file.incomplete"
+    with path.open("ab") as handle:
+        sink = _BlockSink(handle, verifier, 0)
+        room = sink.take()
+        room[:1000] = data[:1000]
+        sink.commit(1000)
+        sink.close()  # the stream broke here
+        handle.flush()
+        assert path.stat().st_size == 1000
+        sink = _BlockSink(handle, verifier, 1000)
+        assert len(sink.take()) == part - 1000  # up to the part boundary
+        sink.put(data[1000:])
+        sink.close()
+    assert path.read_bytes() == data and verifier.problem(len(data)) is None

@@ -18,14 +18,16 @@ A shared :class:`CancelToken` stops every transfer within a second (its sockets 
 
 Speed: bytes come through :meth:`HttpCore.stream_file` (kept-alive sockets, no httpx objects
 per request); files of :data:`WRITER_THREAD_MIN` or more are written and hashed on a
-:class:`_Writer` thread, and a multipart ETag's parts are hashed in parallel on
-:func:`hash_pool`, while the partial file stays a contiguous prefix (resuming is unchanged).
+:class:`_BlockSink` thread (received straight into reused blocks), and a multipart ETag's parts
+are hashed in parallel on :func:`hash_pool` where they lie, while the partial file stays a
+contiguous prefix (resuming is unchanged).
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -430,11 +432,16 @@ def part_size_candidates(size: int, parts: int) -> list[int]:
 PARALLEL_PART_MAX = 32 * MiB
 #: How many finished parts may wait for the hash pool per file (bounds memory).
 PENDING_PARTS = 2
-#: Files at least this large are written and hashed on a thread of their own, off the thread
-#: reading the socket (smaller ones inline: a thread per small file costs more than it saves).
+#: Files at least this large are received into reused blocks and written and hashed on a
+#: thread of their own, off the thread reading the socket (see :class:`_BlockSink`; smaller
+#: ones inline: a thread per small file costs more than it saves).
 WRITER_THREAD_MIN = 8 * MiB
-#: Received chunks (up to the HTTP core's READ_SIZE each) queued for the writer thread.
-WRITER_QUEUE = 16
+#: The size of those blocks, unless a multipart ETag's part (up to :data:`PARALLEL_PART_MAX`)
+#: sets it: then a block holds exactly one part, hashed where it lies.
+BLOCK_SIZE = 8 * MiB
+#: The memory a transfer's blocks may take (at least 3 blocks: one filling, one written, one
+#: hashed).
+BLOCK_MEMORY = 32 * MiB
 
 _hash_pool_lock = threading.Lock()
 _hash_pool: ThreadPoolExecutor | None = None
@@ -450,7 +457,7 @@ def hash_pool() -> ThreadPoolExecutor:
         return _hash_pool
 
 
-def _md5_of(buffer: bytearray, size: int) -> bytes:
+def _md5_of(buffer: bytearray | memoryview, size: int) -> bytes:
     with memoryview(buffer) as view:
         return hashlib.md5(view[:size], usedforsecurity=False).digest()
 
@@ -473,7 +480,9 @@ class _MultipartMD5:
         self._current = hashlib.md5(usedforsecurity=False)
         self._buffer: bytearray | None = None  # the part being filled (parallel)
         self._spare: list[bytearray] = []  # part buffers whose hash is done
-        self._pending: collections.deque[tuple[Future[bytes], bytearray]] = collections.deque()
+        # parts being hashed, in order, with the part buffer to reuse (None: a lent block)
+        self._pending: collections.deque[tuple[Future[bytes], bytearray | None]] = \
+            collections.deque()
         self._filled = 0
         self._digests: list[bytes] = []
 
@@ -492,6 +501,20 @@ class _MultipartMD5:
             if self._filled == self.part_size:
                 self._close_part()
 
+    def lend(self, view: memoryview, last: bool) -> Future[bytes] | None:
+        """Hash ``view`` on the hash pool where it lies, without copying it, when it is one
+        whole part starting at a part boundary (or, with ``last``, the file's last part): the
+        caller keeps its bytes unchanged until the returned future is done. Any other bytes are
+        taken by :meth:`update` (copied) and ``None`` returned."""
+        if not self.parallel or self._filled or not (len(view) == self.part_size or last):
+            self.update(view)
+            return None
+        while self._pending and self._pending[0][0].done():
+            self._collect()  # keep the queue short; parts stay in order
+        future = hash_pool().submit(_md5_of, view, len(view))
+        self._pending.append((future, None))
+        return future
+
     def _close_part(self) -> None:
         if self.parallel:
             while len(self._pending) >= PENDING_PARTS:
@@ -507,7 +530,8 @@ class _MultipartMD5:
     def _collect(self) -> None:
         future, buffer = self._pending.popleft()
         self._digests.append(future.result())
-        self._spare.append(buffer)
+        if buffer is not None:
+            self._spare.append(buffer)
 
     def hexdigest(self) -> str:
         while self._pending:
@@ -577,6 +601,27 @@ class Verifier:
         for hasher in self._hashers:
             hasher.update(data)
         self.fed += len(data)
+
+    @property
+    def part_size(self) -> int | None:
+        """The part size when the only check is a multipart ETag hashed in parallel: blocks of
+        whole parts go to :meth:`lend` and are hashed where they lie."""
+        if len(self._hashers) == 1 and isinstance(hasher := self._hashers[0], _MultipartMD5) \
+                and hasher.parallel:
+            return hasher.part_size
+        return None
+
+    def lend(self, view: memoryview, last: bool) -> Future[bytes] | None:
+        """Like :meth:`update`, but a whole part (see :attr:`part_size`; ``last``: the file's
+        last bytes) is hashed on the hash pool without a copy: keep ``view`` unchanged until
+        the returned future is done (``None``: nothing was lent)."""
+        self.fed += len(view)
+        if self.part_size is None:
+            for hasher in self._hashers:
+                hasher.update(view)
+            return None
+        multipart: _MultipartMD5 = self._hashers[0]
+        return multipart.lend(view, last)
 
     def feed_file(self, path: Path, limit: int, cancel: CancelToken | None = None) -> None:
         """Feed the first ``limit`` bytes of ``path`` (bytes kept from an earlier attempt)."""
@@ -1014,6 +1059,24 @@ class _Transfer:
                                 f"{delay:.0f} s at {_human(self.offset)}")
                 self.cancel.sleep(delay)
 
+    def _received(self, n: int) -> None:
+        """Account for ``n`` bytes just received: progress, the low-speed limit, stalls."""
+        if self.cancel.cancelled:
+            raise Cancelled("download cancelled")
+        self.offset += n
+        self.moved += n
+        hooks = self.hooks
+        if hooks.on_bytes:
+            hooks.on_bytes(n)
+        if hooks.on_received:
+            hooks.on_received(n)
+        now = time.monotonic()
+        if now - self._samples[-1][0] >= 1.0 and self.too_slow(now):
+            raise TransportError(f"{self.label}: too slow")  # decided in _attempts
+        self.last_data_at = now
+        if self._stall_noted:
+            self._data_came(now)
+
     def _attempt(self, handle: IO[bytes],
                  verifier: Verifier | None) -> tuple[Verifier | None, bool]:
         headers: dict[str, str] = {}
@@ -1042,74 +1105,132 @@ class _Transfer:
             self.etag, self._etag_header = etag, resp.headers.get("etag")
             self.if_none_match = None
             size = self.remote.size
-            sink = _Writer(handle, verifier) if size is None or \
-                size - self.offset >= WRITER_THREAD_MIN else None
-            hooks, samples = self.hooks, self._samples
-            try:
+            if size is not None and size - self.offset < WRITER_THREAD_MIN:
                 for chunk in resp.iter_bytes():  # as received (no re-chunking): a drop loses nothing
-                    if self.cancel.cancelled:
-                        raise Cancelled("download cancelled")
-                    if sink is None:
-                        handle.write(chunk)
-                        verifier.update(chunk)
+                    handle.write(chunk)
+                    verifier.update(chunk)
+                    self._received(len(chunk))
+            else:
+                handle.flush()  # the sink's writes follow what is buffered
+                sink = _BlockSink(handle, verifier, self.offset)
+                try:
+                    if isinstance(resp, FileResponse) and resp.remaining is not None:
+                        while n := resp.readinto(sink.take()):
+                            sink.commit(n)
+                            self._received(n)
                     else:
-                        sink.put(chunk)
-                    n = len(chunk)
-                    self.offset += n
-                    self.moved += n
-                    if hooks.on_bytes:
-                        hooks.on_bytes(n)
-                    if hooks.on_received:
-                        hooks.on_received(n)
-                    now = time.monotonic()
-                    if now - samples[-1][0] >= 1.0 and self.too_slow(now):
-                        raise TransportError(f"{self.label}: too slow")  # decided in _attempts
-                    self.last_data_at = now
-                    if self._stall_noted:
-                        self._data_came(now)
-            finally:
-                if sink is not None:  # every byte received is on disk before anything else
+                        for chunk in resp.iter_bytes():
+                            sink.put(chunk)
+                            self._received(len(chunk))
+                finally:  # every byte received is on disk before anything else
                     sink.close()
         handle.flush()
         size = self.remote.size
         return verifier, size is None or self.offset >= size
 
 
-class _Writer:
-    """Writes and hashes a transfer's chunks on a thread of its own (file writes and hashlib
-    release the GIL), so the thread reading the socket only reads. :meth:`close` waits until
-    every chunk put is written, then raises the writer's error (e.g. a full disk), if any.
-    Example::
+class _BlockSink:
+    """Takes a large body in a few reused blocks, written and hashed on a thread of its own
+    (file writes and hashlib release the GIL), so the thread reading the socket only reads,
+    straight into a block (:meth:`FileResponse.readinto`: no bytes object per read, no copy).
+    Blocks end on multipart part boundaries, so a whole part is hashed on the hash pool where it
+    lies (:meth:`Verifier.lend`) while the next block fills. Blocks are written in order: the
+    partial file stays a contiguous prefix. :meth:`close` hands over the last bytes, waits until
+    every block is written, then raises the writer's error (e.g. a full disk), if any. Example::
 
-        sink = _Writer(handle, verifier)
-        for chunk in response.iter_bytes(): sink.put(chunk)
+        sink = _BlockSink(handle, verifier, offset)
+        while n := response.readinto(sink.take()): sink.commit(n)
         sink.close()
     """
 
-    def __init__(self, handle: IO[bytes], verifier: Verifier) -> None:
+    def __init__(self, handle: IO[bytes], verifier: Verifier, offset: int) -> None:
         self.handle, self.verifier = handle, verifier
         self.error: BaseException | None = None
-        self._queue: queue.Queue[bytes | None] = queue.Queue(WRITER_QUEUE)
+        part = verifier.part_size
+        self.block_size = part if part is not None and part <= PARALLEL_PART_MAX else BLOCK_SIZE
+        self._blocks_left = max(3, BLOCK_MEMORY // self.block_size)  # still to be made
+        self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+        self._work: queue.SimpleQueue[tuple[bytearray, int, int] | None] = queue.SimpleQueue()
+        self._start = offset  # the file offset of the block being filled
+        self._block: bytearray | None = None
+        self._view = memoryview(b"")
+        self._filled = 0
         self._thread = threading.Thread(target=self._run, name="sparc-writer", daemon=True)
         self._thread.start()
 
+    def take(self) -> memoryview:
+        """The free room of the block being filled (up to the next part boundary)."""
+        if self._block is None:
+            if self.error is not None:
+                raise self.error
+            self._block = self._next_block()
+            room = self.block_size - self._start % self.block_size
+            self._view = memoryview(self._block)[:room]
+            self._filled = 0
+        return self._view[self._filled:]
+
+    def commit(self, n: int) -> None:
+        """``n`` bytes were put at the start of the last :meth:`take`."""
+        self._filled += n
+        if self._filled == len(self._view):
+            self._hand_over()
+
     def put(self, chunk: bytes) -> None:
-        if self.error is not None:
-            raise self.error
-        self._queue.put(chunk)
+        """Copy ``chunk`` in (bodies read as bytes, e.g. through httpx)."""
+        with memoryview(chunk) as data:
+            while data:
+                room = self.take()
+                n = min(len(room), len(data))
+                room[:n] = data[:n]
+                data = data[n:]
+                self.commit(n)
+
+    def _hand_over(self) -> None:
+        if self._block is not None and self._filled:
+            self._work.put((self._block, self._filled, self._start))
+            self._start += self._filled
+        elif self._block is not None:
+            self._free.put(self._block)
+        self._block, self._view = None, memoryview(b"")
+
+    def _next_block(self) -> bytearray:
+        with contextlib.suppress(queue.Empty):
+            return self._free.get_nowait()
+        if self._blocks_left:
+            self._blocks_left -= 1
+            return bytearray(self.block_size)
+        while True:  # all in use: wait for the writer or the hash pool to give one back
+            with contextlib.suppress(queue.Empty):
+                return self._free.get(timeout=0.5)
+            if self.error is not None:
+                raise self.error
 
     def _run(self) -> None:
-        write, update = self.handle.write, self.verifier.update
-        while (chunk := self._queue.get()) is not None:
-            if self.error is None:  # after an error: drain, so put() never blocks for ever
-                try:
-                    write(chunk)
-                    update(chunk)
-                except BaseException as exc:  # noqa: BLE001 - raised by put()/close()
-                    self.error = exc
+        write, lend, size = self.handle.write, self.verifier.lend, self.verifier.size
+        while (item := self._work.get()) is not None:
+            block, n, start = item
+            if self.error is not None:  # after an error: drain, so nobody waits for ever
+                self._free.put(block)
+                continue
+            try:
+                view = memoryview(block)[:n]
+                hashed = lend(view, start + n == size)
+                write(view)
+            except BaseException as exc:  # noqa: BLE001 - raised by take()/close()
+                self.error = exc
+                self._free.put(block)
+                continue
+            if hashed is None:
+                self._free.put(block)
+            else:  # back to the free list once hashed, too
+                hashed.add_done_callback(functools.partial(self._give_back, block))
+
+    def _give_back(self, block: bytearray, _done: object = None) -> None:
+        self._free.put(block)
 
     def close(self) -> None:
-        self._queue.put(None)
+        self._hand_over()
+        self._work.put(None)
         self._thread.join()
         if self.error is not None:
             raise self.error

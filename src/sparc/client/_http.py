@@ -738,6 +738,13 @@ class FileResponse:
         self.extensions = {"network_stream": conn.stream}
         self.cut = False  # set by interrupt_response: an end of stream then is no end of body
         self._done = status in (204, 304)
+        length = headers.get("content-length")
+        #: Body bytes not yet read when the body has a Content-Length (not chunked), else None:
+        #: only such bodies can be read with :meth:`readinto`.
+        self.remaining: int | None = None
+        if length is not None and length.isdigit() and \
+                "chunked" not in headers.get("transfer-encoding", "").lower():
+            self.remaining = int(length)
         if self._done:
             self._release()
 
@@ -781,6 +788,37 @@ class FileResponse:
             piece = conn.recv(min(READ_SIZE, remaining))
             remaining -= len(piece)
             yield piece
+
+    def readinto(self, view: memoryview) -> int:
+        """Read body bytes straight into ``view`` (no copy through a bytes object): how many,
+        0 at the end of the body. Only for bodies with a Content-Length (``remaining`` is not
+        ``None``); do not mix with :meth:`iter_bytes`. Example::
+
+            while n := resp.readinto(view[filled:]): filled += n
+        """
+        remaining = self.remaining
+        if remaining is None:
+            raise ValueError("readinto needs a body with a Content-Length")
+        if self._done or not remaining:
+            self._done = True
+            self._release()
+            return 0
+        conn = self._conn
+        try:
+            if conn.buffer:
+                n = min(len(view), len(conn.buffer), remaining)
+                view[:n] = conn.buffer[:n]
+                conn.buffer = conn.buffer[n:]
+            else:
+                with _BLOCKED.blocked_on(conn.stream):  # type: ignore[arg-type]
+                    n = conn.sock.recv_into(view, min(len(view), remaining))
+                if not n:
+                    raise ConnectionError("the server closed the connection")
+        except (OSError, ValueError, httpcore.ReadError) as exc:
+            self.close()
+            raise _file_get_error(self._url, "broke off", exc, "connection lost") from exc
+        self.remaining = remaining - n
+        return n
 
     def _chunked(self) -> Iterator[bytes]:
         conn = self._conn
