@@ -281,3 +281,34 @@ def test_a_remembered_url_expires_over_http(served: tuple[str, Any]) -> None:
         expired = http.get(url, headers={"Range": "bytes=0-9"})
         assert expired.status_code == 403 and _code(expired) == "AccessDenied"
         assert ElementTree.fromstring(expired.content).findtext("Message") == "Request has expired"
+
+
+def test_request_ids_have_s3_shapes_and_differ() -> None:
+    """Both ids from one draw: 16 upper-case hex digits, and base64 of 57 bytes; fresh each time."""
+    import base64
+    import re
+
+    from sparc.sandbox.assets.errors import request_id_bytes
+
+    seen = set()
+    for _ in range(200):
+        request_id, id_2 = request_id_bytes()
+        assert re.fullmatch(rb"[0-9A-F]{16}", request_id)
+        assert len(base64.b64decode(id_2, validate=True)) == 57 and len(id_2) == 76
+        seen.add((request_id, id_2))
+        ids = request_ids()
+        assert re.fullmatch(r"[0-9A-F]{16}", ids["x-amz-request-id"]) and len(ids["x-amz-id-2"]) == 76
+    assert len(seen) == 200
+
+
+@pytest.mark.parametrize(("start", "end"), [(0, 0), (0, 1), (0, 16), (5, 4101), (15, 17), (16, 4112),
+                                            ((1 << 20) - 10, 1 << 20), (1 << 20, (1 << 20) + 4096),
+                                            ((1 << 20) - 10, (1 << 20) + 10), (3 << 20, (3 << 20) + 1)])
+def test_span_bytes_equal_the_generated_range(start: int, end: int) -> None:
+    from sparc.sandbox.catalogue.content import generated_range, generated_span, iter_generated
+    from sparc.sandbox.storage.objects import span_bytes
+
+    expected = b"".join(iter_generated(7, start, end))
+    assert span_bytes(None, 7, start, end) == expected == generated_range(7, start, end)
+    if end > start and start >> 20 == (end - 1) >> 20:
+        assert generated_span(7, start, end) == expected

@@ -9,7 +9,7 @@ Example: ``raise S3Error(404, "NoSuchKey", "The specified key does not exist.", 
 
 from __future__ import annotations
 
-import base64
+import binascii
 import random
 import re
 import secrets
@@ -35,10 +35,21 @@ def xml_text(value: object) -> str:
 _IDS = random.Random(secrets.randbits(128))
 
 
+def request_id_bytes() -> tuple[bytes, bytes]:
+    """Fresh ``x-amz-request-id`` and ``x-amz-id-2`` values as header bytes (S3's shapes: 16
+    upper-case hex digits, base64 of 57 bytes), from one draw of 65 random bytes.
+
+    >>> [len(v) for v in request_id_bytes()]
+    [16, 76]
+    """
+    drawn = _IDS.randbytes(65)
+    return binascii.hexlify(drawn[:8]).upper(), binascii.b2a_base64(drawn[8:], newline=False)
+
+
 def request_ids() -> dict[str, str]:
-    """Fresh ``x-amz-request-id`` / ``x-amz-id-2`` headers (S3's shapes: 16 hex, base64 of 57 bytes)."""
-    return {"x-amz-request-id": _IDS.randbytes(8).hex().upper(),
-            "x-amz-id-2": base64.b64encode(_IDS.randbytes(57)).decode()}
+    """Fresh ``x-amz-request-id`` / ``x-amz-id-2`` headers (:func:`request_id_bytes`, as text)."""
+    request_id, id_2 = request_id_bytes()
+    return {"x-amz-request-id": request_id.decode(), "x-amz-id-2": id_2.decode()}
 
 
 class S3Error(SandboxError):

@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from sparc.sandbox.assets.errors import S3Error, request_ids
+from sparc.sandbox.assets.errors import S3Error, request_id_bytes, request_ids
 from sparc.sandbox.assets.signing import Signer, asset_path
 from sparc.sandbox.catalogue.content import BLOCK_SIZE
 from sparc.sandbox.http import stream_chunks
@@ -366,11 +366,11 @@ def _answer(request: Request) -> Response:
     head = method == "HEAD"
     if head or end - start <= BLOCK_SIZE:
         # one chunk (no streaming task per request): the header list Response would build, directly
-        ids = request_ids()
-        raw = [(b"x-amz-request-id", ids["x-amz-request-id"].encode()), (b"x-amz-id-2", ids["x-amz-id-2"].encode()),
-               *stored.raw_headers, _ACCEPT_RANGES, (b"content-length", str(end - start).encode())]
+        request_id, id_2 = request_id_bytes()
+        raw = [(b"x-amz-request-id", request_id), (b"x-amz-id-2", id_2),
+               *stored.raw_headers, _ACCEPT_RANGES, (b"content-length", b"%d" % (end - start))]
         if span:
-            raw.append((b"content-range", f"bytes {start}-{end - 1}/{size}".encode()))
+            raw.append((b"content-range", b"bytes %d-%d/%d" % (start, end - 1, size)))
         raw.append(_OCTET_STREAM)
         return _ReadyResponse(b"" if head else span_bytes(stored.content, stored.seed, start, end), status, raw)
     headers = {**request_ids(), **stored.headers, "Accept-Ranges": "bytes", "Content-Length": str(end - start)}

@@ -55,6 +55,17 @@ def iter_generated(seed: int, start: int, end: int) -> Iterator[bytes]:
         pos += stop - within
 
 
+def generated_span(seed: int, start: int, end: int) -> bytes:
+    """Bytes ``[start, end)`` of the generated file ``seed``, within one block (``start`` and
+    ``end - 1`` in the same block): :func:`generated_range` without its generator and list.
+
+    >>> generated_span(1, 10, 20) == generated_range(1, 10, 20)
+    True
+    """
+    index, within = divmod(start, BLOCK_SIZE)
+    return _block_slice(seed, index, within, within + end - start)
+
+
 def generated_range(seed: int, start: int, end: int) -> bytes:
     """Bytes ``[start, end)`` of the generated file ``seed`` as one ``bytes`` (only those bytes made).
 

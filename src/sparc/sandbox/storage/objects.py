@@ -6,7 +6,13 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
-from sparc.sandbox.catalogue.content import BLOCK_SIZE, generated_range, iter_generated, iter_stored
+from sparc.sandbox.catalogue.content import (
+    BLOCK_SIZE,
+    generated_range,
+    generated_span,
+    iter_generated,
+    iter_stored,
+)
 
 #: What serving an object needs (its bytes and S3 headers): a third of the row, read faster.
 OBJECT_COLUMNS = "bucket, key, size, content, seed, etag, sse, last_modified, s3_version, version"
@@ -86,6 +92,8 @@ def span_bytes(content: bytes | None, seed: int | None, start: int, end: int) ->
     """
     if content is not None:
         return bytes(content[start:end])
+    if start >= end:
+        return b""
     if start // BLOCK_SIZE == (end - 1) // BLOCK_SIZE:  # within one block: one slice, no list
-        return next(iter_generated(seed, start, end), b"")  # type: ignore[arg-type]
+        return generated_span(seed, start, end)  # type: ignore[arg-type]
     return generated_range(seed, start, end)  # type: ignore[arg-type]
