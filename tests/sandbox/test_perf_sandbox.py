@@ -322,3 +322,46 @@ def test_forwarded_headers_do_not_change_the_client_connection(sandbox: SandboxP
                                                          "X-Forwarded-Proto": "https"})
     assert response.json()["http"] == "HttpToolsProtocol"  # the connection was found by its address
     assert "server" not in response.headers
+
+
+# ---- ready-made Discover answers ---------------------------------------------------------------
+def test_a_stored_dto_is_answered_as_response_would_answer_it(client: httpx.Client,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """One Response per stored body serves every request: the status, header list and body a new
+    ``Response(body, media_type=JSON)`` has; it stays unchanged by being sent; the memory is bounded."""
+    from starlette.responses import Response
+
+    from sparc.sandbox.pennsieve import routes as discover
+
+    body = b'{"id": 1, "name": "x"}'
+    ready = discover.json_body(body)
+    fresh = Response(body, media_type="application/json")
+    assert (ready.status_code, ready.raw_headers, ready.body, ready.background) == \
+        (fresh.status_code, fresh.raw_headers, fresh.body, None)
+    assert discover.json_body(bytes(body)) is ready
+    headers = list(ready.raw_headers)
+    for _ in range(2):  # served twice over HTTP: the same answer, the response unchanged
+        response = client.get("/discover/datasets/90")
+        assert response.status_code == 200 and response.headers["content-type"] == "application/json"
+        assert response.headers["content-length"] == str(len(response.content))
+        assert [k for k in response.headers if k not in ("date", "server")] == ["content-length", "content-type"]
+    assert ready.raw_headers == headers
+    monkeypatch.setattr(discover, "MAX_READY", 3)
+    for i in range(10):
+        discover.json_body(b"[%d]" % i)
+    assert len(discover._READY) <= 3
+
+
+def test_discover_is_the_apps_state_discover(tmp_path: Path) -> None:
+    from starlette.requests import Request
+
+    from sparc.sandbox.pennsieve.routes import _discover
+    from sparc.sandbox.server import create_app
+    from sparc.sandbox.settings import SandboxSettings
+
+    app = create_app(SandboxSettings(data_dir=tmp_path))
+    try:
+        request = Request({"type": "http", "app": app})
+        assert _discover(request) is app.state.discover and _discover(request) is app.state.discover
+    finally:
+        app.state.db.close()

@@ -142,7 +142,7 @@ class IndexedRouter(Router):
                     scope["route"] = hit
                     scope["endpoint"] = hit.endpoint
                     scope["path_params"] = dict(params)
-                    await hit.handle(scope, receive, send)
+                    await hit.app(scope, receive, send)  # Route.handle, its method check done
                     return
                 if refused is None:
                     refused, refused_params = hit, params

@@ -63,8 +63,18 @@ class Int32Convertor(Convertor[int]):
 register_url_convertor("int32", Int32Convertor())
 
 
+#: Where an app's Discover is kept in the app's instance dict: one dict lookup per request, not
+#: ``app.state``'s Python-level ``__getattr__`` (``create_app`` sets ``state.discover`` once).
+_DISCOVER = "_sandbox_discover"
+
+
 def _discover(request: Request) -> Discover:
-    return request.app.state.discover
+    app = request.scope["app"]
+    discover: Discover | None = vars(app).get(_DISCOVER)
+    if discover is None:
+        discover = app.state.discover
+        setattr(app, _DISCOVER, discover)
+    return discover
 
 
 def _ids(request: Request) -> tuple[int, int]:
@@ -80,9 +90,21 @@ def json_text(text: str, status: int = 200) -> Response:
     return Response(text, status_code=status, media_type=JSON)
 
 
+#: Ready 200 answers of stored JSON bodies, by body: a :class:`Response` holds only its status,
+#: body and header list, and sending it changes none of them, so one serves every request.
+_READY: dict[bytes, Response] = {}
+MAX_READY = 4096  # bodies answered ready-made (then the memory starts afresh)
+
+
 def json_body(body: bytes) -> Response:
-    """A 200 with JSON body bytes already encoded (a stored DTO, as stored)."""
-    return Response(body, media_type=JSON)
+    """A 200 with JSON body bytes already encoded (a stored DTO, as stored): the same
+    ``Response(body, media_type=JSON)`` for the same body, built once."""
+    response = _READY.get(body)
+    if response is None:
+        if len(_READY) >= MAX_READY:
+            _READY.clear()
+        response = _READY[body] = Response(body, media_type=JSON)
+    return response
 
 
 def recover(failure: DiscoverFailure,
