@@ -103,6 +103,8 @@ def test_download_records_sidecar(tmp_path: Path) -> None:
         records.add(Record("a.csv", i, 1, "md5", f"md5:{i:032x}", None, "pennsieve:90/1"))
     records.add(Record("b.csv", 5, 2, "size"))
     sidecar = tmp_path / ".sparc" / "downloads.jsonl"
+    assert len(sidecar.read_text().splitlines()) >= 1  # the first at once, then every 0.5 s
+    records.close()  # and the rest on close
     assert len(sidecar.read_text().splitlines()) == 151
     again = DownloadRecords(tmp_path)
     assert again.get("a.csv").size == 149 and again.get("b.csv").check == "size"  # type: ignore[union-attr]
@@ -112,3 +114,25 @@ def test_download_records_sidecar(tmp_path: Path) -> None:
     stat = local.stat()
     assert Record("b.csv", 5, stat.st_mtime_ns, "size").matches_disk(local)
     assert not Record("b.csv", 5, stat.st_mtime_ns + 1, "size").matches_disk(local)
+
+
+@pytest.mark.parametrize("bad", ["/x", "\\x", "//srv/share/x", "c:x", "Z:/x", ".", "./", "a/..",
+                                 "a\\..\\..\\x"])
+def test_safe_join_rejects_more(tmp_path: Path, bad: str) -> None:
+    """Absolute in POSIX or Windows terms (root, drive, UNC share), '..', or no file at all."""
+    with pytest.raises(UnsafePathError):
+        safe_join(tmp_path, bad)
+
+
+def test_safe_join_many_paths_one_resolve_per_folder(tmp_path: Path) -> None:
+    from sparc.client._download import SafeJoin
+
+    join = SafeJoin(tmp_path)
+    got = [join(f"files/primary/f{i}.dat") for i in range(3)] + [join("a\\b.txt"), join("c.txt")]
+    assert got == [tmp_path / "files" / "primary" / f"f{i}.dat" for i in range(3)] + \
+        [tmp_path / "a" / "b.txt", tmp_path / "c.txt"]
+    assert set(join._folders) == {"files/primary", "a", ""}
+    (tmp_path / "files" / "primary").mkdir(parents=True)
+    (tmp_path / "files" / "primary" / "evil.dat").symlink_to("/etc/hostname")
+    with pytest.raises(UnsafePathError, match="link"):
+        join("files/primary/evil.dat")

@@ -41,7 +41,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 from typing import IO, Any, overload
 
 import httpx
@@ -91,7 +91,10 @@ CHECKS = ("sha256", "md5", "md5-multipart", "size", "none")
 EXISTING_MODES = ("skip", "overwrite", "refresh")
 #: Where download() keeps what it saved (JSON lines), relative to the output folder.
 RECORDS_FILE = Path(".sparc") / "downloads.jsonl"
+#: How often (seconds) new records are written out while a download runs.
+RECORDS_FLUSH_SECONDS = 0.5
 
+_DRIVE = re.compile(r"^[A-Za-z]:")
 _MD5_ETAG = re.compile(r"^[0-9a-f]{32}$")
 _MULTIPART_ETAG = re.compile(r"^([0-9a-f]{32})-(\d+)$")
 
@@ -253,25 +256,30 @@ class SafeJoin:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.resolved_root = root.resolve()
-        self._folders: dict[Path, bool] = {}
+        self._folders: dict[str, Path | None] = {}  # folder within root -> its Path if inside
 
     def __call__(self, relative: str) -> Path:
         if not relative or "\x00" in relative:
             raise UnsafePathError(relative, "empty or contains NUL")
-        posix, windows = PurePosixPath(relative), PureWindowsPath(relative)
-        if (posix.is_absolute() or windows.is_absolute() or windows.drive
-                or relative.startswith("\\")):
+        # absolute in POSIX or Windows terms: a root, a drive ("C:"), a UNC share ("\\\\srv")
+        if relative[0] in "/\\" or _DRIVE.match(relative):
             raise UnsafePathError(relative, "absolute paths are not allowed")
-        parts = relative.replace("\\", "/").split("/")
+        parts = [p for p in relative.replace("\\", "/").split("/") if p not in ("", ".")]
         if ".." in parts:
             raise UnsafePathError(relative, "'..' segments are not allowed")
-        target = self.root.joinpath(*[p for p in parts if p not in ("", ".")])
-        folder = target.parent
-        inside = self._folders.get(folder)
-        if inside is None:
-            inside = self._folders[folder] = folder.resolve().is_relative_to(self.resolved_root)
-        if not inside or (target.is_symlink()
-                          and not target.resolve().is_relative_to(self.resolved_root)):
+        if not parts:
+            raise UnsafePathError(relative, "names no file")
+        key = "/".join(parts[:-1])
+        try:
+            folder = self._folders[key]
+        except KeyError:  # each distinct folder resolved once
+            path = self.root.joinpath(*parts[:-1])
+            folder = self._folders[key] = \
+                path if path.resolve().is_relative_to(self.resolved_root) else None
+        if folder is None:
+            raise UnsafePathError(relative, "it resolves outside the output folder (a link?)")
+        target = folder / parts[-1]
+        if os.path.islink(target) and not target.resolve().is_relative_to(self.resolved_root):
             raise UnsafePathError(relative, "it resolves outside the output folder (a link?)")
         return target
 
@@ -1265,7 +1273,9 @@ class Record:
 class DownloadRecords:
     """The sidecar of an output folder: ``<folder>/.sparc/downloads.jsonl``, one JSON line per
     file saved (the last line for a path wins), so a re-run knows complete files without
-    re-hashing them. Thread-safe; compacted when it grows."""
+    re-hashing them. Thread-safe; compacted when it grows. Written out at most every
+    :data:`RECORDS_FLUSH_SECONDS` and on :meth:`close` (not a write per file): a crash loses
+    at most that much, which only costs a re-check of those files."""
 
     def __init__(self, root: Path) -> None:
         self.file = root / RECORDS_FILE
@@ -1273,6 +1283,7 @@ class DownloadRecords:
         self.records: dict[str, Record] = {}
         self._unwritable = False
         self._handle: IO[str] | None = None
+        self._flushed_at = 0.0
         lines = 0
         try:
             with self.file.open(encoding="utf-8") as handle:
@@ -1302,7 +1313,10 @@ class DownloadRecords:
                     self.file.parent.mkdir(parents=True, exist_ok=True)
                     self._handle = self.file.open("a", encoding="utf-8")
                 self._handle.write(line)
-                self._handle.flush()  # one line at a time: a crash loses at most this one
+                now = time.monotonic()
+                if now - self._flushed_at >= RECORDS_FLUSH_SECONDS:
+                    self._handle.flush()
+                    self._flushed_at = now
             except OSError as exc:
                 log.warning("cannot record downloads in %s (%s); a re-run will check the "
                             "files again", self.file, exc)

@@ -726,12 +726,32 @@ def _file_get_error(url: str, what: str, exc: BaseException, empty: str = "",
     return TransportError(f"GET {shown} {what}: {kind}: {exc or empty}", method="GET", url=shown)
 
 
+class FileHeaders(dict[str, str]):
+    """A response's headers by lower-case name (repeated ones joined with ", "), looked up
+    whatever the case: the few ``get``s of a file GET without building an ``httpx.Headers``."""
+
+    def __init__(self, fields: list[tuple[str, str]]) -> None:
+        super().__init__()
+        for name, value in fields:
+            key = name.lower()
+            self[key] = f"{self[key]}, {value}" if key in self else value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return dict.get(self, key.lower(), default)
+
+    def __getitem__(self, key: str) -> str:
+        return dict.__getitem__(self, key.lower())
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, key.lower() if isinstance(key, str) else key)
+
+
 class FileResponse:
     """The answer to :meth:`HttpCore.stream_file` over a kept-alive socket: ``status_code``,
     ``headers`` and :meth:`iter_bytes` (bytes as received), as an ``httpx.Response`` offers."""
 
     def __init__(self, files: _FileConnections, conn: _Connection, status: int,
-                 headers: httpx.Headers, keep: bool, url: str) -> None:
+                 headers: FileHeaders, keep: bool, url: str) -> None:
         self._files, self._conn, self._keep, self._url = files, conn, keep, url
         self.status_code = status
         self.headers = headers
@@ -923,7 +943,7 @@ class _FileConnections:
                 raise _file_get_error(url, "failed", exc, "no answer") from exc
         if log.isEnabledFor(logging.INFO):
             log.info("GET %s -> %d", redact_url(url), status)
-        response_headers = httpx.Headers(fields)
+        response_headers = FileHeaders(fields)
         if 300 <= status < 400 and status != 304:  # a redirect: httpx follows it
             conn.close()
             return None

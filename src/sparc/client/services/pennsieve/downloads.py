@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import shutil
 import threading
 import time
@@ -423,11 +422,13 @@ def _run_jobs(job: Callable[[Mapping[str, Any], Path], FileResult],
               cancel: CancelToken, results: list[FileResult]) -> None:
     """``job`` for every target, on ``max_workers`` threads that take the next target when
     free; results are appended to ``results``. The calling thread waits in short steps (so
-    Ctrl-C is seen at once); Ctrl-C or an unexpected error in a job cancels every transfer
-    within a second and propagates. The cost per file is constant (no future per file)."""
+    Ctrl-C is seen at once) and is woken only at the end or by a failure, not once per file;
+    Ctrl-C or an unexpected error in a job cancels every transfer within a second and
+    propagates. The cost per file is constant (no future per file)."""
     jobs = iter(list(targets))
     take = threading.Lock()
-    done: queue.SimpleQueue[FileResult | BaseException] = queue.SimpleQueue()
+    finished = threading.Event()  # every target done, or a job raised
+    failures: list[BaseException] = []
     stop = threading.Event()
 
     def worker() -> None:
@@ -437,26 +438,23 @@ def _run_jobs(job: Callable[[Mapping[str, Any], Path], FileResult],
             if target is None:
                 return
             try:
-                done.put(job(*target))
+                results.append(job(*target))  # list.append is atomic
             except BaseException as exc:  # noqa: BLE001 - raised in the calling thread
-                done.put(exc)
+                failures.append(exc)
+                finished.set()
                 return
+            if len(results) == len(targets):
+                finished.set()
 
     workers = min(max_workers, len(targets))
     pool = ThreadPoolExecutor(max_workers=max(workers, 1), thread_name_prefix="sparc-download")
     futures = [pool.submit(worker) for _ in range(workers)]
     try:
-        for _ in range(len(targets)):
-            while True:  # short waits: Ctrl-C is seen at once, even when simulated
-                try:
-                    item = done.get(timeout=0.2)
-                    break
-                except queue.Empty:
-                    if all(f.done() for f in futures) and done.empty():
-                        raise DownloadError("the download workers stopped early") from None
-            if isinstance(item, BaseException):
-                raise item
-            results.append(item)
+        while targets and not finished.wait(0.2):  # short waits: Ctrl-C is seen at once
+            if all(f.done() for f in futures) and not finished.is_set():
+                raise DownloadError("the download workers stopped early")
+        if failures:
+            raise failures[0]
     except BaseException:  # Ctrl-C, or a fatal error: stop every transfer now
         stop.set()
         cancel.cancel()
