@@ -16,6 +16,11 @@ shared machine, trust the CPU figures over the rates):
 * start-up of ``sparc sandbox serve --port 0`` (fresh data folder, then reused) vs a bare
   interpreter start (target: under 2 s); the 1 GiB file through a raw socket reader.
 
+``python bench/sandbox.py --inprocess`` prints, instead, the app's own cost: microseconds per
+request of the sandbox app and of the bare app (replaying its answer) called in-process with a
+fake scope, ``receive`` and ``send`` (no server, no sockets: what the per-request work of the
+app itself costs; best of several rounds).
+
 The load generator is this script run as ``--load URL CLIENTS SECONDS [RANGE]`` (asyncio, raw
 sockets, one process); the bare app is ``--bare BODYFILE MEDIA [ANSWERFILE]`` (prints its URL). Other benchmarks
 read the sandbox's CPU the same way: ``GET /_sandbox/process`` (``pid``, ``cpu_seconds``).
@@ -187,6 +192,74 @@ def run_load(url: str, clients: int, seconds: float, byte_range: str | None,
     if out["errors"]:
         raise SystemExit(f"{url}: unexpected answers {out['errors']}")
     return out
+
+
+# ---- the app alone, in-process ------------------------------------------------------------------
+def inprocess_main(rounds: int = 7, n: int = 20000) -> None:
+    """Microseconds per request of each app called directly (see the module docstring)."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from sparc.sandbox.assets.signing import presigner
+    from sparc.sandbox.server import create_app
+    from sparc.sandbox.settings import SandboxSettings
+
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    def call(app: Any, target: str, headers: list[tuple[bytes, bytes]]) -> None:
+        path, _, query = target.partition("?")
+        sent.clear()
+        coroutine = app({"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
+                         "http_version": "1.1", "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 50000),
+                         "scheme": "http", "root_path": "", "headers": list(headers), "state": {},
+                         "method": "GET", "path": path, "raw_path": path.encode(),
+                         "query_string": query.encode()}, receive, send)
+        try:
+            coroutine.send(None)  # nothing on these routes waits: one step runs the request
+        except StopIteration:
+            return
+        raise RuntimeError(f"{target}: the app waited")
+
+    with tempfile.TemporaryDirectory(prefix="sparc-bench-") as scratch:
+        app = create_app(SandboxSettings(data_dir=Path(scratch), time_scale=0))
+        state = app.state
+        host = [(b"host", b"127.0.0.1:8000")]
+        url = state.discover.download_manifest(90, 1, [BIG_FILE], None, state.settings.download_size_cap,
+                                               presigner(state.signer, "http://127.0.0.1:8000/"))["data"][0]["url"]
+        cases = [("GET /discover/datasets/90", "/discover/datasets/90", host, "application/json"),
+                 ("4 KiB range of an asset", url.split("127.0.0.1:8000", 1)[1],
+                  host + [(b"range", RANGE.encode())], "application/octet-stream")]
+        print(f"in-process, microseconds per request (best of {rounds} rounds of {n:,}):")
+        for name, target, headers, media in cases:
+            call(app, target, headers)
+            status = sent[0]["status"]
+            replayed = {k.decode(): v.decode() for k, v in sent[0]["headers"]
+                        if k.decode() not in SERVER_HEADERS}
+            body = b"".join(m.get("body", b"") for m in sent[1:])
+
+            async def endpoint(request: Request, body: bytes = body, status: int = status,
+                               replayed: dict[str, str] = replayed, media: str = media) -> Response:
+                return Response(body, status_code=status, headers=replayed, media_type=media)
+
+            bare = Starlette(routes=[Route("/{path:path}", endpoint)])
+            best = {"sandbox": float("inf"), "bare": float("inf")}
+            for _ in range(rounds):
+                for who, each in (("sandbox", app), ("bare", bare)):
+                    started = time.perf_counter()
+                    for _ in range(n):
+                        call(each, target, headers)
+                    best[who] = min(best[who], (time.perf_counter() - started) / n * 1e6)
+            print(f"  {name:26s} sandbox {best['sandbox']:6.1f} us | bare {best['bare']:6.1f} us | "
+                  f"{best['sandbox'] / best['bare']:4.2f}x")
+        state.db.close()
 
 
 # ---- the figures --------------------------------------------------------------------------------
@@ -370,5 +443,7 @@ if __name__ == "__main__":
         load_main(sys.argv[2:])
     elif sys.argv[1:2] == ["--bare"]:
         bare_main(sys.argv[2:])
+    elif sys.argv[1:2] == ["--inprocess"]:
+        inprocess_main()
     else:
         main()
