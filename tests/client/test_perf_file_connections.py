@@ -272,3 +272,18 @@ def test_readinto_reads_the_body_in_place_and_keeps_the_connection(
     chunked.remaining = None
     with pytest.raises(ValueError, match="Content-Length"):
         chunked.readinto(memoryview(block))
+
+
+def test_file_headers_are_a_plain_dict_looked_up_in_any_case() -> None:
+    """File GETs keep their headers in a plain dict by lower-case name (no httpx.Headers per
+    file): any case finds them, repeated ones are joined as httpx joins them."""
+    from sparc.client._http import FileHeaders
+
+    fields = [("ETag", '"abc"'), ("Content-Length", "12"), ("X-Amz-Meta-A", "1"),
+              ("x-amz-meta-a", "2")]
+    headers = FileHeaders(fields)
+    assert type(headers).__mro__[1] is dict
+    assert headers.get("etag") == headers.get("ETAG") == headers["eTag"] == '"abc"'
+    assert "CONTENT-LENGTH" in headers and "content-length" in headers and 5 not in headers
+    assert headers.get("missing") is None and headers.get("missing", "x") == "x"
+    assert headers["x-amz-meta-a"] == httpx.Headers(fields)["x-amz-meta-a"] == "1, 2"
