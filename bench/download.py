@@ -216,7 +216,12 @@ import json, os, resource, sys
 from sparc.client import SparcClient
 with SparcClient(connect=False) as client:
     client.pennsieve.download(90, sys.argv[2], sys.argv[1], version=1, progress=False)
-print(json.dumps({"maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+try:  # this process's own peak: ru_maxrss also counts the parent forked before the exec
+    with open("/proc/self/status") as status:
+        peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+except (OSError, StopIteration):
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"maxrss_mib": peak / 1024}))
 """
 
 

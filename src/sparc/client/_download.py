@@ -32,6 +32,7 @@ import hashlib
 import json
 import logging
 import math
+import mmap
 import os
 import queue
 import re
@@ -1138,7 +1139,8 @@ class _Transfer:
 
 
 class _BlockSink:
-    """Takes a large body in a few reused blocks, written and hashed on a thread of its own
+    """Takes a large body in a few reused blocks (anonymous maps: returned to the system when
+    the transfer ends, not kept by the allocator), written and hashed on a thread of its own
     (file writes and hashlib release the GIL), so the thread reading the socket only reads,
     straight into a block (:meth:`FileResponse.readinto`: no bytes object per read, no copy).
     Blocks end on multipart part boundaries, so a whole part is hashed on the hash pool where it
@@ -1157,10 +1159,10 @@ class _BlockSink:
         part = verifier.part_size
         self.block_size = part if part is not None and part <= PARALLEL_PART_MAX else BLOCK_SIZE
         self._blocks_left = max(3, BLOCK_MEMORY // self.block_size)  # still to be made
-        self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
-        self._work: queue.SimpleQueue[tuple[bytearray, int, int] | None] = queue.SimpleQueue()
+        self._free: queue.SimpleQueue[mmap.mmap] = queue.SimpleQueue()
+        self._work: queue.SimpleQueue[tuple[mmap.mmap, int, int] | None] = queue.SimpleQueue()
         self._start = offset  # the file offset of the block being filled
-        self._block: bytearray | None = None
+        self._block: mmap.mmap | None = None
         self._view = memoryview(b"")
         self._filled = 0
         self._thread = threading.Thread(target=self._run, name="sparc-writer", daemon=True)
@@ -1201,12 +1203,12 @@ class _BlockSink:
             self._free.put(self._block)
         self._block, self._view = None, memoryview(b"")
 
-    def _next_block(self) -> bytearray:
+    def _next_block(self) -> mmap.mmap:
         with contextlib.suppress(queue.Empty):
             return self._free.get_nowait()
         if self._blocks_left:
             self._blocks_left -= 1
-            return bytearray(self.block_size)
+            return mmap.mmap(-1, self.block_size)  # unmapped when freed: RSS falls back
         while True:  # all in use: wait for the writer or the hash pool to give one back
             with contextlib.suppress(queue.Empty):
                 return self._free.get(timeout=0.5)
@@ -1233,7 +1235,7 @@ class _BlockSink:
             else:  # back to the free list once hashed, too
                 hashed.add_done_callback(functools.partial(self._give_back, block))
 
-    def _give_back(self, block: bytearray, _done: object = None) -> None:
+    def _give_back(self, block: mmap.mmap, _done: object = None) -> None:
         self._free.put(block)
 
     def close(self) -> None:
