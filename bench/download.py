@@ -317,10 +317,11 @@ def main() -> None:
                               f"(target < 100 MB: {'met' if rss * 1.048576 < 100 else 'MISSED'})")
                         print("  how: one stream (curl's way), the socket read straight into "
                               "reused 8 MiB blocks (one multipart part each: no bytes object per "
-                              "read, no copy), each block written on a writer thread while its "
-                              "part's MD5 is computed where it lies on a hash pool, in parallel "
-                              "(MD5 is ~0.6-0.8 GB/s per core here: in order it would cap the "
-                              "file at that).")
+                              "read) and each piece written at once, while still in the core's "
+                              "cache (whole blocks written later from another thread cost twice "
+                              "the kernel time); each full part's MD5 computed where it lies on a "
+                              "hash pool, in parallel (MD5 is ~0.6-0.8 GB/s per core here: in "
+                              "order it would cap the file at that).")
                 print(f"\nchecks used by sparc.client: {', '.join(sorted(ours.checks))}")  # type: ignore[attr-defined]
                 resume(p.http, sandbox, scratch)
     finally:

@@ -17,10 +17,10 @@ resets whenever bytes arrive, and a log line (INFO) plus a progress-bar note on 
 A shared :class:`CancelToken` stops every transfer within a second (its sockets are shut down).
 
 Speed: bytes come through :meth:`HttpCore.stream_file` (kept-alive sockets, no httpx objects
-per request); files of :data:`WRITER_THREAD_MIN` or more are written and hashed on a
-:class:`_BlockSink` thread (received straight into reused blocks), and a multipart ETag's parts
-are hashed in parallel on :func:`hash_pool` where they lie, while the partial file stays a
-contiguous prefix (resuming is unchanged).
+per request); files of :data:`WRITER_THREAD_MIN` or more are
+received straight into reused blocks and written at once (:class:`_BlockSink`), hashed on a
+thread of their own, and a multipart ETag's parts are hashed in parallel on :func:`hash_pool`
+where they lie, while the partial file stays a contiguous prefix (resuming is unchanged).
 """
 
 from __future__ import annotations
@@ -441,9 +441,9 @@ def part_size_candidates(size: int, parts: int) -> list[int]:
 PARALLEL_PART_MAX = 32 * MiB
 #: How many finished parts may wait for the hash pool per file (bounds memory).
 PENDING_PARTS = 2
-#: Files at least this large are received into reused blocks and written and hashed on a
-#: thread of their own, off the thread reading the socket (see :class:`_BlockSink`; smaller
-#: ones inline: a thread per small file costs more than it saves).
+#: Files at least this large are received into reused blocks, hashed on a thread of their own,
+#: off the thread reading the socket (see :class:`_BlockSink`; smaller ones inline: a thread
+#: per small file costs more than it saves).
 WRITER_THREAD_MIN = 8 * MiB
 #: The size of those blocks, unless a multipart ETag's part (up to :data:`PARALLEL_PART_MAX`)
 #: sets it: then a block holds exactly one part, hashed where it lies.
@@ -1140,13 +1140,14 @@ class _Transfer:
 
 class _BlockSink:
     """Takes a large body in a few reused blocks (anonymous maps: returned to the system when
-    the transfer ends, not kept by the allocator), written and hashed on a thread of its own
-    (file writes and hashlib release the GIL), so the thread reading the socket only reads,
-    straight into a block (:meth:`FileResponse.readinto`: no bytes object per read, no copy).
-    Blocks end on multipart part boundaries, so a whole part is hashed on the hash pool where it
-    lies (:meth:`Verifier.lend`) while the next block fills. Blocks are written in order: the
-    partial file stays a contiguous prefix. :meth:`close` hands over the last bytes, waits until
-    every block is written, then raises the writer's error (e.g. a full disk), if any. Example::
+    the transfer ends, not kept by the allocator). The thread reading the socket reads straight
+    into a block (:meth:`FileResponse.readinto`: no bytes object per read, no copy) and writes
+    each piece to the file at once, while it is still in this core's cache (writing whole blocks
+    later, from another thread, cost twice the kernel time: the bytes had left the cache).
+    Blocks end on multipart part boundaries; a full block goes to a hashing thread, which lends
+    a whole part to the hash pool, hashed where it lies (:meth:`Verifier.lend`), or hashes it in
+    order (other checks), while the next block fills. :meth:`close` hands over the last bytes,
+    waits until they are hashed, then raises the hashing thread's error, if any. Example::
 
         sink = _BlockSink(handle, verifier, offset)
         while n := response.readinto(sink.take()): sink.commit(n)
@@ -1165,7 +1166,7 @@ class _BlockSink:
         self._block: mmap.mmap | None = None
         self._view = memoryview(b"")
         self._filled = 0
-        self._thread = threading.Thread(target=self._run, name="sparc-writer", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="sparc-hasher", daemon=True)
         self._thread.start()
 
     def take(self) -> memoryview:
@@ -1180,8 +1181,10 @@ class _BlockSink:
         return self._view[self._filled:]
 
     def commit(self, n: int) -> None:
-        """``n`` bytes were put at the start of the last :meth:`take`."""
-        self._filled += n
+        """``n`` bytes were put at the start of the last :meth:`take`: write them now."""
+        filled = self._filled
+        self.handle.write(self._view[filled:filled + n])
+        self._filled = filled + n
         if self._filled == len(self._view):
             self._hand_over()
 
@@ -1209,30 +1212,28 @@ class _BlockSink:
         if self._blocks_left:
             self._blocks_left -= 1
             return mmap.mmap(-1, self.block_size)  # unmapped when freed: RSS falls back
-        while True:  # all in use: wait for the writer or the hash pool to give one back
+        while True:  # all in use: wait for the hashing thread or the hash pool to give one back
             with contextlib.suppress(queue.Empty):
                 return self._free.get(timeout=0.5)
             if self.error is not None:
                 raise self.error
 
     def _run(self) -> None:
-        write, lend, size = self.handle.write, self.verifier.lend, self.verifier.size
+        lend, size = self.verifier.lend, self.verifier.size
         while (item := self._work.get()) is not None:
             block, n, start = item
             if self.error is not None:  # after an error: drain, so nobody waits for ever
                 self._free.put(block)
                 continue
             try:
-                view = memoryview(block)[:n]
-                hashed = lend(view, start + n == size)
-                write(view)
+                hashed = lend(memoryview(block)[:n], start + n == size)
             except BaseException as exc:  # noqa: BLE001 - raised by take()/close()
                 self.error = exc
                 self._free.put(block)
                 continue
             if hashed is None:
                 self._free.put(block)
-            else:  # back to the free list once hashed, too
+            else:  # back to the free list once hashed
                 hashed.add_done_callback(functools.partial(self._give_back, block))
 
     def _give_back(self, block: mmap.mmap, _done: object = None) -> None:
