@@ -19,7 +19,7 @@ import pytest
 
 from sparc.client import SparcClient
 from sparc.client._download import RemoteFile, fetch_file
-from sparc.client._http import FileResponse, HttpCore
+from sparc.client._http import STALE_CHECK_AFTER, FileResponse, HttpCore
 from sparc.client.errors import ArgumentError, LinkExpiredError, NotFoundError, TransportError
 from sparc.sandbox.process import SandboxProcess
 
@@ -205,6 +205,7 @@ def test_stale_idle_connections_are_dropped_before_use(sandbox: SandboxProcess,
         for conn in dead:
             http._files.release(conn, True)
             conn.sock.shutdown(socket.SHUT_RDWR)  # as a server closing them all
+            conn.idle_since -= 2 * STALE_CHECK_AFTER  # old enough to be polled at checkout
         old = http._files._checkout(key, files[0]["url"], fresh=True)[0]
         http._files.release(old, True)
         old.idle_since -= 3600  # idle for an hour; the last released: the first tried

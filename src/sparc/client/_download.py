@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import functools
 import hashlib
 import json
@@ -673,6 +674,9 @@ class FetchOutcome:
     checksum: str | None = None
     etag: str | None = None
     note: str = ""
+    #: The saved file's status, taken before it was closed (a rename keeps size and mtime):
+    #: no second lookup of the path. ``None`` when skipped.
+    stat: os.stat_result | None = field(default=None, repr=False)
 
 
 class OutageBreaker:
@@ -905,7 +909,7 @@ def _fetch_file(http: HttpCore, remote: RemoteFile, dest: Path,
             note = "" if round_ == 1 else "checksum mismatch on the first download; downloaded again"
             return FetchOutcome(dest, "downloaded", moved, kind,
                                 verifier.checksum if kind == verifier.kind else None, state.etag,
-                                note)
+                                note, state.stat)
         part.unlink(missing_ok=True)
         hooks.bytes(-state.offset)
         last_digests = digests
@@ -930,6 +934,7 @@ class _Transfer:
         self.before_retry = before_retry
         self.offset = 0
         self.moved = 0
+        self.stat: os.stat_result | None = None  # the partial file's, once whole
         self.etag: str | None = None
         self._etag_header: str | None = None
         # stall watch: the last time data came (or the current attempt began), while receiving
@@ -984,12 +989,12 @@ class _Transfer:
 
     def run(self) -> Verifier | None:
         size = self.remote.size
-        try:
-            handle = self.part.open("ab")
+        try:  # unbuffered: writes go straight to the file (see _write_all), fewer syscalls
+            handle = self.part.open("ab", buffering=0)
         except FileNotFoundError:  # its folder is missing: made once, not stat-ed per file
             with _disk(self.part.parent):
                 self.part.parent.mkdir(parents=True, exist_ok=True)
-            handle = self.part.open("ab")
+            handle = self.part.open("ab", buffering=0)
         with handle, _locked(handle):
             self.offset = handle.tell()
             if size is not None and self.offset >= size > 0:
@@ -1003,7 +1008,9 @@ class _Transfer:
                 log.info("%s: resuming at byte %d", self.label, self.offset)
                 self.hooks.bytes(self.offset)
             try:
-                return self._loop(handle)
+                verifier = self._loop(handle)
+                self.stat = os.fstat(handle.fileno())
+                return verifier
             except BaseException:
                 with contextlib.suppress(OSError):
                     handle.flush()
@@ -1116,7 +1123,7 @@ class _Transfer:
             size = self.remote.size
             if size is not None and size - self.offset < WRITER_THREAD_MIN:
                 for chunk in resp.iter_bytes():  # as received (no re-chunking): a drop loses nothing
-                    handle.write(chunk)
+                    _write_all(handle, chunk)
                     verifier.update(chunk)
                     self._received(len(chunk))
             else:
@@ -1136,6 +1143,18 @@ class _Transfer:
         handle.flush()
         size = self.remote.size
         return verifier, size is None or self.offset >= size
+
+
+def _write_all(handle: IO[bytes], data: bytes | memoryview) -> None:
+    """Write all of ``data`` to an unbuffered file (a raw write may take only part of it)."""
+    written = handle.write(data) or 0
+    if written < len(data):
+        with memoryview(data) as view:
+            while written < len(view):
+                n = handle.write(view[written:])
+                if not n:
+                    raise OSError(errno.EIO, "the file took no bytes")
+                written += n
 
 
 class _BlockSink:
@@ -1183,7 +1202,7 @@ class _BlockSink:
     def commit(self, n: int) -> None:
         """``n`` bytes were put at the start of the last :meth:`take`: write them now."""
         filled = self._filled
-        self.handle.write(self._view[filled:filled + n])
+        _write_all(self.handle, self._view[filled:filled + n])
         self._filled = filled + n
         if self._filled == len(self._view):
             self._hand_over()

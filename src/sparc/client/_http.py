@@ -653,6 +653,9 @@ class HttpCore:
 _PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
 _UNSENDABLE = re.compile(r"[\x00-\x20\x7f-\U0010ffff]")  # spaces, controls, non-ASCII
 _MAX_HEAD = 64 * 1024
+#: Kept-alive file connections idle for less than this (seconds) are reused without polling
+#: them first (see :meth:`_Connection.stale`).
+STALE_CHECK_AFTER = 1.0
 _MAX_ERROR_BODY = 1024 * 1024
 
 
@@ -675,11 +678,16 @@ class _Connection:
         self.buffer = b""
         self.idle_since = 0.0  # when it went back to the idle pool
 
-    def stale(self, now: float, expiry: float | None) -> bool:
+    def stale(self, now: float, expiry: float | None, fresh: float = 0.0) -> bool:
         """Whether an idle connection must not be reused: idle longer than ``expiry`` (servers
-        close idle connections), or readable (the server closed it, or sent what nobody asked)."""
-        if expiry is not None and now - self.idle_since > expiry:
+        close idle connections), or readable (the server closed it, or sent what nobody asked).
+        One idle for less than ``fresh`` seconds is not polled (a syscall per file saved; if the
+        server did close it, the GET is sent once more on a new connection)."""
+        idle = now - self.idle_since
+        if expiry is not None and idle > expiry:
             return True
+        if idle < fresh:
+            return False
         try:
             readable, _, _ = select.select([self.sock], [], [], 0)
         except (OSError, ValueError):
@@ -972,7 +980,7 @@ class _FileConnections:
                 conn = idle.pop() if idle else None
             if conn is None:
                 break
-            if not conn.stale(time.monotonic(), expiry):
+            if not conn.stale(time.monotonic(), expiry, STALE_CHECK_AFTER):
                 return conn, True
             conn.close()
         timeout = self.core.timeout

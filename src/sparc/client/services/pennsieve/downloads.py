@@ -323,7 +323,7 @@ class DownloadsMixin:
             if_none_match=plan.etag if plan.action == "conditional" else None,
             refresh=self._refresher(dataset_id, version, path), before_retry=before_retry,
             on_received=on_received)
-        stat = dest.stat()
+        stat = outcome.stat or dest.stat()
         if outcome.status == "skipped":  # 304: the file on disk is the remote's
             count(size)
             check = plan.record.check if plan.record else plan.check
