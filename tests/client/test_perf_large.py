@@ -247,3 +247,37 @@ def test_a_block_sink_hands_over_what_it_has_when_the_stream_breaks(tmp_path: Pa
         sink.put(data[1000:])
         sink.close()
     assert path.read_bytes() == data and verifier.problem(len(data)) is None
+
+
+def test_write_all_finishes_short_writes() -> None:
+    """Partial files are unbuffered: a raw write may take part of the bytes; _write_all loops
+    until all are written, and a write taking none is an error, not a silent loss."""
+    from sparc.client._download import _write_all
+
+    class Trickle:
+        def __init__(self, step: int) -> None:
+            self.got, self.step = bytearray(), step
+
+        def write(self, data: memoryview | bytes) -> int:
+            piece = bytes(data[:self.step])
+            self.got += piece
+            return len(piece)
+
+    data = random.Random(1).randbytes(10_007)
+    trickle = Trickle(999)
+    _write_all(trickle, data)  # type: ignore[arg-type]
+    assert bytes(trickle.got) == data
+    with pytest.raises(OSError, match="took no bytes"):
+        _write_all(Trickle(0), data)  # type: ignore[arg-type]
+
+
+def test_outcome_stat_is_the_saved_files(client: SparcClient, big: tuple[RemoteFile, str],
+                                         tmp_path: Path) -> None:
+    """The stat taken before close (no second lookup) is the saved file's: size and mtime,
+    which the download records rely on."""
+    remote, _ = big
+    outcome = fetch_file(client.pennsieve.http, remote, tmp_path / "big.exf")
+    assert outcome.stat is not None
+    on_disk = (tmp_path / "big.exf").stat()
+    assert (outcome.stat.st_size, outcome.stat.st_mtime_ns, outcome.stat.st_ino) == \
+        (on_disk.st_size, on_disk.st_mtime_ns, on_disk.st_ino)
