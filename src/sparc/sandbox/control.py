@@ -11,6 +11,7 @@ of a run is the difference of two readings over the run's wall time).
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import re
@@ -196,12 +197,14 @@ async def reset_stats(request: Request) -> Response:
 
 
 async def process(request: Request) -> Response:
-    """The server process: ``pid``, ``cpu_seconds`` (user + system, every thread) so far, and what
-    serves this request: ``http`` (uvicorn's protocol class) and ``loop`` (the event loop's module)."""
+    """The server process: ``pid``, ``cpu_seconds`` (user + system, every thread) so far, what
+    serves this request: ``http`` (uvicorn's protocol class) and ``loop`` (the event loop's module),
+    and ``gc_frozen``: objects kept out of the cyclic collector (what start-up made)."""
     conn = request.app.state.connections.get(request.scope.get("client"))
     return JSONResponse({"pid": os.getpid(), "cpu_seconds": time.process_time(),
                          "http": conn.protocol if conn else None,
-                         "loop": type(asyncio.get_running_loop()).__module__})
+                         "loop": type(asyncio.get_running_loop()).__module__,
+                         "gc_frozen": gc.get_freeze_count()})
 
 
 async def faults(request: Request) -> Response:
