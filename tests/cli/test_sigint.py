@@ -157,3 +157,39 @@ def test_sigint_ends_the_process_even_when_a_worker_thread_hangs() -> None:
     assert stopped_after < 2, f"took {stopped_after:.1f} s to stop after SIGINT"
     assert code == 130, child.stderr_lines
     assert child.error_lines() == ["ready", "interrupted"], child.stderr_lines
+
+
+LINE_LOCK_HELD = """
+import sys, time
+from sparc.cli import cli, main
+import sparc.cli._errors as errors
+
+@cli.command("hold")
+def hold() -> None:
+    # the interrupted line's lock held for ever, as by a thread stuck writing to stderr
+    errors._hard_stop.lock.acquire()
+    print("ready", file=sys.stderr, flush=True)
+    time.sleep(60)
+
+sys.argv = ["sparc", "hold"]
+main()
+"""
+
+
+def test_sigint_ends_the_process_even_when_the_line_cannot_be_printed() -> None:
+    """The hard stop never waits on a lock: with the interrupted line's lock held for ever,
+    the process still exits 130 within 2 s of Ctrl-C, and the line reaches stderr directly."""
+    child = SparcChild({}, "-c", LINE_LOCK_HELD, program=[sys.executable])
+    try:
+        child.wait_for_stderr("ready", timeout=30)
+        sent = time.monotonic()
+        child.proc.send_signal(signal.SIGINT)
+        code = child.wait(timeout=30)
+        stopped_after = time.monotonic() - sent
+    finally:
+        if child.proc.poll() is None:
+            child.proc.kill()
+            child.proc.wait()
+    assert stopped_after < 2, f"took {stopped_after:.1f} s to stop after SIGINT"
+    assert code == 130, child.stderr_lines
+    assert child.error_lines()[-1] == "interrupted", child.stderr_lines

@@ -40,6 +40,9 @@ MAX_MESSAGE = 1000
 STDOUT_NAME = "<stdout>"
 #: Seconds after SIGINT by which the process has exited, whatever its threads are doing.
 HARD_STOP_AFTER = 1.2
+#: Seconds the hard stop waits for the "interrupted" line and the flush of the streams (a
+#: thread holding stderr's lock could block them for ever) before it exits anyway.
+LAST_WORDS_WAIT = 0.4
 _LINE_BREAKS = re.compile(r"\s*[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+\s*")
 
 
@@ -182,13 +185,16 @@ class _HardStop:
     blocked on a socket when its time runs out would keep the interpreter from exiting, so the
     watcher then shows the line (if not shown yet), flushes the streams and ends the process
     with ``os._exit(130)``. The handler only writes a byte to a pipe: starting a thread there
-    takes locks the interrupted main thread may hold. Installed by :func:`sparc.cli.main` only
-    (never under ``CliRunner``).
+    takes locks the interrupted main thread may hold. The line and the flush run on a thread of
+    their own, given :data:`LAST_WORDS_WAIT` s: a lock held by a stuck thread (stderr's, this
+    one's) never keeps the process alive; the line then goes straight to file descriptor 2.
+    Installed by :func:`sparc.cli.main` only (never under ``CliRunner``).
     """
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.line_shown = False
+        self.line_written = False
         self.wake_fd: int | None = None  # the pipe's write end, once installed
         self.ctx: click.Context | None = None  # the running root context, for the line
 
@@ -216,6 +222,7 @@ class _HardStop:
                 return
             self.line_shown = True
         _echo_err(line)
+        self.line_written = True
 
     def watch(self, read_fd: int) -> None:
         try:
@@ -223,14 +230,26 @@ class _HardStop:
         except OSError:
             return
         time.sleep(HARD_STOP_AFTER)
-        self.show_line(_interrupted_line(self.ctx))
+        line = _interrupted_line(self.ctx)
+        done = threading.Event()
+        threading.Thread(target=self._last_words, args=(line, done), name="sparc-last-words",
+                         daemon=True).start()
+        if not done.wait(LAST_WORDS_WAIT) and not self.line_written:
+            try:  # past any lock: the line must still reach the user
+                os.write(2, f"{line}\n".encode(errors="replace"))
+            except OSError:
+                pass
+        os._exit(EXIT_INTERRUPTED)
+
+    def _last_words(self, line: str, done: threading.Event) -> None:
+        self.show_line(line)
         for stream in (sys.stdout, sys.stderr):
             try:
                 if stream is not None:
                     stream.flush()
             except (OSError, ValueError):
                 pass
-        os._exit(EXIT_INTERRUPTED)
+        done.set()
 
 
 _hard_stop = _HardStop()
