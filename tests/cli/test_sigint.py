@@ -140,10 +140,10 @@ main()
 """
 
 
-def test_sigint_ends_the_process_even_when_a_worker_thread_hangs() -> None:
-    """The hard stop: a worker thread that never finishes does not keep ``sparc`` alive after
-    Ctrl-C; the "interrupted" line is shown once and the exit status is 130, within 2 s."""
-    child = SparcChild({}, "-c", HUNG_WORKER, program=[sys.executable])
+def _hard_stopped(script: str) -> SparcChild:
+    """Run ``script`` (a ``sparc`` command that prints "ready" and never ends by itself), send
+    SIGINT once it is ready: the hard stop must end it with status 130 within 2 s."""
+    child = SparcChild({}, "-c", script, program=[sys.executable])
     try:
         child.wait_for_stderr("ready", timeout=30)
         sent = time.monotonic()
@@ -156,6 +156,13 @@ def test_sigint_ends_the_process_even_when_a_worker_thread_hangs() -> None:
             child.proc.wait()
     assert stopped_after < 2, f"took {stopped_after:.1f} s to stop after SIGINT"
     assert code == 130, child.stderr_lines
+    return child
+
+
+def test_sigint_ends_the_process_even_when_a_worker_thread_hangs() -> None:
+    """The hard stop: a worker thread that never finishes does not keep ``sparc`` alive after
+    Ctrl-C; the "interrupted" line is shown once and the exit status is 130, within 2 s."""
+    child = _hard_stopped(HUNG_WORKER)
     assert child.error_lines() == ["ready", "interrupted"], child.stderr_lines
 
 
@@ -179,17 +186,5 @@ main()
 def test_sigint_ends_the_process_even_when_the_line_cannot_be_printed() -> None:
     """The hard stop never waits on a lock: with the interrupted line's lock held for ever,
     the process still exits 130 within 2 s of Ctrl-C, and the line reaches stderr directly."""
-    child = SparcChild({}, "-c", LINE_LOCK_HELD, program=[sys.executable])
-    try:
-        child.wait_for_stderr("ready", timeout=30)
-        sent = time.monotonic()
-        child.proc.send_signal(signal.SIGINT)
-        code = child.wait(timeout=30)
-        stopped_after = time.monotonic() - sent
-    finally:
-        if child.proc.poll() is None:
-            child.proc.kill()
-            child.proc.wait()
-    assert stopped_after < 2, f"took {stopped_after:.1f} s to stop after SIGINT"
-    assert code == 130, child.stderr_lines
+    child = _hard_stopped(LINE_LOCK_HELD)
     assert child.error_lines()[-1] == "interrupted", child.stderr_lines
