@@ -277,6 +277,9 @@ def test_outcome_stat_is_the_saved_files(client: SparcClient, big: tuple[RemoteF
     which the download records rely on."""
     remote, _ = big
     outcome = fetch_file(client.pennsieve.http, remote, tmp_path / "big.exf")
+    if os.name == "nt":  # taken after the rename there
+        assert outcome.stat is None
+        return
     assert outcome.stat is not None
     on_disk = (tmp_path / "big.exf").stat()
     assert (outcome.stat.st_size, outcome.stat.st_mtime_ns, outcome.stat.st_ino) == \

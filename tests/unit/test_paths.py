@@ -136,3 +136,21 @@ def test_safe_join_many_paths_one_resolve_per_folder(tmp_path: Path) -> None:
     (tmp_path / "files" / "primary" / "evil.dat").symlink_to("/etc/hostname")
     with pytest.raises(UnsafePathError, match="link"):
         join("files/primary/evil.dat")
+
+
+def test_safe_join_keeps_windows_drives_out() -> None:
+    """On Windows a segment such as "D:x" replaces what it is joined to: checked with a pure
+    Windows root (no file system), every drive-bearing path is refused, as before."""
+    from pathlib import PureWindowsPath
+
+    from sparc.client._download import SafeJoin
+
+    class WindowsRoot(PureWindowsPath):
+        def resolve(self) -> WindowsRoot:
+            return self
+
+    join = SafeJoin(WindowsRoot("C:/out"))  # type: ignore[arg-type]
+    for bad in ["a/D:evil.txt", "a/b/D:evil", "D:evil", "./D:x", "a\\D:y", "1:x", "a/C:x"]:
+        with pytest.raises(UnsafePathError):
+            join(bad)
+    assert join("a/b.txt") == WindowsRoot("C:/out/a/b.txt")

@@ -96,7 +96,6 @@ RECORDS_FILE = Path(".sparc") / "downloads.jsonl"
 #: How often (seconds) new records are written out while a download runs.
 RECORDS_FLUSH_SECONDS = 0.5
 
-_DRIVE = re.compile(r"^[A-Za-z]:")
 _MD5_ETAG = re.compile(r"^[0-9a-f]{32}$")
 _MULTIPART_ETAG = re.compile(r"^([0-9a-f]{32})-(\d+)$")
 
@@ -264,7 +263,7 @@ class SafeJoin:
         if not relative or "\x00" in relative:
             raise UnsafePathError(relative, "empty or contains NUL")
         # absolute in POSIX or Windows terms: a root, a drive ("C:"), a UNC share ("\\\\srv")
-        if relative[0] in "/\\" or _DRIVE.match(relative):
+        if relative[0] in "/\\" or relative[1:2] == ":":
             raise UnsafePathError(relative, "absolute paths are not allowed")
         parts = [p for p in relative.replace("\\", "/").split("/") if p not in ("", ".")]
         if ".." in parts:
@@ -281,6 +280,8 @@ class SafeJoin:
         if folder is None:
             raise UnsafePathError(relative, "it resolves outside the output folder (a link?)")
         target = folder / parts[-1]
+        if target.parent != folder or target.name != parts[-1]:  # Windows: "D:x", "C:x"
+            raise UnsafePathError(relative, "it names a drive")
         if os.path.islink(target) and not target.resolve().is_relative_to(self.resolved_root):
             raise UnsafePathError(relative, "it resolves outside the output folder (a link?)")
         return target
@@ -1009,7 +1010,8 @@ class _Transfer:
                 self.hooks.bytes(self.offset)
             try:
                 verifier = self._loop(handle)
-                self.stat = os.fstat(handle.fileno())
+                if os.name != "nt":  # Windows may set the write time at close: stat after
+                    self.stat = os.fstat(handle.fileno())
                 return verifier
             except BaseException:
                 with contextlib.suppress(OSError):
@@ -1166,7 +1168,8 @@ class _BlockSink:
     Blocks end on multipart part boundaries; a full block goes to a hashing thread, which lends
     a whole part to the hash pool, hashed where it lies (:meth:`Verifier.lend`), or hashes it in
     order (other checks), while the next block fills. :meth:`close` hands over the last bytes,
-    waits until they are hashed, then raises the hashing thread's error, if any. Example::
+    waits until the hashing thread has taken them (lent parts are awaited by the verifier's
+    digest), then raises that thread's error, if any. Example::
 
         sink = _BlockSink(handle, verifier, offset)
         while n := response.readinto(sink.take()): sink.commit(n)
@@ -1295,9 +1298,10 @@ class Record:
 class DownloadRecords:
     """The sidecar of an output folder: ``<folder>/.sparc/downloads.jsonl``, one JSON line per
     file saved (the last line for a path wins), so a re-run knows complete files without
-    re-hashing them. Thread-safe; compacted when it grows. Written out at most every
-    :data:`RECORDS_FLUSH_SECONDS` and on :meth:`close` (not a write per file): a crash loses
-    at most that much, which only costs a re-check of those files."""
+    re-hashing them. Thread-safe; compacted when it grows. Written out with the first record
+    added :data:`RECORDS_FLUSH_SECONDS` after the last write-out, and on :meth:`close` (not a
+    write per file): a crash loses the records since the last write-out, which only costs a
+    re-check of those files on the next run."""
 
     def __init__(self, root: Path) -> None:
         self.file = root / RECORDS_FILE
