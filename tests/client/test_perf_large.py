@@ -20,8 +20,8 @@ from test_disk_errors import tiny_disk  # noqa: F401 - the 1 MiB tmpfs fixture
 from sparc.client import SparcClient
 from sparc.client._download import (
     BLOCK_MEMORY,
+    BLOCK_SINK_MIN,
     PENDING_PARTS,
-    WRITER_THREAD_MIN,
     MiB,
     RemoteFile,
     Verifier,
@@ -81,7 +81,7 @@ def test_one_guess_hashes_in_parallel_several_in_order() -> None:
 def test_large_file_verified_by_multipart_etag(client: SparcClient, big: tuple[RemoteFile, str],
                                                tmp_path: Path) -> None:
     remote, sha = big
-    assert remote.size is not None and remote.size >= WRITER_THREAD_MIN
+    assert remote.size is not None and remote.size >= BLOCK_SINK_MIN
     outcome = fetch_file(client.pennsieve.http, remote, tmp_path / "big.exf")
     assert outcome.check == "md5-multipart" and outcome.bytes_transferred == remote.size
     assert outcome.checksum is not None and outcome.checksum.endswith("-20")

@@ -17,7 +17,7 @@ resets whenever bytes arrive, and a log line (INFO) plus a progress-bar note on 
 A shared :class:`CancelToken` stops every transfer within a second (its sockets are shut down).
 
 Speed: bytes come through :meth:`HttpCore.stream_file` (kept-alive sockets, no httpx objects
-per request); files of :data:`WRITER_THREAD_MIN` or more are
+per request) into unbuffered partial files; files of :data:`BLOCK_SINK_MIN` or more are
 received straight into reused blocks and written at once (:class:`_BlockSink`), hashed on a
 thread of their own, and a multipart ETag's parts are hashed in parallel on :func:`hash_pool`
 where they lie, while the partial file stays a contiguous prefix (resuming is unchanged).
@@ -446,7 +446,7 @@ PENDING_PARTS = 2
 #: Files at least this large are received into reused blocks, hashed on a thread of their own,
 #: off the thread reading the socket (see :class:`_BlockSink`; smaller ones inline: a thread
 #: per small file costs more than it saves).
-WRITER_THREAD_MIN = 8 * MiB
+BLOCK_SINK_MIN = 8 * MiB
 #: The size of those blocks, unless a multipart ETag's part (up to :data:`PARALLEL_PART_MAX`)
 #: sets it: then a block holds exactly one part, hashed where it lies.
 BLOCK_SIZE = 8 * MiB
@@ -1015,7 +1015,6 @@ class _Transfer:
                 return verifier
             except BaseException:
                 with contextlib.suppress(OSError):
-                    handle.flush()
                     if handle.tell() == 0:  # nothing to resume from: leave no empty partial
                         self.part.unlink(missing_ok=True)
                 raise
@@ -1052,7 +1051,6 @@ class _Transfer:
                 if isinstance(exc, ClientError) and exc.status != 408:
                     raise
                 self.cancel.check()
-                handle.flush()
                 now = time.monotonic()
                 if self.offset > before:
                     attempts = 0  # the budget is for failures in a row
@@ -1123,13 +1121,12 @@ class _Transfer:
             self.etag, self._etag_header = etag, resp.headers.get("etag")
             self.if_none_match = None
             size = self.remote.size
-            if size is not None and size - self.offset < WRITER_THREAD_MIN:
+            if size is not None and size - self.offset < BLOCK_SINK_MIN:
                 for chunk in resp.iter_bytes():  # as received (no re-chunking): a drop loses nothing
                     _write_all(handle, chunk)
                     verifier.update(chunk)
                     self._received(len(chunk))
             else:
-                handle.flush()  # the sink's writes follow what is buffered
                 sink = _BlockSink(handle, verifier, self.offset)
                 try:
                     if isinstance(resp, FileResponse) and resp.remaining is not None:
@@ -1142,7 +1139,6 @@ class _Transfer:
                             self._received(len(chunk))
                 finally:  # every byte received is on disk before anything else
                     sink.close()
-        handle.flush()
         size = self.remote.size
         return verifier, size is None or self.offset >= size
 

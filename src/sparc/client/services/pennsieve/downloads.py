@@ -426,6 +426,7 @@ def _run_jobs(job: Callable[[Mapping[str, Any], Path], FileResult],
     Ctrl-C or an unexpected error in a job cancels every transfer within a second and
     propagates. The cost per file is constant (no future per file)."""
     jobs = iter(list(targets))
+    expected = len(results) + len(targets)  # every result in: the calling thread wakes
     take = threading.Lock()
     finished = threading.Event()  # every target done, or a job raised
     failures: list[BaseException] = []
@@ -443,7 +444,7 @@ def _run_jobs(job: Callable[[Mapping[str, Any], Path], FileResult],
                 failures.append(exc)
                 finished.set()
                 return
-            if len(results) == len(targets):
+            if len(results) == expected:
                 finished.set()
 
     workers = min(max_workers, len(targets))
