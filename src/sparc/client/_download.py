@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, overload
+from typing import IO, Any, NoReturn, Protocol, overload
 
 import httpx
 
@@ -377,19 +377,32 @@ class CancelToken:
     def guarding(self) -> Iterator[None]:
         """While inside, :meth:`cancel` wakes this thread out of any network wait of an
         :class:`HttpCore` request (raising :class:`Cancelled` here when already cancelled)."""
+        thread_id = self.guard()
+        try:
+            yield
+        finally:
+            self.unguard(thread_id)
+
+    def guard(self) -> int:
+        """:meth:`guarding` without a context manager (once per file): pair with
+        :meth:`unguard` in a ``finally``."""
         thread_id = threading.get_ident()
         with self._lock:
             self._threads[thread_id] = self._threads.get(thread_id, 0) + 1
         try:
             self.check()
-            yield
-        finally:
-            with self._lock:
-                depth = self._threads.pop(thread_id) - 1
-                if depth:
-                    self._threads[thread_id] = depth
-            if not depth:
-                clear_interrupt(thread_id)
+        except Cancelled:
+            self.unguard(thread_id)
+            raise
+        return thread_id
+
+    def unguard(self, thread_id: int) -> None:
+        with self._lock:
+            depth = self._threads.pop(thread_id) - 1
+            if depth:
+                self._threads[thread_id] = depth
+        if not depth:
+            clear_interrupt(thread_id)
 
     @property
     def cancelled(self) -> bool:
@@ -407,16 +420,24 @@ class CancelToken:
 
     @contextlib.contextmanager
     def watching(self, response: httpx.Response | FileResponse) -> Iterator[None]:
-        with self._lock:
-            self._responses.add(response)
+        self.watch(response)
         try:
-            if self._event.is_set():
-                interrupt_response(response)
-                raise Cancelled("download cancelled")
             yield
         finally:
-            with self._lock:
-                self._responses.discard(response)
+            self.unwatch(response)
+
+    def watch(self, response: httpx.Response | FileResponse) -> None:
+        """:meth:`watching` without a context manager: pair with :meth:`unwatch`."""
+        with self._lock:
+            self._responses.add(response)
+        if self._event.is_set():
+            self.unwatch(response)
+            interrupt_response(response)
+            raise Cancelled("download cancelled")
+
+    def unwatch(self, response: httpx.Response | FileResponse) -> None:
+        with self._lock:
+            self._responses.discard(response)
 
 
 # -- verification -------------------------------------------------------------------------------
@@ -769,19 +790,18 @@ class _StallWatch:
         self._transfers: set[_Transfer] = set()
         self._thread: threading.Thread | None = None
 
-    @contextlib.contextmanager
-    def watching(self, transfer: _Transfer) -> Iterator[None]:
+    def add(self, transfer: _Transfer) -> None:
+        """Watch ``transfer`` until :meth:`discard`."""
         with self._lock:
             self._transfers.add(transfer)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="sparc-stall-watch",
                                                 daemon=True)
                 self._thread.start()
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._transfers.discard(transfer)
+
+    def discard(self, transfer: _Transfer) -> None:
+        with self._lock:
+            self._transfers.discard(transfer)
 
     def _run(self) -> None:
         idle = 0
@@ -802,22 +822,70 @@ class _StallWatch:
 _STALLS = _StallWatch()
 
 
-@contextlib.contextmanager
-def _locked(handle: IO[bytes]) -> Iterator[None]:
-    """An exclusive advisory lock on the partial file, so two downloads never interleave."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: no advisory locks; the unique name still protects the target
-        yield
-        return
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        raise TransportError(f"{handle.name} is being downloaded by another process") from exc
-    try:
-        yield
-    finally:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; the unique name still protects the target
+    fcntl = None  # type: ignore[assignment]
+
+_PARTIAL_FLAGS = (os.O_WRONLY | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+                  | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOINHERIT", 0))
+
+
+class _PartialFile:
+    """A partial download open for appending, on a raw descriptor: unbuffered (see
+    :func:`_write_all`), its size counted here (no seek or stat per call), and an exclusive
+    advisory lock so two downloads never interleave (released when it is closed). A new file
+    costs one ``open``. Example::
+
+        with _PartialFile(part) as handle:
+            _write_all(handle, data); handle.tell()
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.name = os.fspath(path)
+        try:  # the usual case, a new file: known empty without a seek
+            self.fd = os.open(self.name, _PARTIAL_FLAGS | os.O_CREAT | os.O_EXCL, 0o666)
+            self.size = 0
+        except FileExistsError:  # bytes of an earlier attempt: resume after them
+            self.fd = os.open(self.name, _PARTIAL_FLAGS)
+            try:
+                self.size = os.lseek(self.fd, 0, os.SEEK_END)
+            except BaseException:
+                os.close(self.fd)
+                raise
+        if fcntl is not None:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(self.fd)
+                raise TransportError(f"{self.name} is being downloaded by another process") \
+                    from exc
+
+    def write(self, data: bytes | memoryview) -> int:
+        n = os.write(self.fd, data)
+        self.size += n
+        return n
+
+    def tell(self) -> int:
+        return self.size
+
+    def truncate(self, size: int) -> None:
+        os.ftruncate(self.fd, size)
+        self.size = size  # appending: the next write lands here
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)
+
+    def __enter__(self) -> _PartialFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def fetch_file(
@@ -848,10 +916,13 @@ def fetch_file(
     file that fails in the end).
     """
     cancel = cancel or CancelToken()
-    with cancel.guarding():
+    guarded = cancel.guard()
+    try:
         return _fetch_file(http, remote, dest, refresh, verify, cancel,
                            _Hooks(on_bytes, on_note, on_received), if_none_match, service,
                            before_retry)
+    finally:
+        cancel.unguard(guarded)
 
 
 def with_path(error: OSError, path: Path | str) -> OSError:
@@ -873,10 +944,15 @@ def _disk(path: Path) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        named = with_path(exc, path)
-        if named is exc:
-            raise
-        raise named from exc
+        _raise_with_path(exc, path)
+
+
+def _raise_with_path(error: OSError, path: Path | str) -> NoReturn:
+    """Raise ``error`` with ``path`` attached (:func:`with_path`); in an ``except`` block."""
+    named = with_path(error, path)
+    if named is error:
+        raise error
+    raise named from error
 
 
 def _fetch_file(http: HttpCore, remote: RemoteFile, dest: Path,
@@ -888,8 +964,10 @@ def _fetch_file(http: HttpCore, remote: RemoteFile, dest: Path,
         part = partial_path(dest, remote)
         state = _Transfer(http, remote, part, dest.name, verify, cancel, hooks, refresh, service,
                           if_none_match if round_ == 1 else None, before_retry)
-        with _disk(part):  # a full disk, a read-only folder: name the file
+        try:
             verifier = state.run()
+        except OSError as exc:  # a full disk, a read-only folder: name the file
+            _raise_with_path(exc, part)
         remote = state.remote
         moved += state.moved
         if verifier is None:  # 304 Not Modified
@@ -905,8 +983,10 @@ def _fetch_file(http: HttpCore, remote: RemoteFile, dest: Path,
                         "came twice, so only the size is checked", dest.name, verifier.expected)
             problem, kind = None, "size"
         if problem is None:
-            with _disk(dest):
+            try:
                 os.replace(part, dest)
+            except OSError as exc:
+                _raise_with_path(exc, dest)
             note = "" if round_ == 1 else "checksum mismatch on the first download; downloaded again"
             return FetchOutcome(dest, "downloaded", moved, kind,
                                 verifier.checksum if kind == verifier.kind else None, state.etag,
@@ -990,13 +1070,13 @@ class _Transfer:
 
     def run(self) -> Verifier | None:
         size = self.remote.size
-        try:  # unbuffered: writes go straight to the file (see _write_all), fewer syscalls
-            handle = self.part.open("ab", buffering=0)
+        try:
+            handle = _PartialFile(self.part)
         except FileNotFoundError:  # its folder is missing: made once, not stat-ed per file
             with _disk(self.part.parent):
                 self.part.parent.mkdir(parents=True, exist_ok=True)
-            handle = self.part.open("ab", buffering=0)
-        with handle, _locked(handle):
+            handle = _PartialFile(self.part)
+        with handle:
             self.offset = handle.tell()
             if size is not None and self.offset >= size > 0:
                 # complete bytes but no headers seen yet: fetch the last byte again for them
@@ -1019,11 +1099,14 @@ class _Transfer:
                         self.part.unlink(missing_ok=True)
                 raise
 
-    def _loop(self, handle: IO[bytes]) -> Verifier | None:
-        with _STALLS.watching(self):
+    def _loop(self, handle: _PartialFile) -> Verifier | None:
+        _STALLS.add(self)
+        try:
             return self._attempts(handle)
+        finally:
+            _STALLS.discard(self)
 
-    def _attempts(self, handle: IO[bytes]) -> Verifier | None:
+    def _attempts(self, handle: _PartialFile) -> Verifier | None:
         attempts, renewals = 0, 0
         verifier: Verifier | None = None
         while True:
@@ -1093,7 +1176,7 @@ class _Transfer:
         if self._stall_noted:
             self._data_came(now)
 
-    def _attempt(self, handle: IO[bytes],
+    def _attempt(self, handle: _PartialFile,
                  verifier: Verifier | None) -> tuple[Verifier | None, bool]:
         headers: dict[str, str] = {}
         if self.offset:
@@ -1103,47 +1186,61 @@ class _Transfer:
         elif self.if_none_match:
             headers["If-None-Match"] = f'"{self.if_none_match}"'
         with self.http.stream_file(self.remote.url, headers=headers, service=self.service) \
-                as resp, self.cancel.watching(resp):
-            if resp.status_code == 304:
-                self.etag = _etag_value(resp.headers) or self.if_none_match
-                return None, True
-            if self.offset and resp.status_code != 206:
-                log.info("%s: the server sent the whole file (changed, or no ranges); "
-                         "starting over", self.label)
-                handle.seek(0)
-                handle.truncate(0)
-                self.hooks.bytes(-self.offset)
-                self.offset, verifier = 0, None
-            etag = _etag_value(resp.headers)
-            if verifier is None or etag != self.etag:
-                verifier = Verifier.choose(self.remote, resp.headers, self.verify)
-                verifier.feed_file(self.part, self.offset, self.cancel)
-            self.etag, self._etag_header = etag, resp.headers.get("etag")
-            self.if_none_match = None
-            size = self.remote.size
-            if size is not None and size - self.offset < BLOCK_SINK_MIN:
-                for chunk in resp.iter_bytes():  # as received (no re-chunking): a drop loses nothing
-                    _write_all(handle, chunk)
-                    verifier.update(chunk)
-                    self._received(len(chunk))
-            else:
-                sink = _BlockSink(handle, verifier, self.offset)
-                try:
-                    if isinstance(resp, FileResponse) and resp.remaining is not None:
-                        while n := resp.readinto(sink.take()):
-                            sink.commit(n)
-                            self._received(n)
-                    else:
-                        for chunk in resp.iter_bytes():
-                            sink.put(chunk)
-                            self._received(len(chunk))
-                finally:  # every byte received is on disk before anything else
-                    sink.close()
+                as resp:
+            self.cancel.watch(resp)
+            try:
+                return self._receive(resp, handle, verifier)
+            finally:
+                self.cancel.unwatch(resp)
+
+    def _receive(self, resp: httpx.Response | FileResponse, handle: _PartialFile,
+                 verifier: Verifier | None) -> tuple[Verifier | None, bool]:
+        """The body of one answer into the partial file (see :meth:`_attempt`)."""
+        if resp.status_code == 304:
+            self.etag = _etag_value(resp.headers) or self.if_none_match
+            return None, True
+        if self.offset and resp.status_code != 206:
+            log.info("%s: the server sent the whole file (changed, or no ranges); "
+                     "starting over", self.label)
+            handle.truncate(0)
+            self.hooks.bytes(-self.offset)
+            self.offset, verifier = 0, None
+        etag = _etag_value(resp.headers)
+        if verifier is None or etag != self.etag:
+            verifier = Verifier.choose(self.remote, resp.headers, self.verify)
+            verifier.feed_file(self.part, self.offset, self.cancel)
+        self.etag, self._etag_header = etag, resp.headers.get("etag")
+        self.if_none_match = None
+        size = self.remote.size
+        if size is not None and size - self.offset < BLOCK_SINK_MIN:
+            for chunk in resp.iter_bytes():  # as received, not re-chunked: a drop loses nothing
+                _write_all(handle, chunk)
+                verifier.update(chunk)
+                self._received(len(chunk))
+        else:
+            sink = _BlockSink(handle, verifier, self.offset)
+            try:
+                if isinstance(resp, FileResponse) and resp.remaining is not None:
+                    while n := resp.readinto(sink.take()):
+                        sink.commit(n)
+                        self._received(n)
+                else:
+                    for chunk in resp.iter_bytes():
+                        sink.put(chunk)
+                        self._received(len(chunk))
+            finally:  # every byte received is on disk before anything else
+                sink.close()
         size = self.remote.size
         return verifier, size is None or self.offset >= size
 
 
-def _write_all(handle: IO[bytes], data: bytes | memoryview) -> None:
+class _Writable(Protocol):
+    """A raw file: ``write`` may take only part of the bytes (see :func:`_write_all`)."""
+
+    def write(self, data: Any, /) -> int | None: ...
+
+
+def _write_all(handle: _Writable, data: bytes | memoryview) -> None:
     """Write all of ``data`` to an unbuffered file (a raw write may take only part of it)."""
     written = handle.write(data) or 0
     if written < len(data):
@@ -1172,7 +1269,7 @@ class _BlockSink:
         sink.close()
     """
 
-    def __init__(self, handle: IO[bytes], verifier: Verifier, offset: int) -> None:
+    def __init__(self, handle: _Writable, verifier: Verifier, offset: int) -> None:
         self.handle, self.verifier = handle, verifier
         self.error: BaseException | None = None
         part = verifier.part_size

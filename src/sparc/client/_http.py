@@ -38,8 +38,9 @@ import socket
 import threading
 import time
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Callable, Collection, Generator, Iterator, Mapping
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from threading import get_ident
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -256,39 +257,47 @@ class _BlockedStreams:
     """Which network stream each thread is blocked on (reading or writing), so another thread
     can wake it: :func:`interrupt_thread` shuts that socket down, and any later read or write
     by the thread fails at once until :func:`clear_interrupt`. This reaches a thread waiting
-    for a server's first reply, before any ``httpx.Response`` exists."""
+    for a server's first reply, before any ``httpx.Response`` exists.
+
+    No lock on the hot path (a few per file GET): :meth:`enter` stores the stream, then looks
+    for an interrupt; :meth:`interrupt` stores the interrupt, then looks for a stream. Each dict
+    and set operation is atomic under the GIL and they run in one order, so at least one side
+    sees the other: the thread fails at once, or its socket is shut down.
+    """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._active: dict[int, httpcore.NetworkStream] = {}
+        self._active: dict[int, Any] = {}
         self._interrupted: set[int] = set()
 
     def interrupt(self, thread_id: int) -> None:
-        with self._lock:
-            self._interrupted.add(thread_id)
-            stream = self._active.get(thread_id)
-        _shutdown(stream)
+        self._interrupted.add(thread_id)
+        _shutdown(self._active.get(thread_id))
 
     def interrupted(self, thread_id: int) -> bool:
-        with self._lock:
-            return thread_id in self._interrupted
+        return thread_id in self._interrupted
 
     def clear(self, thread_id: int) -> None:
-        with self._lock:
-            self._interrupted.discard(thread_id)
+        self._interrupted.discard(thread_id)
+
+    def enter(self, stream: Any) -> int:
+        """Mark this thread blocked on ``stream`` (pair with :meth:`leave`); its id."""
+        thread_id = get_ident()
+        self._active[thread_id] = stream
+        if thread_id in self._interrupted:
+            self._active.pop(thread_id, None)
+            raise httpcore.ReadError("interrupted (download cancelled)")
+        return thread_id
+
+    def leave(self, thread_id: int) -> None:
+        self._active.pop(thread_id, None)
 
     @contextlib.contextmanager
     def blocked_on(self, stream: httpcore.NetworkStream) -> Iterator[None]:
-        thread_id = threading.get_ident()
-        with self._lock:
-            if thread_id in self._interrupted:
-                raise httpcore.ReadError("interrupted (download cancelled)")
-            self._active[thread_id] = stream
+        thread_id = self.enter(stream)
         try:
             yield
         finally:
-            with self._lock:
-                self._active.pop(thread_id, None)
+            self.leave(thread_id)
 
 
 _BLOCKED = _BlockedStreams()
@@ -615,7 +624,7 @@ class HttpCore:
         policy = self.retry
         if attempt >= (policy.max_retries if max_retries is None else max_retries):
             return False
-        if _BLOCKED.interrupted(threading.get_ident()):
+        if _BLOCKED.interrupted(get_ident()):
             return False  # cancelled: the failure was ours
         projected = wait if wait is not None else policy.ceiling(attempt)
         return time.monotonic() - started + projected <= policy.max_total
@@ -695,13 +704,16 @@ class _Connection:
         return bool(readable)
 
     def recv(self, size: int = READ_SIZE) -> bytes:
-        with _BLOCKED.blocked_on(self.stream):  # type: ignore[arg-type]
+        thread_id = _BLOCKED.enter(self.stream)
+        try:
             data = self.sock.recv(size)
+        finally:
+            _BLOCKED.leave(thread_id)
         if not data:
             raise ConnectionError("the server closed the connection")
         return data
 
-    def read_head(self) -> tuple[int, list[tuple[str, str]], bool]:
+    def read_head(self) -> tuple[int, FileHeaders, bool]:
         """The status, the headers and whether the server keeps the connection open."""
         buffer = self.buffer
         while (end := buffer.find(b"\r\n\r\n")) < 0:
@@ -712,11 +724,8 @@ class _Connection:
         lines = head.split("\r\n")
         version, _, rest = lines[0].partition(" ")
         status = int(rest[:3])
-        headers = []
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            headers.append((name.strip(), value.strip()))
-        connection = ",".join(v for n, v in headers if n.lower() == "connection").lower()
+        headers = FileHeaders(line.partition(":")[::2] for line in lines[1:])
+        connection = dict.get(headers, "connection", "").lower()
         keep = "close" not in connection and (version == "HTTP/1.1" or "keep-alive" in connection)
         return status, headers, keep
 
@@ -738,11 +747,12 @@ class FileHeaders(dict[str, str]):
     """A response's headers by lower-case name (repeated ones joined with ", "), looked up
     whatever the case: the few ``get``s of a file GET without building an ``httpx.Headers``."""
 
-    def __init__(self, fields: list[tuple[str, str]]) -> None:
-        super().__init__()
+    def __init__(self, fields: Iterable[tuple[str, str]]) -> None:
+        merged: dict[str, str] = {}  # built as a plain dict: no overridden method per field
         for name, value in fields:
-            key = name.lower()
-            self[key] = f"{self[key]}, {value}" if key in self else value
+            key, value = name.strip().lower(), value.strip()
+            merged[key] = f"{merged[key]}, {value}" if key in merged else value
+        super().__init__(merged)
 
     def get(self, key: str, default: Any = None) -> Any:
         return dict.get(self, key.lower(), default)
@@ -766,12 +776,12 @@ class FileResponse:
         self.extensions = {"network_stream": conn.stream}
         self.cut = False  # set by interrupt_response: an end of stream then is no end of body
         self._done = status in (204, 304)
-        length = headers.get("content-length")
+        length = dict.get(headers, "content-length")
+        self._chunked = "chunked" in dict.get(headers, "transfer-encoding", "").lower()
         #: Body bytes not yet read when the body has a Content-Length (not chunked), else None:
         #: only such bodies can be read with :meth:`readinto`.
         self.remaining: int | None = None
-        if length is not None and length.isdigit() and \
-                "chunked" not in headers.get("transfer-encoding", "").lower():
+        if length is not None and length.isdigit() and not self._chunked:
             self.remaining = int(length)
         if self._done:
             self._release()
@@ -789,22 +799,25 @@ class FileResponse:
         if self._done:
             return
         conn = self._conn
-        if "chunked" in self.headers.get("transfer-encoding", "").lower():
-            yield from self._chunked()
+        if self._chunked:
+            yield from self._chunks()
             return
-        length = self.headers.get("content-length")
+        length = dict.get(self.headers, "content-length")
         if length is None:  # the body ends when the connection does: a clean end of stream
             self._keep = False
             if conn.buffer:
                 yield conn.buffer
                 conn.buffer = b""
             while True:
-                with _BLOCKED.blocked_on(conn.stream):  # type: ignore[arg-type]
+                thread_id = _BLOCKED.enter(conn.stream)
+                try:
                     data = conn.sock.recv(READ_SIZE)  # a reset raises: a break, not the end
+                finally:
+                    _BLOCKED.leave(thread_id)
                 if data:
                     yield data
                     continue
-                if self.cut or _BLOCKED.interrupted(threading.get_ident()):
+                if self.cut or _BLOCKED.interrupted(get_ident()):
                     raise ConnectionAbortedError("interrupted (download cancelled)")
                 return
         remaining = int(length)
@@ -838,8 +851,11 @@ class FileResponse:
                 view[:n] = conn.buffer[:n]
                 conn.buffer = conn.buffer[n:]
             else:
-                with _BLOCKED.blocked_on(conn.stream):  # type: ignore[arg-type]
+                thread_id = _BLOCKED.enter(conn.stream)
+                try:
                     n = conn.sock.recv_into(view, min(len(view), remaining))
+                finally:
+                    _BLOCKED.leave(thread_id)
                 if not n:
                     raise ConnectionError("the server closed the connection")
         except (OSError, ValueError, httpcore.ReadError) as exc:
@@ -848,7 +864,7 @@ class FileResponse:
         self.remaining = remaining - n
         return n
 
-    def _chunked(self) -> Iterator[bytes]:
+    def _chunks(self) -> Iterator[bytes]:
         conn = self._conn
 
         def line() -> bytes:
@@ -901,17 +917,40 @@ class _FileConnections:
         self._lock = threading.Lock()
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
         self._ssl: Any = None
+        self._fixed_headers = (f"User-Agent: {core._options['headers']['User-Agent']}\r\n"
+                               "Accept: */*\r\nAccept-Encoding: identity\r\n")
+        #: "scheme://netloc" -> ((scheme, host, port), Host header), or None: httpx sends it
+        self._origins: dict[str, tuple[tuple[str, str, int], str] | None] = {}
         # read once, as httpx reads them when its client is made: a proxy means httpx's way
         self._proxied = any(os.environ.get(v) or os.environ.get(v.upper())
                             for v in _PROXY_VARIABLES)
 
     def target(self, url: str) -> tuple[tuple[str, str, int], str, str] | None:
         """(scheme, host, port), the request target and the Host header, or ``None`` when
-        httpx must send it (a proxy, user info, characters that need encoding...)."""
-        if not isinstance(url, str) or _UNSENDABLE.search(url):
+        httpx must send it (a proxy, user info, characters that need encoding...). The
+        ``scheme://host:port`` start of each URL is parsed once (many files, one host)."""
+        if not isinstance(url, str) or _UNSENDABLE.search(url) or self._proxied:
             return None
-        if self._proxied:
+        start = url.find("://")
+        cut = url.find("/", start + 3) if start > 0 else -1
+        if cut < 0 or "?" in url[:cut] or "#" in url:  # the general parse, nothing kept
+            place = self._parse_origin(url)
+            if place is None:
+                return None
+            parts = urlsplit(url)
+            return place[0], (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), \
+                place[1]
+        origin = url[:cut]
+        try:
+            place = self._origins[origin]
+        except KeyError:
+            place = self._origins[origin] = self._parse_origin(origin)
+        if place is None:
             return None
+        return place[0], url[cut:], place[1]
+
+    @staticmethod
+    def _parse_origin(url: str) -> tuple[tuple[str, str, int], str] | None:
         try:
             parts = urlsplit(url)
             port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -919,8 +958,7 @@ class _FileConnections:
             return None
         if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
             return None
-        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        return (parts.scheme, parts.hostname, port), path, parts.netloc
+        return (parts.scheme, parts.hostname, port), parts.netloc
 
     def get(self, url: str, headers: Mapping[str, str], service: str) -> FileResponse | None:
         """Send the GET; the response with its body unread, or ``None``: let httpx do it."""
@@ -928,30 +966,31 @@ class _FileConnections:
         if target is None:
             return None
         key, path, host = target
-        lines = [f"GET {path} HTTP/1.1", f"Host: {host}",
-                 f"User-Agent: {self.core._options['headers']['User-Agent']}",
-                 "Accept: */*", "Accept-Encoding: identity"]
+        extra = ""
         for name, value in headers.items():
             if "\r" in name or "\n" in name or "\r" in value or "\n" in value:
                 raise ArgumentError(f"header {name!r} holds a line break")
-            lines.append(f"{name}: {value}")
-        request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+            extra += f"{name}: {value}\r\n"
+        request = (f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{self._fixed_headers}{extra}"
+                   "\r\n").encode("latin-1")
         for attempt in (0, 1):
             conn, reused = self._checkout(key, url, fresh=attempt > 0)
             try:
-                with _BLOCKED.blocked_on(conn.stream):  # type: ignore[arg-type]
+                thread_id = _BLOCKED.enter(conn.stream)
+                try:
                     conn.sock.sendall(request)
-                status, fields, keep = conn.read_head()
+                finally:
+                    _BLOCKED.leave(thread_id)
+                status, response_headers, keep = conn.read_head()
                 break
             except (OSError, ValueError, httpcore.ReadError) as exc:
                 conn.close()
                 if (reused and attempt == 0 and not isinstance(exc, TimeoutError)
-                        and not _BLOCKED.interrupted(threading.get_ident())):
+                        and not _BLOCKED.interrupted(get_ident())):
                     continue  # a kept-alive connection the server had closed: once more
                 raise _file_get_error(url, "failed", exc, "no answer") from exc
         if log.isEnabledFor(logging.INFO):
             log.info("GET %s -> %d", redact_url(url), status)
-        response_headers = FileHeaders(fields)
         if 300 <= status < 400 and status != 304:  # a redirect: httpx follows it
             conn.close()
             return None
@@ -965,7 +1004,7 @@ class _FileConnections:
         finally:
             response.close()
         shown = redact_url(url)
-        error = httpx.Response(status, headers=fields, content=body,
+        error = httpx.Response(status, headers=list(response_headers.items()), content=body,
                                request=httpx.Request("GET", url))
         raise self.core.error_for(error, service=service, method="GET", url=shown)
 
