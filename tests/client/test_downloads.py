@@ -389,6 +389,32 @@ def test_result_object(client: SparcClient, tmp_path: Path) -> None:
     assert DownloadResult is Same and isinstance(result.files[0], FileResult)
 
 
+def test_a_small_file_shows_no_partial_name_and_still_resumes(
+        client: SparcClient, faults: SandboxProcess, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A small file is received into an unnamed file (Linux): while it waits to resume after a
+    break, nothing is in the folder; it resumes with a Range and lands whole."""
+    import logging
+    import os
+
+    caplog.set_level(logging.INFO, logger="sparc.client")
+    path = "metadata/records/award.csv"
+    entry = client.pennsieve.download_manifest(90, [path], 1)["data"][0]
+    remote = RemoteFile(entry["url"], int(entry["size"]), entry.get("sha256"))
+    assert remote.size > 100  # type: ignore[operator]
+    faults.set_faults([{"route": "GET /_assets/*/award.csv", "kind": "reset",
+                        "after_bytes": 100, "count": 1}])
+    seen: list[list[str]] = []
+    dest = tmp_path / "award.csv"
+    fetch_file(client.pennsieve.http, remote, dest,
+               before_retry=lambda: seen.append(sorted(p.name for p in tmp_path.iterdir())))
+    unnamed = hasattr(os, "O_TMPFILE")
+    assert seen == ([[]] if unnamed else [[partial_path(dest, remote).name]])
+    assert any("resuming at byte 100" in r.getMessage() for r in caplog.records)
+    assert hashlib.sha256(dest.read_bytes()).hexdigest() == reference_sha256(client, 90, path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["award.csv"]
+
+
 def test_failed_files_are_reported_with_the_result(client: SparcClient, faults: SandboxProcess,
                                                    tmp_path: Path) -> None:
     from sparc.client.errors import DownloadError

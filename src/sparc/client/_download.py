@@ -280,8 +280,8 @@ class SafeJoin:
         if folder is None:
             raise UnsafePathError(relative, "it resolves outside the output folder (a link?)")
         target = folder / parts[-1]
-        if target.parent != folder or target.name != parts[-1]:  # Windows: "D:x", "C:x"
-            raise UnsafePathError(relative, "it names a drive")
+        if ":" in parts[-1] and (target.parent != folder or target.name != parts[-1]):
+            raise UnsafePathError(relative, "it names a drive")  # Windows: "D:x", "C:x"
         if os.path.islink(target) and not target.resolve().is_relative_to(self.resolved_root):
             raise UnsafePathError(relative, "it resolves outside the output folder (a link?)")
         return target
@@ -324,7 +324,7 @@ def partial_path(dest: Path, remote: RemoteFile) -> Path:
     """The resumable partial file for ``dest``: same content promise -> same name."""
     key = remote.sha256[:16] if remote.sha256 else hashlib.sha256(
         f"{remote.url.split('?', 1)[0]}|{remote.size}".encode()).hexdigest()[:16]
-    return dest.with_name(f"{dest.name}.{key}.incomplete")
+    return Path(f"{dest}.{key}.incomplete")  # dest's name + a suffix: never another folder
 
 
 def _file_blocks(path: Path, limit: int | None = None,
@@ -655,10 +655,13 @@ class Verifier:
         multipart: _MultipartMD5 = self._hashers[0]
         return multipart.lend(view, last)
 
-    def feed_file(self, path: Path, limit: int, cancel: CancelToken | None = None) -> None:
-        """Feed the first ``limit`` bytes of ``path`` (bytes kept from an earlier attempt)."""
+    def feed_file(self, source: Path | _PartialFile, limit: int,
+                  cancel: CancelToken | None = None) -> None:
+        """Feed the first ``limit`` bytes of ``source`` (bytes kept from an earlier attempt)."""
         if self._hashers and limit:
-            for block in _file_blocks(path, limit, cancel):
+            blocks = source.blocks(limit, cancel) if isinstance(source, _PartialFile) else \
+                _file_blocks(source, limit, cancel)
+            for block in blocks:
                 self.update(block)
         else:
             self.fed += limit
@@ -827,22 +830,51 @@ try:
 except ImportError:  # Windows: no advisory locks; the unique name still protects the target
     fcntl = None  # type: ignore[assignment]
 
-_PARTIAL_FLAGS = (os.O_WRONLY | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+_PARTIAL_FLAGS = (os.O_RDWR | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
                   | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOINHERIT", 0))
+#: Files up to this size (bytes) are received into an unnamed file (Linux ``O_TMPFILE``) that
+#: gets its name once checked: one name operation per file, not a create and a rename. A crash
+#: loses what such a file had received (at most this much per file); bigger files keep a named
+#: partial file to resume from.
+UNNAMED_PARTIAL_MAX = 1 * MiB
+_O_TMPFILE: int = getattr(os, "O_TMPFILE", 0)
+_unnamed_state: dict[str, Any] = {"proc": None, "refused": set()}  # /proc fd; folders refusing
+
+
+def _proc_fd() -> int | None:
+    """A descriptor of ``/proc`` (names an unnamed file: ``self/fd/<n>``), or ``None``."""
+    fd = _unnamed_state["proc"]
+    if fd is None:
+        try:
+            fd = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            os.stat("self/fd", dir_fd=fd)
+        except (OSError, AttributeError, NotImplementedError):
+            fd = -1
+        _unnamed_state["proc"] = fd
+    return fd if fd >= 0 else None
 
 
 class _PartialFile:
     """A partial download open for appending, on a raw descriptor: unbuffered (see
-    :func:`_write_all`), its size counted here (no seek or stat per call), and an exclusive
-    advisory lock so two downloads never interleave (released when it is closed). A new file
-    costs one ``open``. Example::
+    :func:`_write_all`) and its size counted here (no seek or stat per call). A named one
+    (``<name>.<key>.incomplete``) holds an exclusive advisory lock, so two downloads never
+    interleave (released when closed), and stays after a failure to be resumed; an unnamed one
+    (small files, Linux) has no name to clash on and vanishes when closed. :meth:`publish`
+    gives the checked bytes their final name. Example::
 
-        with _PartialFile(part) as handle:
-            _write_all(handle, data); handle.tell()
+        with _PartialFile.open(part, size) as handle:
+            _write_all(handle, data)
+            handle.publish(dest)        # or handle.discard()
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, unnamed: bool = False) -> None:
         self.name = os.fspath(path)
+        self.unnamed = unnamed
+        if unnamed:  # in the same folder: published with a link, no copy
+            self.fd = os.open(os.path.dirname(self.name) or ".",
+                              _O_TMPFILE | _PARTIAL_FLAGS, 0o666)
+            self.size = 0
+            return
         try:  # the usual case, a new file: known empty without a seek
             self.fd = os.open(self.name, _PARTIAL_FLAGS | os.O_CREAT | os.O_EXCL, 0o666)
             self.size = 0
@@ -861,6 +893,29 @@ class _PartialFile:
                 raise TransportError(f"{self.name} is being downloaded by another process") \
                     from exc
 
+    @classmethod
+    def open(cls, part: Path, size: int | None) -> _PartialFile:
+        """The partial file for ``part``: unnamed for a small file with no partial bytes kept
+        where the system allows it, else named; its folder made when missing."""
+        folder = os.path.dirname(part)
+        unnamed = (bool(_O_TMPFILE) and size is not None and size <= UNNAMED_PARTIAL_MAX
+                   and folder not in _unnamed_state["refused"] and _proc_fd() is not None
+                   and not os.path.lexists(part))
+        for attempt in (1, 2):
+            try:
+                return cls(part, unnamed)
+            except FileNotFoundError:  # its folder is missing: made once, not stat-ed per file
+                if attempt == 2:
+                    raise
+                with _disk(part.parent):
+                    part.parent.mkdir(parents=True, exist_ok=True)
+            except OSError:
+                if not unnamed:
+                    raise
+                _unnamed_state["refused"].add(folder)  # this file system has no O_TMPFILE
+                unnamed = False
+        raise AssertionError("unreachable")
+
     def write(self, data: bytes | memoryview) -> int:
         n = os.write(self.fd, data)
         self.size += n
@@ -875,6 +930,61 @@ class _PartialFile:
 
     def fileno(self) -> int:
         return self.fd
+
+    def blocks(self, limit: int, cancel: CancelToken | None = None) -> Iterator[bytes]:
+        """The first ``limit`` bytes, a block at a time (bytes kept from an earlier attempt)."""
+        if not hasattr(os, "pread"):  # Windows: a partial file there always has a name
+            yield from _file_blocks(Path(self.name), limit, cancel)
+            return
+        offset = 0
+        while offset < limit:
+            if cancel is not None:
+                cancel.check()
+            data = os.pread(self.fd, min(CHUNK_SIZE, limit - offset), offset)
+            if not data:
+                return
+            yield data
+            offset += len(data)
+
+    def publish(self, dest: Path) -> None:
+        """Give the bytes the name ``dest`` (replacing a file there) and close."""
+        if not self.unnamed:
+            self.close()  # Windows renames no open file
+            os.replace(self.name, dest)
+            return
+        source = f"self/fd/{self.fd}"
+        try:
+            os.link(source, dest, src_dir_fd=_proc_fd())
+        except FileExistsError:  # a file is there (overwrite, refresh): replace it at once
+            temporary = f"{self.name}.{os.getpid()}-{threading.get_ident()}"
+            try:
+                os.link(source, temporary, src_dir_fd=_proc_fd())
+                os.replace(temporary, dest)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary)
+                raise
+        except OSError as exc:  # no links to unnamed files here: copy the bytes to a name
+            log.debug("%s: cannot link an unnamed file (%s); copying it", dest, exc)
+            _unnamed_state["refused"].add(os.path.dirname(self.name))
+            self._publish_copy(dest)
+        self.close()
+
+    def _publish_copy(self, dest: Path) -> None:
+        with _PartialFile(Path(self.name)) as named:  # locked, resumable name
+            named.truncate(0)
+            offset = 0
+            while data := os.pread(self.fd, CHUNK_SIZE, offset):
+                _write_all(named, data)
+                offset += len(data)
+            named.publish(dest)
+
+    def discard(self) -> None:
+        """Close and leave nothing behind."""
+        self.close()
+        if not self.unnamed:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.name)
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -964,34 +1074,41 @@ def _fetch_file(http: HttpCore, remote: RemoteFile, dest: Path,
         part = partial_path(dest, remote)
         state = _Transfer(http, remote, part, dest.name, verify, cancel, hooks, refresh, service,
                           if_none_match if round_ == 1 else None, before_retry)
-        try:
-            verifier = state.run()
-        except OSError as exc:  # a full disk, a read-only folder: name the file
+        try:  # a full disk, a read-only folder: name the file
+            handle = _PartialFile.open(part, remote.size)
+        except OSError as exc:
             _raise_with_path(exc, part)
-        remote = state.remote
-        moved += state.moved
-        if verifier is None:  # 304 Not Modified
-            part.unlink(missing_ok=True)
-            return FetchOutcome(dest, "skipped", moved, "none", etag=state.etag)
-        problem = verifier.problem(state.offset)
-        digests = verifier.digests()
-        kind = verifier.kind
-        if (problem is not None and kind == "md5-multipart" and digests == last_digests
-                and verifier.size == state.offset):
-            # The same bytes twice: the part size is what we could not guess, not the data.
-            log.warning("%s: multipart ETag %s matches no guessed part size; the same bytes "
-                        "came twice, so only the size is checked", dest.name, verifier.expected)
-            problem, kind = None, "size"
-        if problem is None:
+        with handle:  # closed at the end: a named partial file stays for a resume
             try:
-                os.replace(part, dest)
+                verifier = state.run(handle)
             except OSError as exc:
-                _raise_with_path(exc, dest)
-            note = "" if round_ == 1 else "checksum mismatch on the first download; downloaded again"
-            return FetchOutcome(dest, "downloaded", moved, kind,
-                                verifier.checksum if kind == verifier.kind else None, state.etag,
-                                note, state.stat)
-        part.unlink(missing_ok=True)
+                _raise_with_path(exc, part)
+            remote = state.remote
+            moved += state.moved
+            if verifier is None:  # 304 Not Modified
+                handle.discard()
+                return FetchOutcome(dest, "skipped", moved, "none", etag=state.etag)
+            problem = verifier.problem(state.offset)
+            digests = verifier.digests()
+            kind = verifier.kind
+            if (problem is not None and kind == "md5-multipart" and digests == last_digests
+                    and verifier.size == state.offset):
+                # The same bytes twice: the part size is what we could not guess, not the data.
+                log.warning("%s: multipart ETag %s matches no guessed part size; the same "
+                            "bytes came twice, so only the size is checked", dest.name,
+                            verifier.expected)
+                problem, kind = None, "size"
+            if problem is None:
+                try:
+                    handle.publish(dest)
+                except OSError as exc:
+                    _raise_with_path(exc, dest)
+                note = "" if round_ == 1 else \
+                    "checksum mismatch on the first download; downloaded again"
+                return FetchOutcome(dest, "downloaded", moved, kind,
+                                    verifier.checksum if kind == verifier.kind else None,
+                                    state.etag, note, state.stat)
+            handle.discard()
         hooks.bytes(-state.offset)
         last_digests = digests
         if round_ == 2:
@@ -1068,36 +1185,31 @@ class _Transfer:
         return (f"only {made} bytes arrived in the last {limit:.0f} s (at byte {self.offset}"
                 f"{f' of {size}' if size is not None else ''}): the server stalls")
 
-    def run(self) -> Verifier | None:
+    def run(self, handle: _PartialFile) -> Verifier | None:
+        """Receive the file into ``handle`` (resuming after its bytes): the verifier fed with
+        every byte, or ``None`` for a 304 Not Modified."""
         size = self.remote.size
+        self.offset = handle.tell()
+        if size is not None and self.offset >= size > 0:
+            # complete bytes but no headers seen yet: fetch the last byte again for them
+            handle.truncate(size - 1)
+            self.offset = size - 1
+        elif size is not None and self.offset > size:
+            handle.truncate(0)
+            self.offset = 0
+        if self.offset:
+            log.info("%s: resuming at byte %d", self.label, self.offset)
+            self.hooks.bytes(self.offset)
         try:
-            handle = _PartialFile(self.part)
-        except FileNotFoundError:  # its folder is missing: made once, not stat-ed per file
-            with _disk(self.part.parent):
-                self.part.parent.mkdir(parents=True, exist_ok=True)
-            handle = _PartialFile(self.part)
-        with handle:
-            self.offset = handle.tell()
-            if size is not None and self.offset >= size > 0:
-                # complete bytes but no headers seen yet: fetch the last byte again for them
-                handle.truncate(size - 1)
-                self.offset = size - 1
-            elif size is not None and self.offset > size:
-                handle.truncate(0)
-                self.offset = 0
-            if self.offset:
-                log.info("%s: resuming at byte %d", self.label, self.offset)
-                self.hooks.bytes(self.offset)
-            try:
-                verifier = self._loop(handle)
-                if os.name != "nt":  # Windows may set the write time at close: stat after
-                    self.stat = os.fstat(handle.fileno())
-                return verifier
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    if handle.tell() == 0:  # nothing to resume from: leave no empty partial
-                        self.part.unlink(missing_ok=True)
-                raise
+            verifier = self._loop(handle)
+            if os.name != "nt":  # Windows may set the write time at close: stat after
+                self.stat = os.fstat(handle.fileno())
+            return verifier
+        except BaseException:
+            with contextlib.suppress(OSError):
+                if handle.tell() == 0:  # nothing to resume from: leave no empty partial
+                    handle.discard()
+            raise
 
     def _loop(self, handle: _PartialFile) -> Verifier | None:
         _STALLS.add(self)
@@ -1208,7 +1320,7 @@ class _Transfer:
         etag = _etag_value(resp.headers)
         if verifier is None or etag != self.etag:
             verifier = Verifier.choose(self.remote, resp.headers, self.verify)
-            verifier.feed_file(self.part, self.offset, self.cancel)
+            verifier.feed_file(handle, self.offset, self.cancel)
         self.etag, self._etag_header = etag, resp.headers.get("etag")
         self.if_none_match = None
         size = self.remote.size

@@ -724,8 +724,13 @@ class _Connection:
         lines = head.split("\r\n")
         version, _, rest = lines[0].partition(" ")
         status = int(rest[:3])
-        headers = FileHeaders(line.partition(":")[::2] for line in lines[1:])
-        connection = dict.get(headers, "connection", "").lower()
+        merged: dict[str, str] = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            key, value = name.strip().lower(), value.strip()
+            merged[key] = f"{merged[key]}, {value}" if key in merged else value
+        headers = FileHeaders.of_merged(merged)
+        connection = merged.get("connection", "").lower()
         keep = "close" not in connection and (version == "HTTP/1.1" or "keep-alive" in connection)
         return status, headers, keep
 
@@ -753,6 +758,13 @@ class FileHeaders(dict[str, str]):
             key, value = name.strip().lower(), value.strip()
             merged[key] = f"{merged[key]}, {value}" if key in merged else value
         super().__init__(merged)
+
+    @classmethod
+    def of_merged(cls, merged: dict[str, str]) -> FileHeaders:
+        """Headers already keyed by lower-case name, repeated ones joined."""
+        headers = cls.__new__(cls)
+        dict.update(headers, merged)
+        return headers
 
     def get(self, key: str, default: Any = None) -> Any:
         return dict.get(self, key.lower(), default)
