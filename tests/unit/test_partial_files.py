@@ -92,3 +92,27 @@ def test_an_unnamed_file_that_cannot_be_linked_is_copied_to_its_name(tmp_path: P
         _write_all(handle, b"abcdef")
         handle._publish_copy(dest)
     assert names(tmp_path) == ["a.csv"] and dest.read_bytes() == b"abcdef"
+
+
+def test_folder_names_list_each_folder_once_and_answer_maybe_for_any_variant(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many new files in one folder: one listing, no lookup per file. A name that may be
+    there in another case or Unicode form (case-insensitive or normalizing file systems) is
+    "maybe": the caller then asks the file system."""
+    import unicodedata
+
+    from sparc.client._download import FolderNames
+
+    (tmp_path / "Data.CSV").write_bytes(b"x")
+    (tmp_path / unicodedata.normalize("NFD", "café.txt")).write_bytes(b"x")
+    listed: list[str] = []
+    real_listdir = os.listdir
+    monkeypatch.setattr(os, "listdir", lambda p: listed.append(p) or real_listdir(p))
+    names = FolderNames()
+    assert not any(names.may_exist(tmp_path / f"new-{i}.dat") for i in range(100))
+    assert names.may_exist(tmp_path / "Data.CSV") and names.may_exist(tmp_path / "data.csv")
+    assert names.may_exist(tmp_path / unicodedata.normalize("NFC", "café.txt"))
+    assert not names.may_exist(tmp_path / "missing" / "a.csv")  # a folder not made yet
+    assert listed == [str(tmp_path), str(tmp_path / "missing")]
+    (tmp_path / "file").write_bytes(b"x")
+    assert names.may_exist(tmp_path / "file" / "a.csv")  # not a folder: ask the system

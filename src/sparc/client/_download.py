@@ -39,6 +39,7 @@ import queue
 import re
 import threading
 import time
+import unicodedata
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -70,8 +71,8 @@ from sparc.client.errors import (
     summarize_failures,
 )
 
-__all__ = ["RemoteFile", "FetchOutcome", "FileResult", "DownloadResult", "CancelToken",
-           "Cancelled", "Verifier", "DownloadRecords", "fetch_file",
+__all__ = ["FolderNames", "RemoteFile", "FetchOutcome", "FileResult", "DownloadResult",
+           "CancelToken", "Cancelled", "Verifier", "DownloadRecords", "fetch_file",
            "safe_join", "SafeJoin", "save_target", "partial_path", "part_size_candidates",
            "plan_existing", "same_as_remote", "EXISTING_MODES", "CHECKS"]
 
@@ -246,9 +247,45 @@ def safe_join(root: Path, relative: str) -> Path:
     return SafeJoin(root)(relative)
 
 
+class FolderNames:
+    """The names in each folder, listed once, so deciding about thousands of new files costs
+    no lookup each: :meth:`may_exist` is ``False`` only when the folder's listing (taken the
+    first time it is asked about) has no such name, whatever its case or Unicode form; else the
+    caller asks the file system. One per download call: files it creates itself are not asked
+    about again. Example::
+
+        names = FolderNames()
+        names.may_exist(Path("out/a.csv"))   # lists out/ once; False: a new file
+    """
+
+    def __init__(self) -> None:
+        self._names: dict[str, frozenset[str]] = {}
+
+    def may_exist(self, path: Path | str) -> bool:
+        folder, name = os.path.split(os.fspath(path))
+        names = self._names.get(folder)
+        if names is None:
+            try:
+                names = frozenset(_name_key(n) for n in os.listdir(folder or "."))
+            except FileNotFoundError:
+                names = frozenset()
+            except OSError:  # unreadable, or not a folder: ask the file system each time
+                return True
+            self._names[folder] = names
+        return _name_key(name) in names
+
+
+def _name_key(name: str) -> str:
+    """``name`` as case-insensitive, normalizing file systems may see it (a listing holds the
+    name in the system's form: a match in any case or form means "maybe there")."""
+    return name.casefold() if name.isascii() else \
+        unicodedata.normalize("NFC", name).casefold()
+
+
 class SafeJoin:
     """:func:`safe_join` for many paths under one ``root``: the root is resolved once, each
-    distinct folder once, and each file is only checked for being a link itself. Example::
+    distinct folder once, and each file is only checked for being a link itself. Its
+    :attr:`names` serve the caller's decisions about each file. Example::
 
         join = SafeJoin(Path("out"))
         join("files/a.csv")          # Path('out/files/a.csv'); join("../x") raises
@@ -258,6 +295,7 @@ class SafeJoin:
         self.root = root
         self.resolved_root = root.resolve()
         self._folders: dict[str, Path | None] = {}  # folder within root -> its Path if inside
+        self.names = FolderNames()
 
     def __call__(self, relative: str) -> Path:
         if not relative or "\x00" in relative:
@@ -894,13 +932,16 @@ class _PartialFile:
                     from exc
 
     @classmethod
-    def open(cls, part: Path, size: int | None) -> _PartialFile:
+    def open(cls, part: Path, size: int | None,
+             names: FolderNames | None = None) -> _PartialFile:
         """The partial file for ``part``: unnamed for a small file with no partial bytes kept
-        where the system allows it, else named; its folder made when missing."""
+        where the system allows it, else named; its folder made when missing. ``names``: the
+        folder listings of a many-file download (no lookup for a partial file not listed)."""
         folder = os.path.dirname(part)
         unnamed = (bool(_O_TMPFILE) and size is not None and size <= UNNAMED_PARTIAL_MAX
                    and folder not in _unnamed_state["refused"] and _proc_fd() is not None
-                   and not os.path.lexists(part))
+                   and not ((names is None or names.may_exist(part))
+                            and os.path.lexists(part)))
         for attempt in (1, 2):
             try:
                 return cls(part, unnamed)
@@ -1012,6 +1053,7 @@ def fetch_file(
     service: str = "",
     before_retry: Callable[[], None] | None = None,
     on_received: Callable[[int], None] | None = None,
+    names: FolderNames | None = None,
 ) -> FetchOutcome:
     """Download ``remote`` to ``dest`` atomically, resuming an earlier partial download.
 
@@ -1023,14 +1065,15 @@ def fetch_file(
     (negative when a restart discards some); ``on_note(text)`` each retry.
     ``before_retry()`` runs before every resume; it may raise to stop (a download-wide outage
     breaker does). ``on_received(n)`` counts bytes that came over the network (also for a
-    file that fails in the end).
+    file that fails in the end). ``names``: the folder listings of a many-file download (no
+    lookup for a partial file not listed).
     """
     cancel = cancel or CancelToken()
     guarded = cancel.guard()
     try:
         return _fetch_file(http, remote, dest, refresh, verify, cancel,
                            _Hooks(on_bytes, on_note, on_received), if_none_match, service,
-                           before_retry)
+                           before_retry, names)
     finally:
         cancel.unguard(guarded)
 
@@ -1068,14 +1111,15 @@ def _raise_with_path(error: OSError, path: Path | str) -> NoReturn:
 def _fetch_file(http: HttpCore, remote: RemoteFile, dest: Path,
                 refresh: Callable[[], RemoteFile] | None, verify: bool, cancel: CancelToken,
                 hooks: _Hooks, if_none_match: str | None, service: str,
-                before_retry: Callable[[], None] | None = None) -> FetchOutcome:
+                before_retry: Callable[[], None] | None = None,
+                names: FolderNames | None = None) -> FetchOutcome:
     moved, last_digests = 0, None
     for round_ in (1, 2):
         part = partial_path(dest, remote)
         state = _Transfer(http, remote, part, dest.name, verify, cancel, hooks, refresh, service,
                           if_none_match if round_ == 1 else None, before_retry)
         try:  # a full disk, a read-only folder: name the file
-            handle = _PartialFile.open(part, remote.size)
+            handle = _PartialFile.open(part, remote.size, names if round_ == 1 else None)
         except OSError as exc:
             _raise_with_path(exc, part)
         with handle:  # closed at the end: a named partial file stays for a resume
@@ -1590,7 +1634,8 @@ class Plan:
 
 
 def plan_existing(local: Path, remote: RemoteFile, mode: str, record: Record | None,
-                  source: str, cancel: CancelToken | None = None) -> Plan:
+                  source: str, cancel: CancelToken | None = None,
+                  names: FolderNames | None = None) -> Plan:
     """Decide, per ``existing`` mode, whether ``local`` must be downloaded.
 
     * ``overwrite``: always download.
@@ -1599,8 +1644,10 @@ def plan_existing(local: Path, remote: RemoteFile, mode: str, record: Record | N
     * ``refresh``: keep it when it is known intact (the record matches the file on disk and
       names the same dataset version and size) or proven equal to the remote (sha256, the
       server's ETag as MD5 or multipart MD5: "probe"); else download.
+
+    ``names``: the folder listings of this download (no lookup for a name not listed).
     """
-    if not local.exists():
+    if (names is not None and not names.may_exist(local)) or not local.exists():
         return Plan("download")
     if not local.is_file():
         raise DownloadError(f"{local} exists and is not a file")

@@ -39,6 +39,7 @@ from sparc.client._download import (
     DownloadRecords,
     DownloadResult,
     FileResult,
+    FolderNames,
     OutageBreaker,
     Plan,
     Record,
@@ -158,7 +159,7 @@ class DownloadsMixin:
         join = SafeJoin(parts)
         targets = [(e, join(_entry_path(e))) for e in entries]
         result = self._download_entries(dataset_id, version, targets, parts, "refresh", verify,
-                                        4, progress)
+                                        4, progress, join.names)
         result.raise_for_failures()
         _build_zip(dest, [(name, local) for name, (_, local) in
                           zip(_unique_names([_entry_path(e) for e, _ in targets]), targets,
@@ -231,14 +232,15 @@ class DownloadsMixin:
         join = SafeJoin(root)
         targets = [(e, join(_entry_path(e))) for e in entries]
         result = self._download_entries(dataset_id, version, targets, root, existing, verify,
-                                        max_workers, progress)
+                                        max_workers, progress, join.names)
         result.raise_for_failures()
         return result
 
     def _download_entries(self, dataset_id: int, version: int,
                           targets: Sequence[tuple[Mapping[str, Any], Path]], root: Path,
                           existing: str, verify: bool, max_workers: int,
-                          progress: bool | None) -> DownloadResult:
+                          progress: bool | None, names: FolderNames | None = None
+                          ) -> DownloadResult:
         """Run the engine over manifest entries, ``max_workers`` at a time. Per-file failures
         are reported in the result; anything else (Ctrl-C, a full disk, a bug) cancels every
         transfer within a second and propagates."""
@@ -271,7 +273,7 @@ class DownloadsMixin:
                     result = self._fetch_entry(dataset_id, version, path, remote, dest,
                                                records, source, existing, verify, cancel,
                                                count, note, to_warn, breaker.check_running,
-                                               receive)
+                                               receive, names)
                 except SparcError as exc:
                     log.info("%s failed: %s", path, exc)
                     breaker.failed(exc)
@@ -296,10 +298,11 @@ class DownloadsMixin:
                      verify: bool, cancel: CancelToken, count: Callable[[int], None],
                      note: Callable[[str], None], to_warn: list[str],
                      before_retry: Callable[[], None] | None = None,
-                     on_received: Callable[[int], None] | None = None) -> FileResult:
+                     on_received: Callable[[int], None] | None = None,
+                     names: FolderNames | None = None) -> FileResult:
         """One file of :meth:`download`: decide from what is on disk, fetch, record."""
         size = remote.size or 0
-        plan = plan_existing(dest, remote, existing, records.get(path), source, cancel)
+        plan = plan_existing(dest, remote, existing, records.get(path), source, cancel, names)
         if plan.action == "probe":
             same = same_as_remote(self.http, remote, dest, cancel, SERVICE)
             if same is None:
@@ -322,7 +325,7 @@ class DownloadsMixin:
             on_note=lambda text: note(f"{dest.name}: {text}"), service=SERVICE,
             if_none_match=plan.etag if plan.action == "conditional" else None,
             refresh=self._refresher(dataset_id, version, path), before_retry=before_retry,
-            on_received=on_received)
+            on_received=on_received, names=names)
         stat = outcome.stat or dest.stat()
         if outcome.status == "skipped":  # 304: the file on disk is the remote's
             count(size)
