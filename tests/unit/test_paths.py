@@ -131,7 +131,7 @@ def test_safe_join_many_paths_one_resolve_per_folder(tmp_path: Path) -> None:
     got = [join(f"files/primary/f{i}.dat") for i in range(3)] + [join("a\\b.txt"), join("c.txt")]
     assert got == [tmp_path / "files" / "primary" / f"f{i}.dat" for i in range(3)] + \
         [tmp_path / "a" / "b.txt", tmp_path / "c.txt"]
-    assert set(join._folders) == {"files/primary", "a", ""}
+    assert set(join._folders) == {"files/primary", "files", "a", ""}  # each from its parent
     (tmp_path / "files" / "primary").mkdir(parents=True)
     (tmp_path / "files" / "primary" / "evil.dat").symlink_to("/etc/hostname")
     with pytest.raises(UnsafePathError, match="link"):
@@ -154,3 +154,21 @@ def test_safe_join_keeps_windows_drives_out() -> None:
         with pytest.raises(UnsafePathError):
             join(bad)
     assert join("a/b.txt") == WindowsRoot("C:/out/a/b.txt")
+
+
+def test_safe_join_follows_folder_links_at_any_depth(tmp_path: Path) -> None:
+    """Folders are resolved from their parent's resolution (one lookup each): a link at any
+    depth is still followed, refused when it leads out, kept when it stays inside."""
+    from sparc.client._download import SafeJoin
+
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "real" / "deep").mkdir(parents=True)
+    outside.mkdir()
+    (root / "real" / "out").symlink_to(outside)
+    (root / "in").symlink_to(root / "real")
+    join = SafeJoin(root)
+    assert join("real/deep/a.txt") == root / "real" / "deep" / "a.txt"
+    assert join("in/deep/b.txt") == root / "in" / "deep" / "b.txt"  # a link kept inside
+    for bad in ("real/out/c.txt", "real/out/x/d.txt", "in/out/e.txt"):
+        with pytest.raises(UnsafePathError, match="outside"):
+            join(bad)

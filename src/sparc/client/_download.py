@@ -295,7 +295,28 @@ class SafeJoin:
         self.root = root
         self.resolved_root = root.resolve()
         self._folders: dict[str, Path | None] = {}  # folder within root -> its Path if inside
+        self._resolved: dict[str, Path] = {}  # folder within root -> where it resolves
         self.names = FolderNames()
+
+    def _folder(self, key: str, parts: list[str]) -> Path | None:
+        """The folder ``parts`` under the root, or ``None`` when it resolves outside: resolved
+        from its parent's resolution, so only its own last segment is looked up (a link is
+        resolved whole)."""
+        path = self.root.joinpath(*parts)
+        if not parts:
+            resolved: Path | None = self.resolved_root
+        else:
+            parent_key = "/".join(parts[:-1])
+            parent = self._folders.get(parent_key, False)
+            if parent is False:
+                parent = self._folder(parent_key, parts[:-1])
+            resolved = None if parent is None else \
+                path.resolve() if os.path.islink(path) else self._resolved[parent_key] / parts[-1]
+        inside = resolved is not None and resolved.is_relative_to(self.resolved_root)
+        self._folders[key] = path if inside else None
+        if inside:
+            self._resolved[key] = resolved  # type: ignore[assignment]
+        return self._folders[key]
 
     def __call__(self, relative: str) -> Path:
         if not relative or "\x00" in relative:
@@ -312,9 +333,7 @@ class SafeJoin:
         try:
             folder = self._folders[key]
         except KeyError:  # each distinct folder resolved once
-            path = self.root.joinpath(*parts[:-1])
-            folder = self._folders[key] = \
-                path if path.resolve().is_relative_to(self.resolved_root) else None
+            folder = self._folder(key, parts[:-1])
         if folder is None:
             raise UnsafePathError(relative, "it resolves outside the output folder (a link?)")
         target = folder / parts[-1]
