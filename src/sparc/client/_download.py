@@ -379,9 +379,14 @@ def save_target(output_name: str | os.PathLike[str] | None, server_name: str,
 
 def partial_path(dest: Path, remote: RemoteFile) -> Path:
     """The resumable partial file for ``dest``: same content promise -> same name."""
+    return Path(_partial_name(dest, remote))
+
+
+def _partial_name(dest: Path, remote: RemoteFile) -> str:
+    """:func:`partial_path` as a string (no Path made per file)."""
     key = remote.sha256[:16] if remote.sha256 else hashlib.sha256(
         f"{remote.url.split('?', 1)[0]}|{remote.size}".encode()).hexdigest()[:16]
-    return Path(f"{dest}.{key}.incomplete")  # dest's name + a suffix: never another folder
+    return f"{dest}.{key}.incomplete"  # dest's name + a suffix: never another folder
 
 
 def _file_blocks(path: Path, limit: int | None = None,
@@ -924,7 +929,7 @@ class _PartialFile:
             handle.publish(dest)        # or handle.discard()
     """
 
-    def __init__(self, path: Path, unnamed: bool = False) -> None:
+    def __init__(self, path: Path | str, unnamed: bool = False) -> None:
         self.name = os.fspath(path)
         self.unnamed = unnamed
         if unnamed:  # in the same folder: published with a link, no copy
@@ -951,7 +956,7 @@ class _PartialFile:
                     from exc
 
     @classmethod
-    def open(cls, part: Path, size: int | None,
+    def open(cls, part: Path | str, size: int | None,
              names: FolderNames | None = None) -> _PartialFile:
         """The partial file for ``part``: unnamed for a small file with no partial bytes kept
         where the system allows it, else named; its folder made when missing. ``names``: the
@@ -967,8 +972,8 @@ class _PartialFile:
             except FileNotFoundError:  # its folder is missing: made once, not stat-ed per file
                 if attempt == 2:
                     raise
-                with _disk(part.parent):
-                    part.parent.mkdir(parents=True, exist_ok=True)
+                with _disk(folder):
+                    os.makedirs(folder or ".", exist_ok=True)
             except OSError:
                 if not unnamed:
                     raise
@@ -1111,7 +1116,7 @@ def with_path(error: OSError, path: Path | str) -> OSError:
 
 
 @contextlib.contextmanager
-def _disk(path: Path) -> Iterator[None]:
+def _disk(path: Path | str) -> Iterator[None]:
     """Re-raise an OSError from file work on ``path`` with the path attached."""
     try:
         yield
@@ -1134,8 +1139,8 @@ def _fetch_file(http: HttpCore, remote: RemoteFile, dest: Path,
                 names: FolderNames | None = None) -> FetchOutcome:
     moved, last_digests = 0, None
     for round_ in (1, 2):
-        part = partial_path(dest, remote)
-        state = _Transfer(http, remote, part, dest.name, verify, cancel, hooks, refresh, service,
+        part = _partial_name(dest, remote)
+        state = _Transfer(http, remote, dest.name, verify, cancel, hooks, refresh, service,
                           if_none_match if round_ == 1 else None, before_retry)
         try:  # a full disk, a read-only folder: name the file
             handle = _PartialFile.open(part, remote.size, names if round_ == 1 else None)
@@ -1185,11 +1190,11 @@ def _fetch_file(http: HttpCore, remote: RemoteFile, dest: Path,
 class _Transfer:
     """One pass over a file: stream into the partial file until it is whole, resuming."""
 
-    def __init__(self, http: HttpCore, remote: RemoteFile, part: Path, label: str, verify: bool,
+    def __init__(self, http: HttpCore, remote: RemoteFile, label: str, verify: bool,
                  cancel: CancelToken, hooks: _Hooks, refresh: Callable[[], RemoteFile] | None,
                  service: str, if_none_match: str | None,
                  before_retry: Callable[[], None] | None = None) -> None:
-        self.http, self.remote, self.part, self.label = http, remote, part, label
+        self.http, self.remote, self.label = http, remote, label
         self.verify, self.cancel, self.hooks, self.refresh = verify, cancel, hooks, refresh
         self.service, self.if_none_match = service, if_none_match
         self.before_retry = before_retry
