@@ -149,11 +149,13 @@ def test_safe_join_keeps_windows_drives_out() -> None:
         def resolve(self) -> WindowsRoot:
             return self
 
-    join = SafeJoin(WindowsRoot("C:/out"))  # type: ignore[arg-type]
-    for bad in ["a/D:evil.txt", "a/b/D:evil", "D:evil", "./D:x", "a\\D:y", "1:x", "a/C:x"]:
-        with pytest.raises(UnsafePathError):
-            join(bad)
-    assert join("a/b.txt") == WindowsRoot("C:/out/a/b.txt")
+    for root in ("C:/out", "out"):  # a relative root too: "a/D:x" would leave it for D:
+        join = SafeJoin(WindowsRoot(root))  # type: ignore[arg-type]
+        for bad in ["a/D:evil.txt", "a/b/D:evil", "D:evil", "./D:x", "a\\D:y", "1:x", "a/C:x",
+                    "a/D:x/f.txt", "a/D:/f.txt", "D:x/f.txt"]:
+            with pytest.raises(UnsafePathError):
+                join(bad)
+        assert join("a/b.txt") == WindowsRoot(root) / "a" / "b.txt"
 
 
 def test_safe_join_follows_folder_links_at_any_depth(tmp_path: Path) -> None:

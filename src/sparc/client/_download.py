@@ -39,12 +39,11 @@ import queue
 import re
 import threading
 import time
-import unicodedata
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import IO, Any, NoReturn, Protocol, overload
 
 import httpx
@@ -250,36 +249,37 @@ def safe_join(root: Path, relative: str) -> Path:
 class FolderNames:
     """The names in each folder, listed once, so deciding about thousands of new files costs
     no lookup each: :meth:`may_exist` is ``False`` only when the folder's listing (taken the
-    first time it is asked about) has no such name, whatever its case or Unicode form; else the
-    caller asks the file system. One per download call: files it creates itself are not asked
-    about again. Example::
+    first time it is asked about) has no such name in any case; else the caller asks the file
+    system. Names beyond ASCII (which file systems fold and normalize in ways of their own) are
+    always asked, and so are all names of a folder holding any. One per download call: files
+    it creates itself are not asked about again. Example::
 
         names = FolderNames()
         names.may_exist(Path("out/a.csv"))   # lists out/ once; False: a new file
     """
 
     def __init__(self) -> None:
-        self._names: dict[str, frozenset[str]] = {}
+        self._names: dict[str, frozenset[str] | None] = {}  # None: ask about every name
 
     def may_exist(self, path: Path | str) -> bool:
         folder, name = os.path.split(os.fspath(path))
-        names = self._names.get(folder)
-        if names is None:
-            try:
-                names = frozenset(_name_key(n) for n in os.listdir(folder or "."))
-            except FileNotFoundError:
-                names = frozenset()
-            except OSError:  # unreadable, or not a folder: ask the file system each time
-                return True
-            self._names[folder] = names
-        return _name_key(name) in names
+        try:
+            names = self._names[folder]
+        except KeyError:
+            names = self._names[folder] = self._list(folder)
+        return names is None or not name.isascii() or name.lower() in names
 
-
-def _name_key(name: str) -> str:
-    """``name`` as case-insensitive, normalizing file systems may see it (a listing holds the
-    name in the system's form: a match in any case or form means "maybe there")."""
-    return name.casefold() if name.isascii() else \
-        unicodedata.normalize("NFC", name).casefold()
+    @staticmethod
+    def _list(folder: str) -> frozenset[str] | None:
+        try:
+            listed = os.listdir(folder or ".")
+        except FileNotFoundError:
+            return frozenset()
+        except OSError:  # unreadable, or not a folder: ask the file system each time
+            return None
+        if not all(n.isascii() for n in listed):
+            return None
+        return frozenset(n.lower() for n in listed)
 
 
 class SafeJoin:
@@ -296,26 +296,31 @@ class SafeJoin:
         self.resolved_root = root.resolve()
         self._folders: dict[str, Path | None] = {}  # folder within root -> its Path if inside
         self._resolved: dict[str, Path] = {}  # folder within root -> where it resolves
+        self._windows = isinstance(root, PureWindowsPath)
         self.names = FolderNames()
 
     def _folder(self, key: str, parts: list[str]) -> Path | None:
-        """The folder ``parts`` under the root, or ``None`` when it resolves outside: resolved
-        from its parent's resolution, so only its own last segment is looked up (a link is
-        resolved whole)."""
-        path = self.root.joinpath(*parts)
-        if not parts:
-            resolved: Path | None = self.resolved_root
-        else:
-            parent_key = "/".join(parts[:-1])
-            parent = self._folders.get(parent_key, False)
-            if parent is False:
-                parent = self._folder(parent_key, parts[:-1])
-            resolved = None if parent is None else \
-                path.resolve() if os.path.islink(path) else self._resolved[parent_key] / parts[-1]
-        inside = resolved is not None and resolved.is_relative_to(self.resolved_root)
-        self._folders[key] = path if inside else None
-        if inside:
-            self._resolved[key] = resolved  # type: ignore[assignment]
+        """The folder ``parts`` under the root, or ``None`` when it resolves outside. Each
+        folder is resolved from its parent's resolution, so only its own last segment is
+        looked up (a link is resolved whole); on Windows each is resolved whole (junctions)."""
+        for depth in range(len(parts) + 1):
+            sub = "/".join(parts[:depth])
+            if sub in self._folders:
+                continue
+            path = self.root.joinpath(*parts[:depth])
+            parent = "/".join(parts[:depth - 1])
+            if not depth:
+                resolved: Path | None = self.resolved_root
+            elif self._folders.get(parent) is None:
+                resolved = None  # under a folder that leads out
+            elif os.name == "nt" or os.path.islink(path):
+                resolved = path.resolve()
+            else:
+                resolved = self._resolved[parent] / parts[depth - 1]
+            inside = resolved is not None and resolved.is_relative_to(self.resolved_root)
+            self._folders[sub] = path if inside else None
+            if inside:
+                self._resolved[sub] = resolved  # type: ignore[assignment]
         return self._folders[key]
 
     def __call__(self, relative: str) -> Path:
@@ -327,6 +332,8 @@ class SafeJoin:
         parts = [p for p in relative.replace("\\", "/").split("/") if p not in ("", ".")]
         if ".." in parts:
             raise UnsafePathError(relative, "'..' segments are not allowed")
+        if self._windows and any(":" in p for p in parts[:-1]):  # "a/D:x/f": drive D
+            raise UnsafePathError(relative, "it names a drive")
         if not parts:
             raise UnsafePathError(relative, "names no file")
         key = "/".join(parts[:-1])
@@ -893,7 +900,9 @@ except ImportError:  # Windows: no advisory locks; the unique name still protect
     fcntl = None  # type: ignore[assignment]
 
 _PARTIAL_FLAGS = (os.O_RDWR | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
-                  | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOINHERIT", 0))
+                  | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOINHERIT", 0)
+                  | getattr(os, "O_NOFOLLOW", 0))  # never write through a link put there
+_O_NOFOLLOW: int = getattr(os, "O_NOFOLLOW", 0)
 #: Files up to this size (bytes) are received into an unnamed file (Linux ``O_TMPFILE``) that
 #: gets its name once checked: one name operation per file, not a create and a rename. A crash
 #: loses what such a file had received (at most this much per file); bigger files keep a named
@@ -903,16 +912,24 @@ _O_TMPFILE: int = getattr(os, "O_TMPFILE", 0)
 _unnamed_state: dict[str, Any] = {"proc": None, "refused": set()}  # /proc fd; folders refusing
 
 
+#: What ``open(O_TMPFILE)`` fails with where the file system has no unnamed files.
+_NO_TMPFILE_ERRNOS = frozenset({errno.EOPNOTSUPP, errno.ENOTSUP, errno.EISDIR, errno.EINVAL})
+_proc_lock = threading.Lock()
+
+
 def _proc_fd() -> int | None:
     """A descriptor of ``/proc`` (names an unnamed file: ``self/fd/<n>``), or ``None``."""
     fd = _unnamed_state["proc"]
     if fd is None:
-        try:
-            fd = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            os.stat("self/fd", dir_fd=fd)
-        except (OSError, AttributeError, NotImplementedError):
-            fd = -1
-        _unnamed_state["proc"] = fd
+        with _proc_lock:
+            fd = _unnamed_state["proc"]
+            if fd is None:
+                try:
+                    fd = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                    os.stat("self/fd", dir_fd=fd)
+                except (OSError, AttributeError, NotImplementedError):
+                    fd = -1
+                _unnamed_state["proc"] = fd
     return fd if fd >= 0 else None
 
 
@@ -932,9 +949,10 @@ class _PartialFile:
     def __init__(self, path: Path | str, unnamed: bool = False) -> None:
         self.name = os.fspath(path)
         self.unnamed = unnamed
+        self.copied = False
         if unnamed:  # in the same folder: published with a link, no copy
-            self.fd = os.open(os.path.dirname(self.name) or ".",
-                              _O_TMPFILE | _PARTIAL_FLAGS, 0o666)
+            self.fd = os.open(os.path.dirname(self.name) or ".",  # the folder may be a link
+                              _O_TMPFILE | _PARTIAL_FLAGS & ~_O_NOFOLLOW, 0o666)
             self.size = 0
             return
         try:  # the usual case, a new file: known empty without a seek
@@ -966,20 +984,21 @@ class _PartialFile:
                    and folder not in _unnamed_state["refused"] and _proc_fd() is not None
                    and not ((names is None or names.may_exist(part))
                             and os.path.lexists(part)))
-        for attempt in (1, 2):
+        made_folder = False
+        while True:
             try:
                 return cls(part, unnamed)
             except FileNotFoundError:  # its folder is missing: made once, not stat-ed per file
-                if attempt == 2:
+                if made_folder:
                     raise
                 with _disk(folder):
                     os.makedirs(folder or ".", exist_ok=True)
-            except OSError:
-                if not unnamed:
+                made_folder = True
+            except OSError as exc:
+                if not unnamed or exc.errno not in _NO_TMPFILE_ERRNOS:
                     raise
                 _unnamed_state["refused"].add(folder)  # this file system has no O_TMPFILE
                 unnamed = False
-        raise AssertionError("unreachable")
 
     def write(self, data: bytes | memoryview) -> int:
         n = os.write(self.fd, data)
@@ -1012,16 +1031,20 @@ class _PartialFile:
             offset += len(data)
 
     def publish(self, dest: Path) -> None:
-        """Give the bytes the name ``dest`` (replacing a file there) and close."""
+        """Give the bytes the name ``dest`` (replacing a file there) and close. ``copied`` is
+        then true when the bytes had to be copied to a new file (its times differ)."""
         if not self.unnamed:
-            self.close()  # Windows renames no open file
-            os.replace(self.name, dest)
+            if os.name == "nt":  # Windows renames no open file
+                self.close()
+            os.replace(self.name, dest)  # POSIX: still locked while it is renamed
+            self.close()
             return
         source = f"self/fd/{self.fd}"
         try:
             os.link(source, dest, src_dir_fd=_proc_fd())
         except FileExistsError:  # a file is there (overwrite, refresh): replace it at once
-            temporary = f"{self.name}.{os.getpid()}-{threading.get_ident()}"
+            temporary = os.path.join(os.path.dirname(self.name),
+                                     f".sparc-{os.getpid()}-{threading.get_ident()}.tmp")
             try:
                 os.link(source, temporary, src_dir_fd=_proc_fd())
                 os.replace(temporary, dest)
@@ -1033,6 +1056,7 @@ class _PartialFile:
             log.debug("%s: cannot link an unnamed file (%s); copying it", dest, exc)
             _unnamed_state["refused"].add(os.path.dirname(self.name))
             self._publish_copy(dest)
+            self.copied = True
         self.close()
 
     def _publish_copy(self, dest: Path) -> None:
@@ -1046,10 +1070,12 @@ class _PartialFile:
 
     def discard(self) -> None:
         """Close and leave nothing behind."""
-        self.close()
         if not self.unnamed:
+            if os.name == "nt":
+                self.close()
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.name)
+                os.unlink(self.name)  # POSIX: still locked while it goes
+        self.close()
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -1175,7 +1201,7 @@ def _fetch_file(http: HttpCore, remote: RemoteFile, dest: Path,
                     "checksum mismatch on the first download; downloaded again"
                 return FetchOutcome(dest, "downloaded", moved, kind,
                                     verifier.checksum if kind == verifier.kind else None,
-                                    state.etag, note, state.stat)
+                                    state.etag, note, None if handle.copied else state.stat)
             handle.discard()
         hooks.bytes(-state.offset)
         last_digests = digests

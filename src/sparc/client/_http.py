@@ -35,6 +35,7 @@ import random
 import re
 import select
 import socket
+import sys
 import threading
 import time
 import xml.etree.ElementTree as ElementTree
@@ -253,6 +254,10 @@ def _shutdown(stream: Any) -> None:
             sock.shutdown(socket.SHUT_RDWR)
 
 
+#: A CPython build without the GIL: orderings the GIL gives must be locked for.
+_FREE_THREADED = not getattr(sys, "_is_gil_enabled", lambda: True)()
+
+
 class _BlockedStreams:
     """Which network stream each thread is blocked on (reading or writing), so another thread
     can wake it: :func:`interrupt_thread` shuts that socket down, and any later read or write
@@ -262,16 +267,20 @@ class _BlockedStreams:
     No lock on the hot path (a few per file GET): :meth:`enter` stores the stream, then looks
     for an interrupt; :meth:`interrupt` stores the interrupt, then looks for a stream. Each dict
     and set operation is atomic under the GIL and they run in one order, so at least one side
-    sees the other: the thread fails at once, or its socket is shut down.
+    sees the other: the thread fails at once, or its socket is shut down. A build without the
+    GIL (free-threaded) takes the lock instead.
     """
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
         self._active: dict[int, Any] = {}
         self._interrupted: set[int] = set()
 
     def interrupt(self, thread_id: int) -> None:
-        self._interrupted.add(thread_id)
-        _shutdown(self._active.get(thread_id))
+        with self._lock:
+            self._interrupted.add(thread_id)
+            stream = self._active.get(thread_id)
+        _shutdown(stream)
 
     def interrupted(self, thread_id: int) -> bool:
         return thread_id in self._interrupted
@@ -282,8 +291,14 @@ class _BlockedStreams:
     def enter(self, stream: Any) -> int:
         """Mark this thread blocked on ``stream`` (pair with :meth:`leave`); its id."""
         thread_id = get_ident()
-        self._active[thread_id] = stream
-        if thread_id in self._interrupted:
+        if _FREE_THREADED:
+            with self._lock:
+                self._active[thread_id] = stream
+                hit = thread_id in self._interrupted
+        else:
+            self._active[thread_id] = stream
+            hit = thread_id in self._interrupted
+        if hit:
             self._active.pop(thread_id, None)
             raise httpcore.ReadError("interrupted (download cancelled)")
         return thread_id
