@@ -22,6 +22,23 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
 
 
 @pytest.fixture(scope="session")
+def unnamed_files(tmp_path_factory: pytest.TempPathFactory) -> bool:
+    """Whether downloads here receive small files unnamed: Linux ``O_TMPFILE``, taken by the
+    file system of the tests' temporary folders (overlayfs on older kernels, NFS... refuse it:
+    the client then uses named partial files), and ``/proc`` to link them by."""
+    import os
+
+    if not hasattr(os, "O_TMPFILE") or not os.path.isdir("/proc/self/fd"):
+        return False
+    try:
+        fd = os.open(tmp_path_factory.getbasetemp(), os.O_TMPFILE | os.O_RDWR, 0o600)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
+@pytest.fixture(scope="session")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxProcess]:
     """The sandbox, started once; ``sandbox.url`` is its base URL."""
     with SandboxProcess(tmp_path_factory.mktemp("sandbox"), "--time-scale", "0") as sb:

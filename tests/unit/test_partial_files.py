@@ -13,21 +13,19 @@ import pytest
 from sparc.client._download import UNNAMED_PARTIAL_MAX, _PartialFile, _write_all
 from sparc.client.errors import TransportError
 
-#: Where this system can receive into unnamed files (Linux); elsewhere every partial is named.
-UNNAMED = hasattr(os, "O_TMPFILE")
-
 
 def names(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
-def test_a_small_new_file_has_no_name_until_published(tmp_path: Path) -> None:
+def test_a_small_new_file_has_no_name_until_published(tmp_path: Path,
+                                                     unnamed_files: bool) -> None:
     part, dest = tmp_path / "a.csv.k.incomplete", tmp_path / "a.csv"
     with _PartialFile.open(part, 10) as handle:
-        assert handle.unnamed is UNNAMED
+        assert handle.unnamed is unnamed_files
         _write_all(handle, b"0123456789")
         assert handle.tell() == 10
-        assert names(tmp_path) == ([] if UNNAMED else [part.name])  # nothing to see yet
+        assert names(tmp_path) == ([] if unnamed_files else [part.name])  # nothing to see
         assert b"".join(handle.blocks(10)) == b"0123456789"  # read back (a resume's check)
         handle.publish(dest)
     assert names(tmp_path) == ["a.csv"] and dest.read_bytes() == b"0123456789"
@@ -83,7 +81,7 @@ def test_a_missing_folder_is_made(tmp_path: Path) -> None:
 
 
 def test_an_unnamed_file_that_cannot_be_linked_is_copied_to_its_name(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unnamed_files: bool) -> None:
     """Some systems refuse links to unnamed files: the bytes are copied to the named partial,
     then renamed; ``copied`` tells the caller the saved file is a new one (its times differ
     from the unnamed file's)."""
@@ -91,7 +89,7 @@ def test_an_unnamed_file_that_cannot_be_linked_is_copied_to_its_name(
 
     from sparc.client import _download
 
-    if not UNNAMED:
+    if not unnamed_files:
         pytest.skip("no unnamed files on this system: nothing to fall back from")
     monkeypatch.setitem(_download._unnamed_state, "refused", set())
 
@@ -125,7 +123,12 @@ def test_folder_names_list_each_folder_once_and_answer_maybe_for_any_variant(
     (mixed / unicodedata.normalize("NFD", "café.txt")).write_bytes(b"x")
     listed: list[str] = []
     real_listdir = os.listdir
-    monkeypatch.setattr(os, "listdir", lambda p: listed.append(p) or real_listdir(p))
+
+    def listdir(path: str) -> list[str]:
+        listed.append(path)
+        return real_listdir(path)
+
+    monkeypatch.setattr(os, "listdir", listdir)
     names = FolderNames()
     assert not any(names.may_exist(plain / f"new-{i}.dat") for i in range(100))
     assert names.may_exist(plain / "Data.CSV") and names.may_exist(plain / "data.csv")
@@ -139,14 +142,14 @@ def test_folder_names_list_each_folder_once_and_answer_maybe_for_any_variant(
 
 
 def test_a_file_system_without_unnamed_files_gets_named_partials(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unnamed_files: bool) -> None:
     """Where O_TMPFILE is refused (NFS, CIFS, many FUSE mounts), also in a folder still to be
     made, the file is received into a named partial; other errors are not taken for that."""
     import errno
 
     from sparc.client import _download
 
-    if not UNNAMED:
+    if not unnamed_files:
         pytest.skip("no O_TMPFILE here: named partials are all there is (tested above)")
     real_open = os.open
 
