@@ -126,6 +126,28 @@ def test_a_range_equals_the_slice_of_the_whole_content(start: int, end: int) -> 
     assert generated_range(11, start, end) == expected == b"".join(iter_generated(11, start, end))
 
 
+@pytest.mark.parametrize(("start", "end"), [(0, 3 * BLOCK_SIZE + 5), (5, 2 * BLOCK_SIZE),
+                                            (BLOCK_SIZE - 3, 2 * BLOCK_SIZE + 20), (10, 12),
+                                            (2 * BLOCK_SIZE + 16, 4 * BLOCK_SIZE)])
+def test_a_streamed_object_is_sent_from_views_without_copies(start: int, end: int) -> None:
+    """A large answer is sent from read-only views of the shared block (each block's 16-byte
+    stamp a chunk of its own), not from a 1 MiB copy per block; stored content from views of
+    it: the same bytes as the copying chunks."""
+    from sparc.sandbox.storage.objects import object_chunks, object_views
+
+    generated: Any = {"size": 5 * BLOCK_SIZE, "content": None, "seed": 11}
+    chunks = list(object_views(generated, start, end))
+    assert b"".join(chunks) == b"".join(object_chunks(generated, start, end))
+    assert all(isinstance(c, memoryview) or len(c) <= 16 for c in chunks)
+    size = 3 * BLOCK_SIZE + 7
+    stored: Any = {"size": size, "content": bytes(range(256)) * (3 * BLOCK_SIZE // 256) + b"1234567",
+                   "seed": None}
+    first, last = start % size, min(end, size)
+    views = list(object_views(stored, first, last))
+    assert b"".join(views) == b"".join(object_chunks(stored, first, last))
+    assert all(isinstance(v, memoryview) for v in views)
+
+
 def test_a_4_kib_range_allocates_about_4_kib() -> None:
     generated_range(11, 0, 16)  # the shared random block exists before measuring
     tracemalloc.start()

@@ -31,7 +31,7 @@ from sparc.sandbox.assets.errors import S3Error, request_id_bytes, request_ids
 from sparc.sandbox.assets.signing import Signer, asset_path
 from sparc.sandbox.catalogue.content import BLOCK_SIZE
 from sparc.sandbox.http import stream_chunks
-from sparc.sandbox.storage.objects import ObjectCache, object_chunks, span_bytes
+from sparc.sandbox.storage.objects import ObjectCache, object_views, span_bytes
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)", re.ASCII)
 _HUGE = 10**18  # stands for any position past every object (no int() of a 5,000-digit header)
@@ -377,7 +377,7 @@ def _answer(request: Request) -> Response:
     if span:
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
     gone = context.connections.hung_up(scope.get("client"))
-    return StreamingResponse(stream_chunks(object_chunks(stored.row, start, end), gone),
+    return StreamingResponse(stream_chunks(object_views(stored.row, start, end), gone),
                              status_code=status, headers=headers,
                              media_type="application/octet-stream")
 

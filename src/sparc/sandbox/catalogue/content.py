@@ -55,6 +55,25 @@ def iter_generated(seed: int, start: int, end: int) -> Iterator[bytes]:
         pos += stop - within
 
 
+def iter_generated_views(seed: int, start: int, end: int) -> Iterator[bytes | memoryview]:
+    """:func:`iter_generated` for sending, without copying: read-only views of the shared
+    block, each block's 16-byte stamp a small chunk of its own (a socket copies the bytes
+    anyway; the copy of every 1 MiB block cost ~17 % of the sandbox's CPU on a 1 GiB file).
+
+    >>> b"".join(iter_generated_views(1, 5, 3 << 20)) == b"".join(iter_generated(1, 5, 3 << 20))
+    True
+    """
+    block, pos = _block(), start
+    while pos < end:
+        index, within = divmod(pos, BLOCK_SIZE)
+        stop = min(BLOCK_SIZE, within + end - pos)
+        if within < _STAMP.size:
+            yield _STAMP.pack(seed & _SEED_MASK, index)[within:min(stop, _STAMP.size)]
+        if stop > max(within, _STAMP.size):
+            yield block[max(within, _STAMP.size):stop]
+        pos += stop - within
+
+
 def generated_span(seed: int, start: int, end: int) -> bytes:
     """Bytes ``[start, end)`` of the generated file ``seed``, within one block (``start`` and
     ``end - 1`` in the same block): :func:`generated_range` without its generator and list.

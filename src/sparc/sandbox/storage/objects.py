@@ -11,6 +11,7 @@ from sparc.sandbox.catalogue.content import (
     generated_range,
     generated_span,
     iter_generated,
+    iter_generated_views,
     iter_stored,
 )
 
@@ -82,6 +83,17 @@ def object_chunks(row: sqlite3.Row, start: int = 0, end: int | None = None) -> I
     if row["content"] is not None:
         return iter_stored(bytes(row["content"]), start, stop)
     return iter_generated(row["seed"], start, stop)
+
+
+def object_views(row: sqlite3.Row, start: int, end: int) -> Iterator[bytes | memoryview]:
+    """:func:`object_chunks` for sending a response: views, not copies (see
+    :func:`~sparc.sandbox.catalogue.content.iter_generated_views`)."""
+    if row["content"] is not None:
+        data = memoryview(bytes(row["content"]))
+        for pos in range(start, end, BLOCK_SIZE):
+            yield data[pos:min(end, pos + BLOCK_SIZE)]
+        return
+    yield from iter_generated_views(row["seed"], start, end)
 
 
 def span_bytes(content: bytes | None, seed: int | None, start: int, end: int) -> bytes:
