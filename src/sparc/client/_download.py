@@ -487,16 +487,9 @@ class CancelToken:
         if self._event.wait(seconds):
             raise Cancelled("download cancelled")
 
-    @contextlib.contextmanager
-    def watching(self, response: httpx.Response | FileResponse) -> Iterator[None]:
-        self.watch(response)
-        try:
-            yield
-        finally:
-            self.unwatch(response)
-
     def watch(self, response: httpx.Response | FileResponse) -> None:
-        """:meth:`watching` without a context manager: pair with :meth:`unwatch`."""
+        """Shut ``response``'s socket down on :meth:`cancel` (raising :class:`Cancelled` here
+        when already cancelled): pair with :meth:`unwatch` in a ``finally``."""
         with self._lock:
             self._responses.add(response)
         if self._event.is_set():
@@ -1062,10 +1055,8 @@ class _PartialFile:
     def _publish_copy(self, dest: Path) -> None:
         with _PartialFile(Path(self.name)) as named:  # locked, resumable name
             named.truncate(0)
-            offset = 0
-            while data := os.pread(self.fd, CHUNK_SIZE, offset):
+            for data in self.blocks(self.size):
                 _write_all(named, data)
-                offset += len(data)
             named.publish(dest)
 
     def discard(self) -> None:

@@ -306,6 +306,14 @@ class _BlockedStreams:
     def leave(self, thread_id: int) -> None:
         self._active.pop(thread_id, None)
 
+    def call(self, stream: Any, func: Callable[..., Any], *args: Any) -> Any:
+        """``func(*args)`` (a blocking socket call), this thread marked blocked on ``stream``."""
+        thread_id = self.enter(stream)
+        try:
+            return func(*args)
+        finally:
+            self._active.pop(thread_id, None)
+
     @contextlib.contextmanager
     def blocked_on(self, stream: httpcore.NetworkStream) -> Iterator[None]:
         thread_id = self.enter(stream)
@@ -719,11 +727,7 @@ class _Connection:
         return bool(readable)
 
     def recv(self, size: int = READ_SIZE) -> bytes:
-        thread_id = _BLOCKED.enter(self.stream)
-        try:
-            data = self.sock.recv(size)
-        finally:
-            _BLOCKED.leave(thread_id)
+        data = _BLOCKED.call(self.stream, self.sock.recv, size)
         if not data:
             raise ConnectionError("the server closed the connection")
         return data
@@ -739,13 +743,8 @@ class _Connection:
         lines = head.split("\r\n")
         version, _, rest = lines[0].partition(" ")
         status = int(rest[:3])
-        merged: dict[str, str] = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            key, value = name.strip().lower(), value.strip()
-            merged[key] = f"{merged[key]}, {value}" if key in merged else value
-        headers = FileHeaders.of_merged(merged)
-        connection = merged.get("connection", "").lower()
+        headers = FileHeaders(line.partition(":")[::2] for line in lines[1:])
+        connection = dict.get(headers, "connection", "").lower()
         keep = "close" not in connection and (version == "HTTP/1.1" or "keep-alive" in connection)
         return status, headers, keep
 
@@ -773,13 +772,6 @@ class FileHeaders(dict[str, str]):
             key, value = name.strip().lower(), value.strip()
             merged[key] = f"{merged[key]}, {value}" if key in merged else value
         super().__init__(merged)
-
-    @classmethod
-    def of_merged(cls, merged: dict[str, str]) -> FileHeaders:
-        """Headers already keyed by lower-case name, repeated ones joined."""
-        headers = cls.__new__(cls)
-        dict.update(headers, merged)
-        return headers
 
     def get(self, key: str, default: Any = None) -> Any:
         return dict.get(self, key.lower(), default)
@@ -836,11 +828,8 @@ class FileResponse:
                 yield conn.buffer
                 conn.buffer = b""
             while True:
-                thread_id = _BLOCKED.enter(conn.stream)
-                try:
-                    data = conn.sock.recv(READ_SIZE)  # a reset raises: a break, not the end
-                finally:
-                    _BLOCKED.leave(thread_id)
+                # a reset raises: a break, not the end
+                data = _BLOCKED.call(conn.stream, conn.sock.recv, READ_SIZE)
                 if data:
                     yield data
                     continue
@@ -861,8 +850,9 @@ class FileResponse:
         """Read body bytes straight into ``view`` (no copy through a bytes object): how many,
         0 at the end of the body; at most :data:`READ_SIZE` a call, so a caller writing each
         piece at once copies it while still in this core's cache (whole socket buffers of
-        several MB cost ~40 % more kernel time on the write). Only for bodies with a Content-Length (``remaining`` is not
-        ``None``); do not mix with :meth:`iter_bytes`. Example::
+        several MB cost ~40 % more kernel time on the write). Only for bodies with a
+        Content-Length (``remaining`` is not ``None``); do not mix with :meth:`iter_bytes`.
+        Example::
 
             while n := resp.readinto(view[filled:]): filled += n
         """
@@ -880,11 +870,8 @@ class FileResponse:
                 view[:n] = conn.buffer[:n]
                 conn.buffer = conn.buffer[n:]
             else:
-                thread_id = _BLOCKED.enter(conn.stream)
-                try:
-                    n = conn.sock.recv_into(view, min(len(view), remaining, READ_SIZE))
-                finally:
-                    _BLOCKED.leave(thread_id)
+                n = _BLOCKED.call(conn.stream, conn.sock.recv_into, view,
+                                  min(len(view), remaining, READ_SIZE))
                 if not n:
                     raise ConnectionError("the server closed the connection")
         except (OSError, ValueError, httpcore.ReadError) as exc:
@@ -1005,11 +992,7 @@ class _FileConnections:
         for attempt in (0, 1):
             conn, reused = self._checkout(key, url, fresh=attempt > 0)
             try:
-                thread_id = _BLOCKED.enter(conn.stream)
-                try:
-                    conn.sock.sendall(request)
-                finally:
-                    _BLOCKED.leave(thread_id)
+                _BLOCKED.call(conn.stream, conn.sock.sendall, request)
                 status, response_headers, keep = conn.read_head()
                 break
             except (OSError, ValueError, httpcore.ReadError) as exc:
