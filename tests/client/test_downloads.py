@@ -260,6 +260,17 @@ def test_download_names_missing_paths(client: SparcClient, tmp_path: Path) -> No
     assert list(tmp_path.iterdir()) == []
 
 
+def test_missing_paths_are_whole_segments(client: SparcClient, tmp_path: Path) -> None:
+    """A folder asked for is found through any file below it, at any depth; a path that is
+    only the start of a name ('metadata/rec') matches nothing and is the only one named."""
+    with pytest.raises(NotFoundError) as caught:
+        client.pennsieve.download(90, ["metadata", "metadata/rec", "metadata/records/award.csv",
+                                       "metadata/records"], tmp_path, version=1)
+    message = str(caught.value)
+    assert "no file or folder 'metadata/rec'" in message and "'metadata'" not in message
+    assert "award" not in message and list(tmp_path.iterdir()) == []
+
+
 def test_client_is_usable_after_close(client: SparcClient) -> None:
     client.close()
     assert client.pennsieve.get_dataset(90)["id"] == 90

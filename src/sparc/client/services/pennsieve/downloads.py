@@ -386,9 +386,15 @@ class DownloadsMixin:
         """Manifest entries for files and folders, raising :class:`NotFoundError` naming any
         path that matches nothing."""
         listed = self._manifest_entries(dataset_id, version, paths) if paths else []
-        entries = list({_entry_path(e): e for e in listed}.values())  # a file and its folder
-        found = [_entry_path(e) for e in entries]
-        missing = [p for p in paths if not any(f == p or f.startswith(p + "/") for f in found)]
+        by_path = {_entry_path(e): e for e in listed}  # asked for a file and its folder: once
+        named = set(by_path)  # each file and each folder above one: a path asked for is missing
+        for found in by_path:  # unless named (one set lookup, not a scan, per path asked for)
+            cut = found.rfind("/")
+            while cut > 0 and found[:cut] not in named:
+                named.add(found[:cut])
+                cut = found.rfind("/", 0, cut)
+        entries = list(by_path.values())
+        missing = [p for p in paths if p not in named]
         if missing or not entries:
             raise NotFoundError(
                 f"dataset {dataset_id} version {version} has no file or folder "
