@@ -1,8 +1,9 @@
 """Listing a deep tree: ``walk()`` with 1, 8 and 32 workers, against the ideal.
 
 Dataset 318 of the sandbox holds 10,002 files in 1,242 folders (one browse request each).
-A fixed round trip is added on the client side (``--delay`` ms, default 0 and 20), as a real
-server far away would add. The ideal with ``w`` workers is ``listings / w x round trip``
+A fixed round trip is added to each listing (``--delay`` ms, default 0 and 20), as a real
+server far away would add: the sandbox's own ``slow`` fault on the browse route, so the client
+runs exactly as a user's does (its default HTTP core, no injected transport). The ideal with ``w`` workers is ``listings / w x round trip``
 (every worker always busy); at 0 ms the figure is the time per listing (CPU-bound: client and
 sandbox share this machine). Targets (issue 10): at 20 ms, 8 workers <= 1.3x the ideal, and 32
 workers faster than 8. The sandbox's CPU share is printed beside each run.
@@ -18,24 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
 from sparc.client import Config
 from sparc.client._http import HttpCore
 from sparc.client.services.pennsieve import PennsieveService
 from sparc.sandbox.process import SandboxProcess
 
-
-class DelayedTransport(httpx.HTTPTransport):
-    """A real HTTP transport that waits ``delay`` seconds before each request (network RTT)."""
-
-    def __init__(self, delay: float) -> None:
-        super().__init__()
-        self.delay = delay
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        time.sleep(self.delay)
-        return super().handle_request(request)
+BROWSE = "GET /discover/datasets/*/files/browse"  # the listings walk() asks for
 
 
 def sandbox_cpu(sandbox: SandboxProcess) -> float:
@@ -49,12 +38,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch, \
-            SandboxProcess(Path(scratch) / "sb", "--time-scale", "0") as sandbox:
+            SandboxProcess(Path(scratch) / "sb", "--time-scale", "1") as sandbox:
         os.environ.update(sandbox.env)
         print(f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}; "
               f"{args.rounds} interleaved rounds, medians")
         for delay in sorted({0.0, *args.delay}):  # 0 ms always: the CPU-bound figure
-            http = HttpCore(transport=DelayedTransport(delay / 1000))
+            sandbox.set_faults([{"route": BROWSE, "kind": "slow", "seconds": delay / 1000}]
+                               if delay else [])
+            http = HttpCore()
             pennsieve = PennsieveService(config=Config.load(), http=http)
             with pennsieve, http:
                 sandbox.reset_stats()

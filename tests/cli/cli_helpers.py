@@ -81,7 +81,7 @@ class SparcChild:
     Example::
 
         child = SparcChild(sandbox.env, "-vv", "datasets", "search", "x")
-        child.wait_for_stderr("receive_response_headers.started")
+        child.wait_for_stderr("waiting for the answer")
         child.proc.send_signal(signal.SIGINT)
     """
 
