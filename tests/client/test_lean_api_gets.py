@@ -17,7 +17,7 @@ import pytest
 
 from sparc.client import SparcClient
 from sparc.client._http import HttpCore
-from sparc.client.errors import ArgumentError, NotFoundError, TransportError
+from sparc.client.errors import ArgumentError, NotFoundError, SparcError, TransportError
 from sparc.sandbox.process import SandboxProcess
 
 
@@ -92,8 +92,13 @@ def test_credentials_bodies_and_long_urls_go_through_httpx(sandbox: SandboxProce
         http.request("GET", url, headers={"X-Trace": "1"})
         http.request("GET", url, timeout=5)
         assert len(httpx_sends) == 3
-        with pytest.raises(ArgumentError, match="too long"):
+        with pytest.raises(ArgumentError, match="'query' too long"):
             http.request("GET", url, params={"q": "x" * 70_000})
+        http.request("GET", url, idempotent=False)  # not to be retried: httpx's own way
+        assert len(httpx_sends) == 4
+    signed = HttpCore(auth=httpx.BasicAuth("k", "s"), auth_hosts={"bücher.example"})
+    assert signed._lean_url("GET", "http://xn--bcher-kva.example/x", True, {}, None, {},
+                            None) is None  # httpx matches the Unicode name: it signs this
 
 
 class _Odd(http.server.BaseHTTPRequestHandler):
@@ -106,7 +111,10 @@ class _Odd(http.server.BaseHTTPRequestHandler):
         self.seen.append((self.path, self.headers.get("Accept-Encoding", ""),
                           self.headers.get("Cookie", "")))
         body = json.dumps({"path": self.path}).encode()
-        self.send_response(302 if self.path == "/moved" else 200)
+        if self.path == "/teapot":
+            self.send_response(418, "Short And Stout")
+        else:
+            self.send_response(302 if self.path == "/moved" else 200)
         if self.path == "/moved":
             self.send_header("Location", "/json")
             body = b""
@@ -115,6 +123,8 @@ class _Odd(http.server.BaseHTTPRequestHandler):
         if self.path == "/gzip" and "gzip" in self.headers.get("Accept-Encoding", ""):
             body = gzip.compress(body)
             self.send_header("Content-Encoding", "gzip")
+        if self.path == "/badgzip":
+            self.send_header("Content-Encoding", "gzip")  # but not gzip
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -135,6 +145,23 @@ def odd_server() -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_odd_answers_read_as_httpx_reads_them(odd_server: str,
+                                              httpx_sends: list[str]) -> None:
+    """A body that does not decode, the server's own reason phrase, a path httpx rewrites."""
+    with HttpCore() as http, HttpCore() as plain:
+        plain.fast_files = False
+        for core in (http, plain):
+            _Odd.seen = []
+            with pytest.raises(TransportError, match="failed: .*(decompress|gzip|header)"):
+                core.request("GET", f"{odd_server}/badgzip")
+            assert len(_Odd.seen) == 1  # a whole answer: not asked for again
+            with pytest.raises(SparcError, match="418 Short And Stout"):
+                core.request("GET", f"{odd_server}/teapot")
+        assert len(httpx_sends) == 2  # the plain core's
+        assert http.request("GET", f"{odd_server}/a/../json").json() == {"path": "/json"}
+        assert httpx_sends[-1] == f"{odd_server}/json"  # httpx removes the dot segments
 
 
 def test_redirects_gzip_and_cookies(odd_server: str, httpx_sends: list[str]) -> None:

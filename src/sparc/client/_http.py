@@ -571,11 +571,14 @@ class HttpCore:
             extra["timeout"] = timeout
         started = time.monotonic()
         attempt = 0
-        lean = self._lean_url(method, url, read, clean, headers, extra, auth)
+        lean = self._lean_url(method, url, read, clean, headers, extra, auth) if retryable \
+            else None
         while True:
             if lean is not None:
                 try:
                     answer = self._files.fetch(lean)
+                except _UndecodableAnswer:
+                    raise  # as httpx's DecodingError: a whole answer, not retried
                 except TransportError as exc:
                     if self._may_retry(attempt, started, None, max_retries):
                         self._wait(attempt, None, max_retries, str(exc))
@@ -628,7 +631,8 @@ class HttpCore:
                 return None  # its own credentials (or a wrong value: httpx's way says so)
             if self.auth is not None:
                 place = self._files.target(url)
-                if place is None or self.auth.applies_to_host(place[0][1]):
+                if (place is None or self.auth.applies_to_host(place[0][1])
+                        or "xn--" in place[0][1].lower()):  # httpx compares the Unicode name
                     return None
         if params:
             if "?" in url or "#" in url:
@@ -639,7 +643,11 @@ class HttpCore:
                 return None  # httpx's way raises the ArgumentError
         if len(url) > _MAX_URL_LENGTH:
             return None  # httpx's way refuses it (ArgumentError)
-        return url if self._files.target(url) is not None else None
+        place = self._files.target(url)
+        if place is None or _REWRITTEN.search(place[1].partition("?")[0]) \
+                or _ENCODED.search(place[1]):
+            return None  # httpx sends it otherwise than typed: let httpx send it
+        return url
 
     def _send_httpx(self, method: str, url: str, read: bool, params: dict[str, Any],
                     headers: Mapping[str, str] | None, extra: dict[str, Any],
@@ -752,6 +760,8 @@ _PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
 _UNSENDABLE = re.compile(r"[\x00-\x20\x7f-\U0010ffff]")  # spaces, controls, non-ASCII
 _MAX_HEAD = 64 * 1024
 _MAX_URL_LENGTH = 65536  # httpx refuses longer URLs (httpx._urlparse.MAX_URL_LENGTH)
+_REWRITTEN = re.compile(r"(?:^|/)\.\.?(?:/|$)")  # dot segments: httpx removes them
+_ENCODED = re.compile(r'[<>"\\^`{|}]')  # characters httpx percent-encodes
 #: Kept-alive file connections idle for less than this (seconds) are reused without polling
 #: them first (see :meth:`_Connection.stale`).
 STALE_CHECK_AFTER = 1.0
@@ -776,6 +786,7 @@ class _Connection:
         self.stream = _SocketStream(sock)
         self.buffer = b""
         self.idle_since = 0.0  # when it went back to the idle pool
+        self.reason = ""  # the reason phrase of the last answer's status line
 
     def stale(self, now: float, expiry: float | None, fresh: float = 0.0) -> bool:
         """Whether an idle connection must not be reused: idle longer than ``expiry`` (servers
@@ -809,7 +820,7 @@ class _Connection:
         head, self.buffer = buffer[:end].decode("latin-1"), buffer[end + 4:]
         lines = head.split("\r\n")
         version, _, rest = lines[0].partition(" ")
-        status = int(rest[:3])
+        status, self.reason = int(rest[:3]), rest[4:].strip()
         headers = FileHeaders(line.partition(":")[::2] for line in lines[1:])
         connection = dict.get(headers, "connection", "").lower()
         keep = "close" not in connection and (version == "HTTP/1.1" or "keep-alive" in connection)
@@ -829,11 +840,18 @@ def _file_get_error(url: str, what: str, exc: BaseException, empty: str = "",
     return TransportError(f"GET {shown} {what}: {kind}: {exc or empty}", method="GET", url=shown)
 
 
+class _UndecodableAnswer(TransportError):
+    """A whole answer whose compressed body does not decode (as httpx's ``DecodingError``, it
+    is not asked for again)."""
+
+
 class _LeanResponse(httpx.Response):
     """The ``httpx.Response`` of :meth:`_FileConnections.fetch`: its ``request`` is made when
     first asked for (parsing its URL costs more than the rest of the answer)."""
 
-    url_sent = ""
+    def __init__(self, *args: Any, url_sent: str = "", **kwargs: Any) -> None:
+        self.url_sent = url_sent
+        super().__init__(*args, **kwargs)
 
     @property
     def request(self) -> httpx.Request:
@@ -879,6 +897,7 @@ class FileResponse:
                  headers: FileHeaders, keep: bool, url: str) -> None:
         self._files, self._conn, self._keep, self._url = files, conn, keep, url
         self.status_code = status
+        self.reason = conn.reason  # the server's own words ("200 OK": "OK")
         self.headers = headers
         self.extensions = {"network_stream": conn.stream}
         self.cut = False  # set by interrupt_response: an end of stream then is no end of body
@@ -1101,9 +1120,14 @@ class _FileConnections:
         if "set-cookie" in response.headers:  # httpx keeps cookies and sends them back
             self.core._lean_api = False
             return None
-        answer = _LeanResponse(response.status_code, headers=list(response.headers.items()),
-                               content=body)
-        answer.url_sent = url
+        try:  # decompressed here, as httpx does on reading
+            answer = _LeanResponse(response.status_code, headers=list(response.headers.items()),
+                                   content=body, url_sent=url, extensions={
+                                       "reason_phrase": response.reason.encode("latin-1")})
+        except httpx.DecodingError as exc:
+            shown = redact_url(url)
+            raise _UndecodableAnswer(f"GET {shown} failed: {exc}", method="GET",
+                                   url=shown) from exc
         return answer
 
     def exchange(self, url: str, headers: Mapping[str, str],
