@@ -95,6 +95,33 @@ class Meter:
         return {"wall": wall, "cpu": cpu, "sandbox": (sb1 - sb0) / wall if wall else 0.0}
 
 
+def settle(max_wait: float = 20.0) -> float:
+    """``sync``, then wait (at most ``max_wait`` s) until no task has waited for the disk more
+    than 2% of half a second (``/proc/pressure/io``: this disk discards freed blocks, which
+    goes on after a large file is deleted). The seconds it took."""
+    started = time.monotonic()
+    os.sync()
+    while time.monotonic() - started < max_wait:
+        before = io_stall()
+        if before is None:
+            break
+        time.sleep(0.5)
+        after = io_stall()
+        if after is None or after - before < 10_000:  # microseconds stalled in 0.5 s
+            break
+    return time.monotonic() - started
+
+
+def io_stall() -> int | None:
+    """Microseconds some task has waited for I/O since boot, or ``None`` (no PSI here)."""
+    try:
+        with open("/proc/pressure/io") as f:
+            some = f.readline().split()
+    except OSError:
+        return None
+    return int(some[-1].partition("=")[2]) if some and some[-1].startswith("total=") else None
+
+
 # -- the contenders ------------------------------------------------------------------------------
 def local(out: Path, entry: dict[str, Any]) -> Path:
     return out.joinpath(*entry["path"], entry["fileName"])
@@ -139,9 +166,10 @@ ours.checks = set()  # type: ignore[attr-defined]
 def measure(name: str, contenders: dict[str, Callable[[Path], None]], places: dict[str, Path],
             rounds: int, meter: Meter, keep: bool = False) -> dict[tuple[str, str], dict[str, float]]:
     """Every contender in every place, ``rounds`` interleaved rounds, each round starting with
-    the next contender (no one always runs after the same one): medians. Each run starts after
-    ``sync``: the kernel writing back the run before's gigabyte would take CPU from whoever runs
-    next (two runs of ours at 0.50x and 0.58x curl used 3.85 CPU s/GB against 2.4 when quiet).
+    the next contender (no one always runs after the same one): medians. Each run starts once
+    the disk is quiet (:func:`settle`): writing back and discarding the run before's gigabyte
+    would take CPU from whoever runs next (runs of ours at 0.50x-0.63x curl used 3.8 CPU s/GB
+    against 2.4 when quiet, with tasks stalled on I/O 41% of the time).
 
     ``keep``: outputs are deleted only once the workload is over. For many small files this
     matters: ext4 skips inodes freed in the last 5 s (300 s while their table block is dirty)
@@ -159,7 +187,7 @@ def measure(name: str, contenders: dict[str, Callable[[Path], None]], places: di
                     shutil.rmtree(out, ignore_errors=True)
                     out.mkdir(parents=True)
                     made.append(out)
-                    os.sync()  # no one pays for writing back the pages of the run before
+                    settle()  # no one pays for the disk work the run before left behind
                     run = meter.run(functools.partial(contenders[label], out))
                     runs.setdefault((place, label), []).append(run)
                     if not keep:
@@ -327,9 +355,10 @@ def main() -> None:
                               f"(target < 100 MB: {'met' if rss * 1.048576 < 100 else 'MISSED'})")
                         print("  how: one stream (curl's way), the socket read straight into "
                               "reused 8 MiB blocks (one multipart part each: no bytes object per "
-                              "read) and each piece written at once, while still in the core's "
-                              "cache (whole blocks written later from another thread cost twice "
-                              "the kernel time); each full part's MD5 computed where it lies on a "
+                              "read) and each piece of at most 256 KiB written at once, while still "
+                              "in the core's cache (whole blocks written later from another thread "
+                              "cost twice the kernel time; 512 KiB pieces cost 1.6x on a busy "
+                              "host); each full part's MD5 computed where it lies on a "
                               "hash pool, in parallel (MD5 is ~0.6-0.8 GB/s per core here: in "
                               "order it would cap the file at that).")
                 print(f"\nchecks used by sparc.client: {', '.join(sorted(ours.checks))}")  # type: ignore[attr-defined]
