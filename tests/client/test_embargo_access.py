@@ -3,6 +3,7 @@ it was granted (275), with ``embargoAccess`` filled; a forged token is 401 again
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
@@ -55,3 +56,26 @@ def test_signed_in_user_without_a_grant_gets_403(client: SparcClient) -> None:
     with pytest.raises(PermissionDeniedError) as info:
         client.pennsieve.browse(refused)
     assert info.value.status == 403
+
+
+def test_a_page_read_signed_in_stays_refused_signed_out(client: SparcClient,
+                                                        sandbox: SandboxProcess) -> None:
+    """The sandbox builds each browse page once (published files never change): who may read it
+    is still asked on every request."""
+    client.pennsieve.sign_in()
+    version = client.pennsieve.get_dataset(GRANTED)["version"]
+    url = f"{sandbox.url}/discover/datasets/{GRANTED}/versions/{version}/files/browse"
+    seen = client.pennsieve.get(url, params={"path": "files"})
+    assert seen["files"]
+    again = httpx.get(url, params={"path": "files"})
+    assert again.status_code == 401 and again.json() == "Dataset is under embargo"
+
+
+def test_browse_pages_are_the_same_bytes_each_time(sandbox: SandboxProcess) -> None:
+    url = f"{sandbox.url}/discover/datasets/90/versions/1/files/browse"
+    first, second = (httpx.get(url, params={"path": "metadata/records", "limit": 3})
+                     for _ in range(2))
+    assert first.content == second.content and first.headers["content-type"] == "application/json"
+    assert first.content == json.dumps(first.json(), ensure_ascii=False,
+                                       separators=(",", ":")).encode()
+    assert len(first.json()["files"]) == 3 and first.json()["totalCount"] > 3

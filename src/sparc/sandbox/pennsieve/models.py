@@ -24,6 +24,7 @@ from sparc.sandbox.http import Page
 from sparc.sandbox.pennsieve import errors
 from sparc.sandbox.storage.db import name_tokens
 
+PAGE_CACHE_BYTES = 64 * 2**20  # browse bodies kept (Discover.browse_body), in all
 SEARCH_TOTAL_CAP = 10_000  # Elasticsearch's index.max_result_window: totalCount and offset + limit
 ORDER_BY = ("name", "date", "relevance", "size")  # enumeratum declaration order (OrderBy.scala)
 DIRECTIONS = ("asc", "desc")
@@ -262,6 +263,8 @@ class Discover:
         # visible versions found, by dataset id (latest) or (id, version); DTO bodies by version pk
         self._visible: dict[int | tuple[int, int], sqlite3.Row] = {}
         self._dto_bytes: dict[int, bytes] = {}
+        self._pages: dict[tuple[int, str | None, int, int], bytes] = {}  # browse bodies
+        self._pages_size = 0
 
     def layout(self, row: sqlite3.Row) -> tuple[bool, str]:
         """``(migrated, bucket)`` of a version row: publishing 5.0 ("migrated") versions have no
@@ -435,10 +438,29 @@ class Discover:
         return [{"tag": t, "count": n} for t, n in sorted(counts.items())]
 
     # ---- files ------------------------------------------------------------------------------
+    def browse_body(self, dataset_id: int, version: int, path: str | None, page: Page) -> bytes:
+        """:meth:`browse` as the JSON body Starlette's ``JSONResponse`` renders, built once per
+        version, path and page (a published version's files never change; who may see it is
+        checked each time). A deep walk asks for each folder again and again."""
+        row = self.files_version(dataset_id, version)
+        key = (row["pk"], path, page.limit, page.offset)
+        body = self._pages.get(key)
+        if body is None:
+            body = json.dumps(self._browse(row, path, page), ensure_ascii=False, allow_nan=False,
+                              indent=None, separators=(",", ":")).encode("utf-8")
+            if self._pages_size + len(body) > PAGE_CACHE_BYTES:
+                self._pages.clear()  # bounded: start afresh rather than track ages
+                self._pages_size = 0
+            self._pages[key] = body
+            self._pages_size += len(body)
+        return body
+
     def browse(self, dataset_id: int, version: int, path: str | None, page: Page) -> dict[str, Any]:
         """One directory level: directories first, then files, each by name (PublicFilesTable.scala:310-395).
         Node paths join the ``path`` as given with the name (``joinPath`` strips its slashes)."""
-        row = self.files_version(dataset_id, version)
+        return self._browse(self.files_version(dataset_id, version), path, page)
+
+    def _browse(self, row: sqlite3.Row, path: str | None, page: Page) -> dict[str, Any]:
         migrated = self.layout(row)[0]
         pk = row["pk"]
         parent = (path or "").strip("/")
