@@ -24,7 +24,8 @@ from sparc.sandbox.http import Page
 from sparc.sandbox.pennsieve import errors
 from sparc.sandbox.storage.db import name_tokens
 
-PAGE_CACHE_BYTES = 64 * 2**20  # browse bodies kept (Discover.browse_body), in all
+PAGE_CACHE_BYTES = 64 * 2**20  # browse bodies kept (Discover.browse_body), in all...
+PAGE_CACHE_ENTRIES = 50_000  # ...and how many (any path may be asked for: most pages are small)
 SEARCH_TOTAL_CAP = 10_000  # Elasticsearch's index.max_result_window: totalCount and offset + limit
 ORDER_BY = ("name", "date", "relevance", "size")  # enumeratum declaration order (OrderBy.scala)
 DIRECTIONS = ("asc", "desc")
@@ -448,7 +449,7 @@ class Discover:
         if body is None:
             body = json.dumps(self._browse(row, path, page), ensure_ascii=False, allow_nan=False,
                               indent=None, separators=(",", ":")).encode("utf-8")
-            if self._pages_size + len(body) > PAGE_CACHE_BYTES:
+            if self._pages_size + len(body) > PAGE_CACHE_BYTES or len(self._pages) >= PAGE_CACHE_ENTRIES:
                 self._pages.clear()  # bounded: start afresh rather than track ages
                 self._pages_size = 0
             self._pages[key] = body
