@@ -577,31 +577,28 @@ class HttpCore:
         lean = self._lean_url(method, url, read, clean, headers, extra, auth) if retryable \
             else None
         while True:
-            if lean is not None:
-                try:
+            sent_to: str | httpx.URL
+            try:
+                if lean is not None:
                     answer = self._files.fetch(lean)
-                except _UndecodableAnswer:
-                    raise  # as httpx's DecodingError: a whole answer, not retried
-                except TransportError as exc:
-                    if self._may_retry(attempt, started, None, max_retries):
-                        self._wait(attempt, None, max_retries, str(exc))
-                        attempt += 1
+                    if answer is None:  # a redirect, or cookies: httpx's way from now on
+                        lean = None
                         continue
-                    raise TransportError(f"{exc} (after {attempt + 1} attempt"
-                                         f"{'s' if attempt else ''})", method=method,
-                                         url=exc.url) from exc
-                if answer is None:  # a redirect, or cookies: httpx's way from now on
-                    lean = None
-                    continue
-                response = answer
-                sent_to: str | httpx.URL = lean
-            else:
-                sent, request = self._send_httpx(method, url, read, clean, headers, extra, auth,
-                                                 retryable, attempt, started, max_retries)
-                if sent is None:  # a failure to retry
+                    response, sent_to = answer, lean
+                else:
+                    response, sent_to = self._send_httpx(method, url, read, clean, headers,
+                                                         extra, auth, retryable)
+            except _NoRetry:
+                raise
+            except TransportError as exc:  # no (whole) answer: once more, or the last word
+                if not isinstance(exc, _SentOnce) and self._may_retry(attempt, started, None,
+                                                                      max_retries):
+                    self._wait(attempt, None, max_retries, str(exc))
                     attempt += 1
                     continue
-                response, sent_to = sent, request.url
+                raise TransportError(f"{exc} (after {attempt + 1} attempt"
+                                     f"{'s' if attempt else ''})", method=method,
+                                     url=exc.url) from exc
             if log.isEnabledFor(logging.INFO):  # redacting a signed URL costs: only if shown
                 log.info("%s %s -> %d", method, redact_url(sent_to), response.status_code)
             if not response.is_error:
@@ -627,16 +624,9 @@ class HttpCore:
         http(s) URL; ``None``: httpx sends it."""
         if (method != "GET" or not read or headers or extra or not self.fast_files
                 or not self._lean_api or not isinstance(url, str)
+                or (auth is not None and not isinstance(auth, bool))  # its own credentials
                 or (self._pool is not None and self._pool.cookies)):
             return None
-        if auth is not False:
-            if auth is not None and auth is not True:
-                return None  # its own credentials (or a wrong value: httpx's way says so)
-            if self.auth is not None:
-                place = self._files.target(url)
-                if (place is None or self.auth.applies_to_host(place[0][1])
-                        or "xn--" in place[0][1].lower()):  # httpx compares the Unicode name
-                    return None
         if params:
             if "?" in url or "#" in url:
                 return None  # httpx merges the two queries
@@ -644,21 +634,23 @@ class HttpCore:
                 url = f"{url}?{httpx.QueryParams(params)}"  # as httpx encodes them
             except (TypeError, ValueError):
                 return None  # httpx's way raises the ArgumentError
-        if len(url) > _MAX_URL_LENGTH:
-            return None  # httpx's way refuses it (ArgumentError)
-        place = self._files.target(url)
-        if place is None or _REWRITTEN.search(place[1].partition("?")[0]) \
-                or _ENCODED.search(place[1]):
+        place = self._files.target(url) if len(url) <= _MAX_URL_LENGTH else None
+        if (place is None  # too long, or not plain http(s): httpx's way says so or sends it
+                or _REWRITTEN.search(place[1].partition("?")[0]) or _ENCODED.search(place[1])):
             return None  # httpx sends it otherwise than typed: let httpx send it
+        host = place[0][1]
+        if auth is not False and self.auth is not None and (
+                self.auth.applies_to_host(host) or "xn--" in host.lower()):
+            return None  # signed (httpx compares the Unicode name of an xn-- host)
         return url
 
     def _send_httpx(self, method: str, url: str, read: bool, params: dict[str, Any],
                     headers: Mapping[str, str] | None, extra: dict[str, Any],
-                    auth: httpx.Auth | bool | None, retryable: bool, attempt: int,
-                    started: float, max_retries: int
-                    ) -> tuple[httpx.Response | None, httpx.Request]:
-        """One attempt through httpx: its answer, or ``(None, request)`` once waited for the
-        retry of a failure; :class:`TransportError` when no retry is left."""
+                    auth: httpx.Auth | bool | None, retryable: bool
+                    ) -> tuple[httpx.Response, httpx.URL]:
+        """One attempt through httpx: its answer and URL. No (whole) answer raises
+        :class:`TransportError` (:class:`_SentOnce` for a request not to be sent twice,
+        :class:`_NoRetry` for an answer httpx cannot read)."""
         pool = self.pool
         request = self._build(pool, method, url, params, headers, extra)
         if headers and any(k.lower() == "authorization" for k in headers):
@@ -674,22 +666,15 @@ class HttpCore:
             sent = response is not None or not isinstance(
                 exc, (httpx.ConnectError, httpx.ConnectTimeout))
             shown = redact_url(request.url)
-            if (retryable or not sent) and self._may_retry(attempt, started, None, max_retries):
-                self._wait(attempt, None, max_retries,
-                           f"{method} {shown}: {type(exc).__name__} {exc}")
-                return None, request
-            raise TransportError(
-                f"{method} {shown} failed: {type(exc).__name__}: {exc or 'no answer'}"
-                f" (after {attempt + 1} attempt{'s' if attempt else ''})",
-                method=method, url=shown,
-            ) from exc
+            failure = _SentOnce if sent and not retryable else TransportError
+            raise failure(f"{method} {shown} failed: {type(exc).__name__}: "
+                          f"{exc or 'no answer'}", method=method, url=shown) from exc
         except httpx.HTTPError as exc:
             if response is not None:
                 response.close()
             shown = redact_url(request.url)
-            raise TransportError(f"{method} {shown} failed: {exc}", method=method,
-                                 url=shown) from exc
-        return response, request
+            raise _NoRetry(f"{method} {shown} failed: {exc}", method=method, url=shown) from exc
+        return response, request.url
 
     # -- helpers ------------------------------------------------------------------------------
     @staticmethod
@@ -843,9 +828,13 @@ def _file_get_error(url: str, what: str, exc: BaseException, empty: str = "",
     return TransportError(f"GET {shown} {what}: {kind}: {exc or empty}", method="GET", url=shown)
 
 
-class _UndecodableAnswer(TransportError):
-    """A whole answer whose compressed body does not decode (as httpx's ``DecodingError``, it
-    is not asked for again)."""
+class _NoRetry(TransportError):
+    """An answer that came whole but cannot be read (httpx's ``DecodingError``): raised as it
+    is, not asked for again."""
+
+
+class _SentOnce(TransportError):
+    """A request that must not be sent twice (not idempotent) failed after it was sent."""
 
 
 class _LeanResponse(httpx.Response):
@@ -914,6 +903,13 @@ class FileResponse:
             self.remaining = int(length)
         if self._done:
             self._release()
+
+    def answer(self, body: bytes) -> httpx.Response:
+        """This answer, with its ``body`` read, as an ``httpx.Response`` (the body decompressed
+        as httpx would: ``httpx.DecodingError`` when it does not decode)."""
+        return _LeanResponse(self.status_code, headers=list(self.headers.items()), content=body,
+                             url_sent=self._url,
+                             extensions={"reason_phrase": self.reason.encode("latin-1")})
 
     def iter_bytes(self) -> Iterator[bytes]:
         try:
@@ -1101,10 +1097,8 @@ class _FileConnections:
             body = b""
         finally:
             response.close()
-        shown = redact_url(url)
-        error = httpx.Response(response.status_code, headers=list(response.headers.items()),
-                               content=body, request=httpx.Request("GET", url))
-        raise self.core.error_for(error, service=service, method="GET", url=shown)
+        raise self.core.error_for(response.answer(body), service=service, method="GET",
+                                  url=redact_url(url))
 
     def fetch(self, url: str) -> httpx.Response | None:
         """GET ``url`` and read its body whole, compressed as httpx would ask: an
@@ -1123,15 +1117,11 @@ class _FileConnections:
         if "set-cookie" in response.headers:  # httpx keeps cookies and sends them back
             self.core._lean_api = False
             return None
-        try:  # decompressed here, as httpx does on reading
-            answer = _LeanResponse(response.status_code, headers=list(response.headers.items()),
-                                   content=body, url_sent=url, extensions={
-                                       "reason_phrase": response.reason.encode("latin-1")})
+        try:
+            return response.answer(body)
         except httpx.DecodingError as exc:
             shown = redact_url(url)
-            raise _UndecodableAnswer(f"GET {shown} failed: {exc}", method="GET",
-                                   url=shown) from exc
-        return answer
+            raise _NoRetry(f"GET {shown} failed: {exc}", method="GET", url=shown) from exc
 
     def exchange(self, url: str, headers: Mapping[str, str],
                  encoding: str = "identity") -> FileResponse | None:

@@ -440,9 +440,9 @@ class Discover:
 
     # ---- files ------------------------------------------------------------------------------
     def browse_body(self, dataset_id: int, version: int, path: str | None, page: Page) -> bytes:
-        """:meth:`browse` as the JSON body Starlette's ``JSONResponse`` renders, built once per
-        version, path and page (a published version's files never change; who may see it is
-        checked each time). A deep walk asks for each folder again and again."""
+        """One directory level as the JSON body Starlette's ``JSONResponse`` renders, built once
+        per version, path and page (a published version's files never change; who may see it
+        is checked each time). A deep walk asks for each folder again and again."""
         row = self.files_version(dataset_id, version)
         key = (row["pk"], path, page.limit, page.offset)
         body = self._pages.get(key)
@@ -456,12 +456,9 @@ class Discover:
             self._pages_size += len(body)
         return body
 
-    def browse(self, dataset_id: int, version: int, path: str | None, page: Page) -> dict[str, Any]:
+    def _browse(self, row: sqlite3.Row, path: str | None, page: Page) -> dict[str, Any]:
         """One directory level: directories first, then files, each by name (PublicFilesTable.scala:310-395).
         Node paths join the ``path`` as given with the name (``joinPath`` strips its slashes)."""
-        return self._browse(self.files_version(dataset_id, version), path, page)
-
-    def _browse(self, row: sqlite3.Row, path: str | None, page: Page) -> dict[str, Any]:
         migrated = self.layout(row)[0]
         pk = row["pk"]
         parent = (path or "").strip("/")
