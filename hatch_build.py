@@ -25,13 +25,16 @@ SKIP_ENV = "SPARC_NO_EXTENSIONS"
 
 class Md5LanesBuildHook(BuildHookInterface):  # type: ignore[type-arg]
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
-        if self.target_name != "wheel" or os.environ.get(SKIP_ENV) == "1":
+        if self.target_name != "wheel":
             return
         root = Path(self.root)
         target = root / SOURCE.with_name("_md5lanes" + sysconfig.get_config_var("EXT_SUFFIX"))
+        target.unlink(missing_ok=True)  # never an older build left behind
+        if os.environ.get(SKIP_ENV) == "1":
+            return
         try:
             compile_module(root / SOURCE, target)
-        except (OSError, subprocess.CalledProcessError) as exc:
+        except (OSError, subprocess.SubprocessError) as exc:
             output = getattr(exc, "stderr", "") or ""
             self.app.display_warning(f"sparc.client: _md5lanes not built ({exc}); multipart "
                                      f"ETags will be checked with hashlib\n{output[-2000:]}")

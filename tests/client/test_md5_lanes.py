@@ -14,7 +14,9 @@ import random
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_perf_large import BIG, big, sha256_of  # noqa: F401 - the 20-part file and its sha256
@@ -46,21 +48,23 @@ def test_the_kernel_is_built_and_used_here() -> None:
     assert _md5parts.LANES == 8
 
 
+@pytest.mark.parametrize("mapped", [True, False])
 @pytest.mark.parametrize(("part_size", "count", "tail", "start"), [
     (MiB, 8, 0, 0),                  # one full group
-    (MiB, 17, 123, 0),               # two groups, one lane left, a tail
-    (MiB, 3, 0, 2 * MiB),            # a few lanes, at an offset
+    (MiB, 19, 123, 0),               # two groups, three lanes, a tail
+    (MiB, 3, 0, 2 * MiB),            # the fewest lanes, at an offset
+    (MiB, 2, 0, 0),                  # fewer: hashlib
+    (MiB + 4096, 9, 0, 0),           # a short last slice in every lane
     (3 * MiB + 64, 9, MiB + 7, 0),   # whole blocks but not whole pages: hashlib
-    (3 * MiB, 9, MiB + 7, 0),        # another part size
     (1000, 5, 17, 0),                # not a multiple of 64: hashlib for each
     (MiB, 0, 5, 0),                  # a tail alone
 ])
 def test_part_md5s_equal_hashlib(tmp_path: Path, part_size: int, count: int, tail: int,
-                                 start: int) -> None:
+                                 start: int, mapped: bool) -> None:
     data = random.Random(part_size + count).randbytes(start + part_size * count + tail + 99)
     fd = _write(tmp_path / "parts", data)
     try:
-        got = _md5parts.part_md5s(fd, start, part_size, count, tail)
+        got = _md5parts.part_md5s(fd, start, part_size, count, tail, mapped=mapped)
     finally:
         os.close(fd)
     spans = [(start + i * part_size, part_size) for i in range(count)]
@@ -73,8 +77,47 @@ def test_a_file_shorter_than_its_parts_is_an_error(tmp_path: Path) -> None:
     try:
         with pytest.raises(OSError, match="ends before"):
             _md5parts.part_md5s(fd, 0, MiB, 8)
-        with pytest.raises(OSError, match="ended at byte"):
+        with pytest.raises(OSError, match="ends before"):
             _md5parts.part_md5s(fd, 0, 1000, 9000)  # the hashlib path
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.skipif(not _md5parts.LANES, reason="needs the C module (see the first test)")
+def test_a_file_that_cannot_be_mapped_is_read(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Some FUSE file systems refuse maps, an address-space limit too: the job reads instead."""
+    data = random.Random(3).randbytes(8 * MiB)
+    fd = _write(tmp_path / "parts", data)
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise OSError(19, "No such device")
+
+    monkeypatch.setattr(_md5parts.mmap, "mmap", refused)
+    try:
+        got = _md5parts.part_md5s(fd, 0, MiB, 8)
+    finally:
+        os.close(fd)
+    assert got == [hashlib.md5(data[i * MiB:(i + 1) * MiB]).digest() for i in range(8)]
+
+
+def test_a_stopped_job_stops_and_a_settled_hasher_holds_no_descriptor(tmp_path: Path) -> None:
+    """Before its file is truncated, a hasher's jobs are told to stop and waited for: none
+    reads a map of a shrunk file, none keeps a duplicate of its descriptor (and lock)."""
+    fd = _write(tmp_path / "parts", bytes(64 * MiB))
+    stop = threading.Event()
+    stop.set()
+    try:
+        with pytest.raises(_md5parts.Stopped):
+            _md5parts.part_md5s(fd, 0, MiB, 8, stop=stop)
+        with pytest.raises(_md5parts.Stopped):
+            _md5parts.part_md5s(fd, 0, MiB, 1, stop=stop)
+        before = len(os.listdir("/proc/self/fd"))
+        hasher = _MultipartMD5(MiB, parallel=True, file=fd, size=64 * MiB)
+        hasher.advance(64 * MiB)  # eight groups: four wait, four run or queue
+        hasher.settle()
+        assert not hasher._pending
+        assert len(os.listdir("/proc/self/fd")) == before
     finally:
         os.close(fd)
 
@@ -105,7 +148,7 @@ def test_the_hasher_reading_the_file_equals_hashing_in_memory(tmp_path: Path,
     expected.update(data)
     fd = _write(tmp_path / "file", data)
     try:
-        hasher = _MultipartMD5(MiB, parallel=True, file=fd)
+        hasher = _MultipartMD5(MiB, parallel=True, file=fd, size=len(data))
         assert (hasher.file == fd and not hasher.parallel) if _md5parts.LANES else hasher.parallel
         kept = 5 * MiB + 3
         hasher.advance(kept)
@@ -117,37 +160,64 @@ def test_the_hasher_reading_the_file_equals_hashing_in_memory(tmp_path: Path,
         os.close(fd)
 
 
-def test_several_part_size_guesses_are_hashed_in_memory(tmp_path: Path) -> None:
-    """Only a single guess reads the file back; several guesses hash the stream in order."""
+def test_the_file_is_what_is_checked(tmp_path: Path) -> None:
+    """Reading the file back checks the bytes on disk, not those fed (same length)."""
+    on_disk = random.Random(1).randbytes(9 * MiB)
+    expected = _MultipartMD5(MiB)
+    expected.update(on_disk)
+    fd = _write(tmp_path / "file", on_disk)
+    try:
+        hasher = _MultipartMD5(MiB, parallel=True, file=fd, size=len(on_disk))
+        hasher.update(bytes(len(on_disk)))
+        digest = hasher.hexdigest()
+    finally:
+        os.close(fd)
+    assert (digest == expected.hexdigest()) == bool(_md5parts.LANES)
+
+
+def test_which_checks_read_the_file(tmp_path: Path) -> None:
+    """Only a single guess of at least eight parts reads the file back: several guesses hash
+    the stream in order, fewer parts are hashed in memory while they stream."""
     fd = os.open(tmp_path, os.O_RDONLY)
     try:
         one = Verifier.choose(RemoteFile("u", 100 * MiB), {"etag": f'"{"a" * 32}-13"'}, file=fd)
         several = Verifier.choose(RemoteFile("u", 60 * MiB), {"etag": f'"{"a" * 32}-2"'}, file=fd)
+        few = Verifier.choose(RemoteFile("u", 36 * MiB), {"etag": f'"{"a" * 32}-5"'}, file=fd)
+        whole = Verifier.choose(RemoteFile("u", 400 * MiB), {"etag": f'"{"a" * 32}-1"'}, file=fd)
     finally:
         os.close(fd)
     assert one.reads_file == bool(_md5parts.LANES)
-    assert not several.reads_file
+    assert not several.reads_file and not few.reads_file and not whole.reads_file
+    assert few.part_size == 8 * MiB  # hashed in parallel in memory, as before
 
 
 @pytest.mark.skipif(not _md5parts.LANES, reason="needs the C module (see the first test)")
 def test_a_large_download_hashes_its_parts_eight_at_a_time(
         client: SparcClient, big: tuple[RemoteFile, str], tmp_path: Path,  # noqa: F811
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """The 20-part file: two groups of eight, then three lanes and the short last part."""
+    """The 20-part file: two groups of eight side by side, then the last three parts and the
+    short one each on its own as it comes (no group of eight will follow)."""
     remote, sha = big
     groups: list[int] = []
-    lane_md5s = _md5parts._lane_md5s
+    singles: list[int] = []
+    lane_md5s, hashlib_md5 = _md5parts._lane_md5s, _md5parts._hashlib_md5
 
-    def counted(fd: int, start: int, part_size: int, lanes: int) -> list[bytes]:
+    def counted(fd: int, start: int, part_size: int, lanes: int, *args: Any) -> list[bytes]:
         groups.append(lanes)
-        return lane_md5s(fd, start, part_size, lanes)
+        return lane_md5s(fd, start, part_size, lanes, *args)
+
+    def single(fd: int, start: int, size: int, *args: Any) -> bytes:
+        singles.append(size)
+        return hashlib_md5(fd, start, size, *args)
 
     monkeypatch.setattr(_md5parts, "_lane_md5s", counted)
+    monkeypatch.setattr(_md5parts, "_hashlib_md5", single)
     outcome = fetch_file(client.pennsieve.http, remote, tmp_path / BIG.rsplit("/", 1)[-1])
     assert outcome.check == "md5-multipart" and outcome.checksum is not None
     assert outcome.checksum.endswith("-20")
     assert sha256_of(outcome.path) == sha
-    assert groups == [8, 8, 3]
+    assert groups == [8, 8]
+    assert singles == [8 * MiB] * 3 + [(remote.size or 0) - 19 * 8 * MiB]
 
 
 def test_without_the_module_downloads_check_with_hashlib(

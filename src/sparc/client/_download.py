@@ -554,10 +554,11 @@ def hash_pool() -> ThreadPoolExecutor:
         return _hash_pool
 
 
-def _part_md5s_closing(fd: int, start: int, part_size: int, count: int, tail: int) -> list[bytes]:
+def _part_md5s_closing(fd: int, start: int, part_size: int, count: int, tail: int,
+                       mapped: bool, stop: threading.Event) -> list[bytes]:
     """:func:`~sparc.client._md5parts.part_md5s`, then close ``fd`` (a duplicate)."""
     try:
-        return _md5parts.part_md5s(fd, start, part_size, count, tail)
+        return _md5parts.part_md5s(fd, start, part_size, count, tail, mapped=mapped, stop=stop)
     finally:
         os.close(fd)
 
@@ -585,11 +586,17 @@ class _MultipartMD5:
     disk. :meth:`update` then only counts the bytes.
     """
 
-    def __init__(self, part_size: int, parallel: bool = False, file: int | None = None) -> None:
+    def __init__(self, part_size: int, parallel: bool = False, file: int | None = None,
+                 size: int | None = None, mapped: bool = True) -> None:
         self.part_size = part_size
-        # read back from ``file`` and hashed eight parts at a time (see _md5parts)
-        self.file = file if parallel and file is not None and _md5parts.LANES else None
+        # read back from ``file`` and hashed eight parts at a time (see _md5parts): for files
+        # of at least eight parts (fewer are as fast hashed in memory, while they stream)
+        self.file = file if (parallel and file is not None and _md5parts.LANES and size
+                             and size >= _md5parts.LANES * part_size) else None
         self.parallel = parallel and part_size <= PARALLEL_PART_MAX and self.file is None
+        self.size = size or 0
+        self._mapped = mapped  # (with ``file``) read through maps: a file nothing else changes
+        self._stop = threading.Event()  # (with ``file``) tells the jobs to stop: see settle()
         self._on_disk = 0  # (with ``file``) bytes fed: all in the file
         self._submitted = 0  # (with ``file``) bytes whose parts went to the hash pool
         self._current = hashlib.md5(usedforsecurity=False)
@@ -646,14 +653,21 @@ class _MultipartMD5:
         self._filled = 0
 
     def advance(self, n: int, cancel: CancelToken | None = None) -> None:
-        """(With ``file``) the next ``n`` bytes are in the file: whole groups of
-        :data:`~sparc.client._md5parts.LANES` parts go to the hash pool."""
+        """(With ``file``) the next ``n`` bytes are in the file: each group of
+        :data:`~sparc.client._md5parts.LANES` whole parts goes to the hash pool, and the file's
+        last parts (too few for a group) one by one as they come."""
         self._on_disk += n
-        group = _md5parts.LANES * self.part_size
-        while self._on_disk - self._submitted >= group:
+        part, lanes = self.part_size, _md5parts.LANES
+        while True:
+            ready = (self._on_disk - self._submitted) // part  # whole parts on disk, not sent
+            left = (self.size - self._submitted) // part  # whole parts in the file, not sent
+            if ready < lanes and not (ready and left < lanes):
+                break
             if cancel is not None:
                 cancel.check()
-            self._submit(_md5parts.LANES, 0)
+            self._submit(min(ready, lanes), 0)
+        if self._on_disk == self.size > self._submitted:  # the short last part
+            self._submit(0, self.size - self._submitted)
 
     def _submit(self, count: int, tail: int) -> None:
         """Hash the next ``count`` parts and a last one of ``tail`` bytes from the file, on the
@@ -664,12 +678,22 @@ class _MultipartMD5:
         fd = os.dup(self.file)
         try:
             future = hash_pool().submit(_part_md5s_closing, fd, self._submitted, self.part_size,
-                                        count, tail)
+                                        count, tail, self._mapped, self._stop)
         except BaseException:
             os.close(fd)
             raise
         self._pending.append((future, None))
         self._submitted += count * self.part_size + tail
+
+    def settle(self) -> None:
+        """Stop the jobs reading the file and wait until they have (call before the file is
+        truncated or given up: a job reading a map of a shrunk file would fault). The digest
+        is not to be asked for afterwards."""
+        self._stop.set()
+        while self._pending:
+            future, _ = self._pending.popleft()
+            with contextlib.suppress(Exception):
+                future.result()
 
     def _collect(self) -> None:
         future, buffer = self._pending.popleft()
@@ -728,10 +752,10 @@ class Verifier:
 
     @classmethod
     def choose(cls, remote: RemoteFile, headers: Mapping[str, str] | None,
-               verify: bool = True, file: int | None = None) -> Verifier:
+               verify: bool = True, file: int | None = None, mapped: bool = True) -> Verifier:
         """The check for ``remote`` given the answer's ``headers``. ``file``: the descriptor of
         the file each byte fed is written to first (a multipart ETag's parts are then read
-        back from it: see :class:`_MultipartMD5`)."""
+        back from it, through maps unless ``mapped`` is false: see :class:`_MultipartMD5`)."""
         size = remote.size
         if not verify:
             return cls("none", None, size)
@@ -747,7 +771,8 @@ class Verifier:
                 candidates = part_size_candidates(size, int(multipart[2]))
                 if candidates:  # one guess (the usual case): its parts hashed in parallel
                     return cls("md5-multipart", etag, size,
-                               [_MultipartMD5(p, len(candidates) == 1, file) for p in candidates])
+                               [_MultipartMD5(p, len(candidates) == 1, file, size, mapped)
+                                for p in candidates])
         return cls("size", None, size)
 
     def update(self, data: bytes) -> None:
@@ -763,6 +788,13 @@ class Verifier:
                 and hasher.parallel:
             return hasher.part_size
         return None
+
+    def settle(self) -> None:
+        """Stop reading the file (see :meth:`_MultipartMD5.settle`): before it is truncated or
+        given up. The verifier is not to be used afterwards."""
+        for hasher in self._hashers:
+            if isinstance(hasher, _MultipartMD5):
+                hasher.settle()
 
     @property
     def reads_file(self) -> bool:
@@ -1288,6 +1320,7 @@ class _Transfer:
         self.stat: os.stat_result | None = None  # the partial file's, once whole
         self.etag: str | None = None
         self._etag_header: str | None = None
+        self.verifier: Verifier | None = None  # the current answer's check
         # stall watch: the last time data came (or the current attempt began), while receiving
         self.receiving = False
         self.last_data_at = time.monotonic()
@@ -1359,6 +1392,8 @@ class _Transfer:
                 self.stat = os.fstat(handle.fileno())
             return verifier
         except BaseException:
+            if self.verifier is not None:  # its jobs stop reading the file (and unlock it)
+                self.verifier.settle()
             with contextlib.suppress(OSError):
                 if handle.tell() == 0:  # nothing to resume from: leave no empty partial
                     handle.discard()
@@ -1467,12 +1502,17 @@ class _Transfer:
         if self.offset and resp.status_code != 206:
             log.info("%s: the server sent the whole file (changed, or no ranges); "
                      "starting over", self.label)
+            if verifier is not None:  # its jobs stop reading the bytes about to go
+                verifier.settle()
             handle.truncate(0)
             self.hooks.bytes(-self.offset)
             self.offset, verifier = 0, None
         etag = _etag_value(resp.headers)
         if verifier is None or etag != self.etag:  # each byte is written before it is fed
-            verifier = Verifier.choose(self.remote, resp.headers, self.verify, handle.fileno())
+            if verifier is not None:
+                verifier.settle()
+            verifier = self.verifier = Verifier.choose(self.remote, resp.headers, self.verify,
+                                                       handle.fileno())
             verifier.feed_file(handle, self.offset, self.cancel)
         self.etag, self._etag_header = etag, resp.headers.get("etag")
         self.if_none_match = None
@@ -1811,17 +1851,28 @@ def same_as_remote(http: HttpCore, remote: RemoteFile, local: Path,
     except SparcError as exc:
         log.info("%s: cannot read the server's ETag (%s); downloading it again", local, exc)
         return None
-    fd = os.open(local, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-    try:  # a multipart ETag's parts are read from it side by side
-        verifier = Verifier.choose(remote, headers, True, fd)
-        if verifier.kind not in ("md5", "md5-multipart"):
-            return None
+    if Verifier.choose(remote, headers, True).kind not in ("md5", "md5-multipart"):
+        return None
+    try:
+        fd = os.open(local, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        log.info("%s: cannot read it (%s); downloading it again", local, exc)
+        return None
+    # a multipart ETag's parts are read side by side, not mapped: another program may change
+    # the file meanwhile (a shrunk map faults), and it may live on a network file system
+    verifier = Verifier.choose(remote, headers, True, fd, mapped=False)
+    try:
         size = os.fstat(fd).st_size
         verifier.feed_file(local, size, cancel)
-        if verifier.problem(size) is not None:
-            return None
+        problem = verifier.problem(size)
+    except OSError as exc:
+        log.info("%s: cannot read it (%s); downloading it again", local, exc)
+        return None
     finally:
+        verifier.settle()  # (jobs still reading after an error or Ctrl-C stop)
         os.close(fd)
+    if problem is not None:
+        return None
     return FetchOutcome(local, "skipped", 0, verifier.kind, verifier.checksum,
                         _etag_value(headers),
                         f"already there ({verifier.kind} matches the server's ETag)")

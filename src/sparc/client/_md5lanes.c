@@ -183,12 +183,12 @@ static PyObject *update(PyObject *self, PyObject *args) {
     Py_buffer states;
     if (PyObject_GetBuffer(states_obj, &states, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0)
         return NULL;
-    PyObject *seq = PySequence_Fast(blocks_obj, "blocks must be a sequence of buffers");
+    PyObject *seq = PySequence_Tuple(blocks_obj);  /* a copy: nothing can resize it meanwhile */
     if (seq == NULL) {
         PyBuffer_Release(&states);
         return NULL;
     }
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    Py_ssize_t n = PyTuple_GET_SIZE(seq);
     Py_buffer views[LANES];
     Py_ssize_t got = 0;
     PyObject *result = NULL;
@@ -201,7 +201,7 @@ static PyObject *update(PyObject *self, PyObject *args) {
         goto done;
     }
     for (; got < n; got++) {
-        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(seq, got), &views[got], PyBUF_C_CONTIGUOUS) < 0)
+        if (PyObject_GetBuffer(PyTuple_GET_ITEM(seq, got), &views[got], PyBUF_C_CONTIGUOUS) < 0)
             goto done;
     }
     Py_ssize_t length = views[0].len;
