@@ -568,6 +568,9 @@ def _md5_of(buffer: bytearray | memoryview, size: int) -> bytes:
         return hashlib.md5(view[:size], usedforsecurity=False).digest()
 
 
+_Pending = tuple["Future[bytes] | Future[list[bytes]]", "bytearray | None"]
+
+
 class _MultipartMD5:
     """The S3 multipart ETag of a byte stream for one assumed part size.
 
@@ -602,9 +605,9 @@ class _MultipartMD5:
         self._current = hashlib.md5(usedforsecurity=False)
         self._buffer: bytearray | None = None  # the part being filled (parallel)
         self._spare: list[bytearray] = []  # part buffers whose hash is done
-        # parts being hashed, in order, with the part buffer to reuse (None: a lent block)
-        self._pending: collections.deque[tuple[Future[bytes] | Future[list[bytes]], bytearray | None]] = \
-            collections.deque()
+        # parts being hashed, in order, with the part buffer to reuse (None: a lent block or,
+        # with ``file``, a group read back: its future gives a list of digests)
+        self._pending: collections.deque[_Pending] = collections.deque()
         self._filled = 0
         self._digests: list[bytes] = []
 
