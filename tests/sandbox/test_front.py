@@ -38,13 +38,21 @@ async def teapot(request: Request) -> Response:
     raise HTTPException(418, "short and stout")
 
 
+def quick(scope: dict) -> tuple[int, list[tuple[bytes, bytes]], bytes, str] | None:
+    """A direct answer for ``/svc/ok?quick``; ``None`` (the route answers) otherwise."""
+    if scope["query_string"] != b"quick":
+        return None
+    return 200, [(b"content-type", b"text/plain"), (b"content-length", b"5")], b"quick", "/svc/ok"
+
+
 def build(faults: Faults | None = None) -> tuple[SandboxApp, Stats]:
     stats = Stats()
     routes = mounted("/svc", [Route("/ok", ok), Route("/error", sandbox_error), Route("/crash", crash),
                               Route("/teapot", teapot), Route("/post", ok, methods=["POST"])])
     app = SandboxApp(routes=routes, exception_handlers={SandboxError: render_error},
                      middleware=[Middleware(SandboxMiddleware, stats=stats, faults=faults or Faults(1),
-                                            connections=Connections(), routes=routes, time_scale=0.0)])
+                                            connections=Connections(), routes=routes, time_scale=0.0,
+                                            direct=[("/svc/ok", quick)])])
     app.router = IndexedRouter(routes)
     return app, stats
 
@@ -112,3 +120,16 @@ def test_with_rules_a_fault_still_answers_before_the_handler() -> None:
     assert client.get("/svc/error").status_code == 503
     assert client.get("/svc/error").status_code == 404  # the rule is spent: the handler's answer
     assert client.get("/svc/crash").status_code == 500
+
+
+def test_direct_answers_skip_the_app_unless_a_rule_is_installed() -> None:
+    app, stats = build()
+    client = AsgiClient(app)
+    assert client.get("/svc/ok?quick").text == "quick"  # the direct handler's answer
+    assert client.get("/svc/ok").text == "fine"  # it declined: the route's
+    assert client.head("/svc/ok?quick").text == ""
+    snapshot = stats.snapshot()
+    assert snapshot["requests"] == {"GET /svc/ok": 2, "HEAD /svc/ok": 1}
+    assert snapshot["bytes_sent"] == len("quick") + len("fine")
+    armed = Faults(1, [{"route": "GET /nothing", "kind": "status", "status": 503}])
+    assert AsgiClient(build(armed)[0]).get("/svc/ok?quick").text == "fine"  # faults see them all

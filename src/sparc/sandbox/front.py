@@ -8,6 +8,9 @@ puts one, :class:`SandboxMiddleware`, which does their work:
   not counted, and served through Starlette's usual layers);
 * applies the fault rules of :class:`~sparc.sandbox.faults.Faults` when any is installed, around
   Starlette's own ``ExceptionMiddleware`` (so a fault also cuts an error answer, as before);
+* answers the requests its ``direct`` handlers take (``(path prefix, answer)`` pairs: the asset
+  store's small reads) itself, without the router, ``Request`` or ``Response``, when no fault
+  rule is installed, counted as the app's answers are;
 * answers an exception raised before the response started with the app's handler for it
   (``SandboxError`` → the service's own error body; ``HTTPException`` → Starlette's text answer),
   else with Starlette's plain ``500 Internal Server Error``, and re-raises that one for the log.
@@ -18,7 +21,7 @@ faults=..., connections=..., routes=routes, time_scale=1.0)], exception_handlers
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from starlette._exception_handler import _lookup_exception_handler
@@ -38,6 +41,10 @@ from sparc.sandbox.faults import FaultMiddleware, Faults
 
 _HANDLERS = "starlette.exception_handlers"  # where ExceptionMiddleware leaves them for routes
 
+#: ``answer(scope)``: a request's whole answer as ``(status, raw headers, body, route template)``
+#: without the app, or ``None`` to let the app answer it (see ``SandboxMiddleware``'s ``direct``).
+DirectAnswer = Callable[[Scope], "tuple[int, list[tuple[bytes, bytes]], bytes, str] | None"]
+
 
 class SandboxMiddleware:
     """Counts, faults and error answers in one layer (see the module).
@@ -52,8 +59,10 @@ class SandboxMiddleware:
 
     def __init__(self, app: ASGIApp, stats: Stats, faults: Faults, connections: Connections,
                  routes: Sequence[BaseRoute], time_scale: float,
-                 handlers: Mapping[Any, ExceptionHandler] | None = None) -> None:
+                 handlers: Mapping[Any, ExceptionHandler] | None = None,
+                 direct: Sequence[tuple[str, DirectAnswer]] = ()) -> None:
         self.app, self.stats, self.faults, self.connections = app, stats, faults, connections
+        self.direct = tuple(direct)
         guarded = ExceptionMiddleware(app, handlers=handlers)
         # HTTPException → Starlette's answer, then the app's handlers (SandboxError → its body)
         self.handlers = (guarded._exception_handlers, guarded._status_handlers)
@@ -73,6 +82,18 @@ class SandboxMiddleware:
         conn = self.connections.get(client) if client else None
         transport = conn.transport if conn is not None else None
         head = scope["method"] == "HEAD"
+        if self.direct and not self.faults.armed:
+            path = scope["path"]
+            for prefix, answer_of in self.direct:
+                if path.startswith(prefix):
+                    try:
+                        answer = answer_of(scope)
+                    except Exception:  # noqa: BLE001 - the app runs it again, and answers it
+                        answer = None
+                    if answer is not None:
+                        await self._send_direct(answer, scope, send, transport, head)
+                        return
+                    break
         counted = 0
         started = False
 
@@ -105,6 +126,16 @@ class SandboxMiddleware:
             if unsent:
                 stats.add_bytes(-unsent)
             stats.count(scope["method"], route_template(scope))
+
+    async def _send_direct(self, answer: tuple[int, list[tuple[bytes, bytes]], bytes, str],
+                           scope: Scope, send: Send, transport: Any, head: bool) -> None:
+        """Send a direct answer and count it as an answer through the app would be."""
+        status, headers, body, template = answer
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        if body and not head and not (transport is not None and transport.is_closing()):
+            self.stats.add_bytes(len(body))
+        self.stats.count(scope["method"], template)
 
     async def _recover(self, exc: Exception, started: bool, scope: Scope, receive: Receive,
                        send: Send, raw_send: Send) -> None:

@@ -86,7 +86,8 @@ def create_app(settings: SandboxSettings) -> Starlette:
     app = SandboxApp(
         routes=routes,
         middleware=[Middleware(SandboxMiddleware, stats=stats, faults=faults, connections=connections,
-                               routes=routes, time_scale=settings.time_scale)],
+                               routes=routes, time_scale=settings.time_scale,
+                               direct=[(assets.PREFIX, assets.direct_answer)])],
         exception_handlers={SandboxError: render_error},
     )
     app.router = IndexedRouter(routes)  # same answers as Starlette's router, fewer regexes per request

@@ -26,6 +26,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Scope
 
 from sparc.sandbox.assets.errors import S3Error, request_id_bytes, request_ids
 from sparc.sandbox.assets.signing import Signer, asset_path
@@ -338,9 +339,9 @@ async def get_asset(request: Request) -> Response:
         return exc.response(head=request.method == "HEAD")
 
 
-def _answer(request: Request) -> Response:
-    scope = request.scope
-    bucket, key = scope["path_params"]["bucket"], scope["path_params"]["key"]
+def _resolve(scope: Scope, bucket: str, key: str) -> tuple[StoredObject, int, int, int] | Response:
+    """The object of a GET or HEAD and the span of it to send: ``(object, start, end, status)``
+    (200 or 206), or the answer itself when it holds no bytes (304). Raises :class:`S3Error`."""
     method = scope["method"]
     query = parse_query(scope["query_string"])
     headers_in = asset_headers(scope["headers"])
@@ -362,24 +363,68 @@ def _answer(request: Request) -> Response:
     if range_applies(headers_in.get("if-range"), etag, modified):
         span = range_of(headers_in.get("range"), size)
     start, end = span or (0, size)
-    status = 206 if span else 200
-    head = method == "HEAD"
+    return stored, start, end, 206 if span else 200
+
+
+def _one_chunk(stored: StoredObject, start: int, end: int, status: int,
+               head: bool) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """The raw headers (the list ``Response`` would build) and body of an answer sent as one
+    chunk: a HEAD, or bytes up to a generated block (no streaming task per request)."""
+    request_id, id_2 = request_id_bytes()
+    raw = [(b"x-amz-request-id", request_id), (b"x-amz-id-2", id_2),
+           *stored.raw_headers, _ACCEPT_RANGES, (b"content-length", b"%d" % (end - start))]
+    if status == 206:
+        raw.append((b"content-range", b"bytes %d-%d/%d" % (start, end - 1, stored.size)))
+    raw.append(_OCTET_STREAM)
+    return raw, b"" if head else span_bytes(stored.content, stored.seed, start, end)
+
+
+def _answer(request: Request) -> Response:
+    scope = request.scope
+    resolved = _resolve(scope, scope["path_params"]["bucket"], scope["path_params"]["key"])
+    if isinstance(resolved, Response):
+        return resolved
+    stored, start, end, status = resolved
+    head = scope["method"] == "HEAD"
     if head or end - start <= BLOCK_SIZE:
-        # one chunk (no streaming task per request): the header list Response would build, directly
-        request_id, id_2 = request_id_bytes()
-        raw = [(b"x-amz-request-id", request_id), (b"x-amz-id-2", id_2),
-               *stored.raw_headers, _ACCEPT_RANGES, (b"content-length", b"%d" % (end - start))]
-        if span:
-            raw.append((b"content-range", b"bytes %d-%d/%d" % (start, end - 1, size)))
-        raw.append(_OCTET_STREAM)
-        return _ReadyResponse(b"" if head else span_bytes(stored.content, stored.seed, start, end), status, raw)
+        raw, body = _one_chunk(stored, start, end, status, head)
+        return _ReadyResponse(body, status, raw)
     headers = {**request_ids(), **stored.headers, "Accept-Ranges": "bytes", "Content-Length": str(end - start)}
-    if span:
-        headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
-    gone = context.connections.hung_up(scope.get("client"))
+    if status == 206:
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{stored.size}"
+    gone = asset_context(scope["app"]).connections.hung_up(scope.get("client"))
     return StreamingResponse(stream_chunks(object_views(stored.row, start, end), gone),
                              status_code=status, headers=headers,
                              media_type="application/octet-stream")
+
+
+#: The template requests of this route are counted under (``route_template``'s spelling).
+TEMPLATE = "/_assets/{bucket}/{key}"
+PREFIX = "/_assets/"
+
+
+def direct_answer(scope: Scope) -> tuple[int, list[tuple[bytes, bytes]], bytes, str] | None:
+    """The answer to a GET or HEAD of a whole object or a range of it that fits one chunk, as
+    ``(status, raw headers, body, route template)``, worked out without Starlette's routing,
+    ``Request`` and ``Response`` (the sandbox's front layer sends it: see ``front.py``); ``None``
+    for anything else (an error, a 304, a streamed body, another method), which the route
+    answers. The same checks, headers and bytes as :func:`get_asset`."""
+    method = scope["method"]
+    bucket, _, key = scope["path"][len(PREFIX):].partition("/")
+    if method not in ("GET", "HEAD") or not bucket or not key:
+        return None
+    try:
+        resolved = _resolve(scope, bucket, key)
+    except S3Error:
+        return None  # answered by the route, with its error body
+    if isinstance(resolved, Response):
+        return None
+    stored, start, end, status = resolved
+    head = method == "HEAD"
+    if not head and end - start > BLOCK_SIZE:
+        return None
+    raw, body = _one_chunk(stored, start, end, status, head)
+    return status, raw, body, TEMPLATE
 
 
 routes = [Route("/{bucket}/{key:path}", get_asset, methods=["GET", "HEAD"])]
