@@ -36,6 +36,8 @@ class Md5LanesBuildHook(BuildHookInterface):  # type: ignore[type-arg]
             compile_module(root / SOURCE, target)
         except (OSError, subprocess.SubprocessError) as exc:
             output = getattr(exc, "stderr", "") or ""
+            if isinstance(output, bytes):  # (a timeout's output stays bytes)
+                output = output.decode(errors="replace")
             self.app.display_warning(f"sparc.client: _md5lanes not built ({exc}); multipart "
                                      f"ETags will be checked with hashlib\n{output[-2000:]}")
             return
@@ -53,6 +55,9 @@ def compile_module(source: Path, target: Path) -> None:
     if sys.platform == "darwin":
         flags += ["-undefined", "dynamic_lookup"]
     partial = target.with_suffix(".tmp")
-    subprocess.run([*compiler, *flags, f"-I{include}", str(source), "-o", str(partial)],
-                   check=True, capture_output=True, text=True, timeout=300)
-    os.replace(partial, target)
+    try:
+        subprocess.run([*compiler, *flags, f"-I{include}", str(source), "-o", str(partial)],
+                       check=True, capture_output=True, text=True, timeout=300)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)

@@ -554,13 +554,29 @@ def hash_pool() -> ThreadPoolExecutor:
         return _hash_pool
 
 
-def _part_md5s_closing(fd: int, start: int, part_size: int, count: int, tail: int,
-                       mapped: bool, stop: threading.Event) -> list[bytes]:
-    """:func:`~sparc.client._md5parts.part_md5s`, then close ``fd`` (a duplicate)."""
-    try:
-        return _md5parts.part_md5s(fd, start, part_size, count, tail, mapped=mapped, stop=stop)
-    finally:
-        os.close(fd)
+class _PartsJob:
+    """One call of :func:`~sparc.client._md5parts.part_md5s` on the hash pool, through a
+    duplicate of the file's descriptor that it closes once, whoever gets there first (the
+    job when done, or the submitter when the submission fails)."""
+
+    def __init__(self, fd: int, start: int, part_size: int, count: int, tail: int,
+                 mapped: bool, stop: threading.Event) -> None:
+        self.fd, self.start, self.part_size, self.count, self.tail = fd, start, part_size, count, tail
+        self.mapped, self.stop = mapped, stop
+        self._closing = threading.Lock()
+
+    def run(self) -> list[bytes]:
+        try:
+            return _md5parts.part_md5s(self.fd, self.start, self.part_size, self.count,
+                                       self.tail, mapped=self.mapped, stop=self.stop)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        with self._closing:
+            if self.fd >= 0:
+                os.close(self.fd)
+                self.fd = -1
 
 
 def _md5_of(buffer: bytearray | memoryview, size: int) -> bytes:
@@ -659,7 +675,11 @@ class _MultipartMD5:
         """(With ``file``) the next ``n`` bytes are in the file: each group of
         :data:`~sparc.client._md5parts.LANES` whole parts goes to the hash pool, and the file's
         last parts (too few for a group) one by one as they come."""
+        if self.file is None:
+            raise ValueError("advance() is for a hasher reading its file (see file=)")
         self._on_disk += n
+        if self._stop.is_set():  # stopped: nothing more is read
+            return
         part, lanes = self.part_size, _md5parts.LANES
         while True:
             ready = (self._on_disk - self._submitted) // part  # whole parts on disk, not sent
@@ -678,20 +698,25 @@ class _MultipartMD5:
         while len(self._pending) >= PENDING_GROUPS:
             self._collect()
         assert self.file is not None
-        fd = os.dup(self.file)
+        job = _PartsJob(os.dup(self.file), self._submitted, self.part_size, count, tail,
+                        self._mapped, self._stop)
         try:
-            future = hash_pool().submit(_part_md5s_closing, fd, self._submitted, self.part_size,
-                                        count, tail, self._mapped, self._stop)
+            future = hash_pool().submit(job.run)
         except BaseException:
-            os.close(fd)
+            job.close()
             raise
         self._pending.append((future, None))
         self._submitted += count * self.part_size + tail
 
+    def stop(self) -> None:
+        """Tell the jobs reading the file to stop soon, without waiting (then :meth:`settle`)."""
+        self._stop.set()
+
     def settle(self) -> None:
         """Stop the jobs reading the file and wait until they have (call before the file is
-        truncated or given up: a job reading a map of a shrunk file would fault). The digest
-        is not to be asked for afterwards."""
+        truncated or given up: a job reading a map of a shrunk file would fault, and each
+        holds a duplicate of its descriptor, so its lock). The digest cannot be asked for
+        afterwards."""
         self._stop.set()
         while self._pending:
             future, _ = self._pending.popleft()
@@ -700,6 +725,10 @@ class _MultipartMD5:
 
     def _collect(self) -> None:
         future, buffer = self._pending.popleft()
+        if self._stop.is_set():  # told to stop: the jobs' answers no longer count
+            with contextlib.suppress(Exception):
+                future.result()
+            return
         digest = future.result()
         if isinstance(digest, list):  # a group of parts read back from the file
             self._digests += digest
@@ -709,6 +738,8 @@ class _MultipartMD5:
             self._spare.append(buffer)
 
     def hexdigest(self) -> str:
+        if self._stop.is_set():
+            raise RuntimeError("this hasher was stopped: its digest is incomplete")
         if self.file is not None and self._on_disk > self._submitted:
             self._submit(*divmod(self._on_disk - self._submitted, self.part_size))
         while self._pending:
@@ -798,6 +829,12 @@ class Verifier:
         for hasher in self._hashers:
             if isinstance(hasher, _MultipartMD5):
                 hasher.settle()
+
+    def stop(self) -> None:
+        """Tell the jobs reading the file to stop, without waiting (Ctrl-C: then settle)."""
+        for hasher in self._hashers:
+            if isinstance(hasher, _MultipartMD5):
+                hasher.stop()
 
     @property
     def reads_file(self) -> bool:
@@ -1276,8 +1313,14 @@ def _fetch_file(http: HttpCore, remote: RemoteFile, dest: Path,
             if verifier is None:  # 304 Not Modified
                 handle.discard()
                 return FetchOutcome(dest, "skipped", moved, "none", etag=state.etag)
-            problem = verifier.problem(state.offset)
-            digests = verifier.digests()
+            try:  # (the parts of a multipart ETag may still be read back from the file)
+                problem = verifier.problem(state.offset)
+                digests = verifier.digests()
+            except BaseException as exc:
+                verifier.settle()
+                if isinstance(exc, OSError):
+                    _raise_with_path(exc, part)
+                raise
             kind = verifier.kind
             if (problem is not None and kind == "md5-multipart" and digests == last_digests
                     and verifier.size == state.offset):
@@ -1411,14 +1454,13 @@ class _Transfer:
 
     def _attempts(self, handle: _PartialFile) -> Verifier | None:
         attempts, renewals = 0, 0
-        verifier: Verifier | None = None
         while True:
             self.cancel.check()
             before = self.offset
             try:
                 self.last_data_at, self.receiving = time.monotonic(), True
                 try:
-                    verifier, done = self._attempt(handle, verifier)
+                    verifier, done = self._attempt(handle)
                 finally:
                     self.receiving = False
                 if done:
@@ -1479,8 +1521,7 @@ class _Transfer:
         if self._stall_noted:
             self._data_came(now)
 
-    def _attempt(self, handle: _PartialFile,
-                 verifier: Verifier | None) -> tuple[Verifier | None, bool]:
+    def _attempt(self, handle: _PartialFile) -> tuple[Verifier | None, bool]:
         headers: dict[str, str] = {}
         if self.offset:
             headers["Range"] = f"bytes={self.offset}-"
@@ -1492,16 +1533,21 @@ class _Transfer:
                 as resp:
             self.cancel.watch(resp)
             try:
-                return self._receive(resp, handle, verifier)
+                return self._receive(resp, handle)
             finally:
                 self.cancel.unwatch(resp)
 
-    def _receive(self, resp: httpx.Response | FileResponse, handle: _PartialFile,
-                 verifier: Verifier | None) -> tuple[Verifier | None, bool]:
-        """The body of one answer into the partial file (see :meth:`_attempt`)."""
+    def _receive(self, resp: httpx.Response | FileResponse,
+                 handle: _PartialFile) -> tuple[Verifier | None, bool]:
+        """The body of one answer into the partial file (see :meth:`_attempt`): the check goes
+        on from the last attempt's (even one that broke off), which took every byte kept."""
         if resp.status_code == 304:
             self.etag = _etag_value(resp.headers) or self.if_none_match
             return None, True
+        verifier = self.verifier
+        if verifier is not None and verifier.fed != self.offset:  # (never seen: a safety net)
+            verifier.settle()
+            verifier = None
         if self.offset and resp.status_code != 206:
             log.info("%s: the server sent the whole file (changed, or no ranges); "
                      "starting over", self.label)
@@ -1536,6 +1582,9 @@ class _Transfer:
                     for chunk in resp.iter_bytes():
                         sink.put(chunk)
                         self._received(len(chunk))
+            except (Cancelled, KeyboardInterrupt):
+                verifier.stop()  # no part is read back any more: close() returns at once
+                raise
             finally:  # every byte received is on disk before anything else
                 sink.close()
         size = self.remote.size
@@ -1665,7 +1714,12 @@ class _BlockSink:
     def close(self) -> None:
         self._hand_over()
         self._work.put(None)
-        self._thread.join()
+        try:
+            self._thread.join()
+        except BaseException:  # Ctrl-C while waiting: the thread still ends before we leave
+            self.verifier.stop()
+            self._thread.join()
+            raise
         if self.error is not None:
             raise self.error
 
