@@ -366,3 +366,23 @@ def test_jobs_stop_before_a_server_ignoring_range_starts_the_file_over(
     assert outcome.check == "md5-multipart" and outcome.path.read_bytes() == data
     truncate_at = events.index("truncate 0")  # (the group may be hashed already: the order
     assert truncate_at > 0 and events[truncate_at - 1].startswith("settle")  # is what matters)
+
+
+def test_files_on_network_file_systems_are_read_not_mapped(tmp_path: Path) -> None:
+    """A mapped page that fails to load (a server away) kills the process: network and FUSE
+    file systems are read instead; this test's own folder is local here."""
+    lines = ["22 1 8:1 / / rw,relatime - ext4 /dev/sda1 rw",
+             "61 22 0:53 / /home rw - nfs4 srv:/home rw,vers=4.2",
+             "62 22 0:54 / /mnt/box rw - fuse.sshfs box: rw",
+             "63 22 0:55 /x /scratch rw shared:7 - lustre 10.0.0.1@tcp:/fs rw"]
+    kinds = {dev: _md5parts.mount_kind(dev, lines) for dev in ("8:1", "0:53", "0:54", "0:55", "9:9")}
+    assert kinds == {"8:1": "ext4", "0:53": "nfs4", "0:54": "fuse.sshfs", "0:55": "lustre",
+                     "9:9": None}
+    assert [k.startswith(_md5parts._NOT_MAPPED) for k in ("nfs4", "fuse.sshfs", "lustre")] == \
+        [True] * 3
+    assert not "ext4".startswith(_md5parts._NOT_MAPPED)
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        assert _md5parts.may_map(fd) is (sys.platform == "linux")
+    finally:
+        os.close(fd)

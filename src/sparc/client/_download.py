@@ -614,7 +614,8 @@ class _MultipartMD5:
                              and size >= _md5parts.LANES * part_size) else None
         self.parallel = parallel and part_size <= PARALLEL_PART_MAX and self.file is None
         self.size = size or 0
-        self._mapped = mapped  # (with ``file``) read through maps: a file nothing else changes
+        # (with ``file``) read through maps: a file nothing else changes, on a local disk
+        self._mapped = mapped and self.file is not None and _md5parts.may_map(self.file)
         self._stop = threading.Event()  # (with ``file``) tells the jobs to stop: see settle()
         self._on_disk = 0  # (with ``file``) bytes fed: all in the file
         self._submitted = 0  # (with ``file``) bytes whose parts went to the hash pool

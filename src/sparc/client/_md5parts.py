@@ -7,9 +7,10 @@ module built with the package when a compiler is there): about 2.5 GB/s per core
 The parts are read back from the file, a slice of each at a time, so eight parts need not be in
 memory at once: through maps of the file by default (the page cache the bytes were just written
 to, without a copy: a ``preadv`` copy cost 5x the system time here), with ``mapped=False`` (or
-when the file cannot be mapped) through ``preadv``. A map of a file that shrinks under it
-faults (SIGBUS) instead of failing: map only a file nothing else changes, and stop the jobs
-(``stop``) before changing it.
+when the file cannot be mapped) through ``preadv``. A map of a file that shrinks under it, or
+whose page fails to load, faults (SIGBUS) instead of failing: map only a file nothing else
+changes, on a local file system (:func:`may_map`), and stop the jobs (``stop``) before
+changing it.
 
 Without the module (no compiler at install, no AVX2, Windows), :data:`LANES` is 0 and callers
 hash with ``hashlib`` as they did. Example::
@@ -25,7 +26,7 @@ import mmap
 import os
 import struct
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 try:
     from sparc.client import _md5lanes
@@ -46,6 +47,47 @@ _buffers = threading.local()
 
 class Stopped(Exception):  # noqa: N818 - a signal to a hashing job, not an error to users
     """A hashing job was told to stop (its file is about to change or be closed)."""
+
+
+#: File system types whose pages may fail to load (a server away, a FUSE daemon gone): read
+#: there, never map (a failed load of a mapped page kills the process with SIGBUS).
+_NOT_MAPPED = ("nfs", "cifs", "smb", "fuse", "lustre", "gpfs", "beegfs", "ceph", "9p", "afs",
+               "glusterfs", "virtiofs", "davfs", "sshfs")
+_mappable: dict[int, bool] = {}
+
+
+def may_map(fd: int) -> bool:
+    """Whether the file of ``fd`` lives on a local file system (ext4, xfs, btrfs, tmpfs,
+    overlay...), where reading it through maps is safe; ``False`` on network and FUSE file
+    systems, and whenever it cannot be told (no ``/proc/self/mountinfo``). Once per device."""
+    dev = os.fstat(fd).st_dev
+    known = _mappable.get(dev)
+    if known is None:
+        known = _mappable[dev] = _local_device(dev)
+    return known
+
+
+def _local_device(dev: int) -> bool:
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as mounts:
+            kind = mount_kind(f"{os.major(dev)}:{os.minor(dev)}", mounts)
+    except OSError:
+        return False
+    return kind is not None and not kind.startswith(_NOT_MAPPED)
+
+
+def mount_kind(device: str, mountinfo: Iterable[str]) -> str | None:
+    """The file system type of the mount of ``device`` (``"major:minor"``) in the lines of a
+    ``/proc/self/mountinfo``, lower-case; ``None`` when none is listed.
+
+    >>> mount_kind("0:53", ["61 29 0:53 / /home rw - nfs4 srv:/home rw,vers=4.2"])
+    'nfs4'
+    """
+    for line in mountinfo:  # "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw"
+        fields = line.split()
+        if len(fields) > 2 and fields[2] == device and " - " in line:
+            return line.split(" - ", 1)[1].split()[0].lower()
+    return None
 
 
 def _thread_buffers() -> list[bytearray]:
