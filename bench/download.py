@@ -69,6 +69,7 @@ def ceilings(scratch: Path, tmpfs: Path | None) -> dict[str, float]:
         started = time.perf_counter()
         _md5lanes.update(states, parts)
         out["md5 x8 lanes"] = 256 * MiB / (time.perf_counter() - started) / 1e9
+    out["disk create"] = create_seconds(scratch) * 1e6  # microseconds, not GB/s
     for label, folder in (("disk write", scratch), ("tmpfs write", tmpfs)):
         if folder is None:
             continue
@@ -80,6 +81,27 @@ def ceilings(scratch: Path, tmpfs: Path | None) -> dict[str, float]:
         out[label] = 256 * MiB / (time.perf_counter() - started) / 1e9
         path.unlink()
     return out
+
+
+def create_seconds(folder: Path, files: int = 300) -> float:
+    """Seconds to create (and close) one empty file in ``folder``, the median of ``files``.
+
+    On ext4 without a journal (this host's), creating a file skips the inodes freed in the
+    last 5 s (300 s while their inode table block is dirty), one buffer lookup each
+    (``recently_deleted``): after a test suite or a bench deleted thousands of files, each
+    create costs 0.5-1 ms instead of ~20 us, and curl, creating its 2,000 files one after
+    another, pays it in full. Printed beside the small-files figures, which swing with it."""
+    place = folder / "create-probe"
+    place.mkdir()
+    try:
+        times = []
+        for i in range(files):
+            started = time.perf_counter()
+            os.close(os.open(place / f"f{i}", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            times.append(time.perf_counter() - started)
+        return statistics.median(times)
+    finally:
+        shutil.rmtree(place, ignore_errors=True)
 
 
 class Meter:
@@ -358,7 +380,9 @@ def main() -> None:
             print(f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}; "
                   f"{args.rounds} interleaved rounds, medians; curl: {CURL or 'not found'}")
             limits = ceilings(scratch, tmpfs)
-            print("ceilings (one core): " + ", ".join(f"{k} {v:.2f} GB/s" for k, v in limits.items()))
+            print("ceilings (one core): " + ", ".join(
+                f"{k} {v:.0f} us per file" if k == "disk create" else f"{k} {v:.2f} GB/s"
+                for k, v in limits.items()))
             meter = Meter(sandbox)
             with SparcClient(connect=False) as client:
                 p = client.pennsieve
@@ -380,6 +404,7 @@ def main() -> None:
                     if name == "large" and _md5parts.LANES:
                         contenders[f"sparc.client x{workers} hashlib"] = \
                             ours(sandbox, work, workers, no_lanes=True)
+                    create_before = create_seconds(scratch) * 1e6
                     figures = measure(name, contenders, places, args.rounds, meter,
                                       keep=name != "large")
                     targets = [("disk", "curl", "speed", 0.9), ("tmpfs", "curl", "speed", 0.0)] \
@@ -389,6 +414,10 @@ def main() -> None:
                         [("disk", "curl", "speed", 1.0), ("tmpfs", "httpx loop", "speed", 0.9)]
                     report(title, figures, size, len(entries), targets)
                     if name == "small":
+                        print(f"  disk: creating a file took {create_before:.0f} us before these "
+                              f"runs, {create_seconds(scratch) * 1e6:.0f} us after (see "
+                              "create_seconds: files deleted in the last minutes slow creates "
+                              "on this disk, curl's most)")
                         one = figures.get(("tmpfs" if tmpfs else "disk", "sparc.client x1"))
                         base = figures.get(("tmpfs" if tmpfs else "disk", "httpx loop"))
                         if one and base:
