@@ -44,7 +44,7 @@ bench: env
 
 lint: env
 	$(BIN)/python -m pip install -q -e '.[dev]'
-	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff check src tests bench examples hatch_build.py
 	$(BIN)/mypy
 
 catalogue: env
