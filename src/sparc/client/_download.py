@@ -718,7 +718,7 @@ class _MultipartMD5:
         truncated or given up: a job reading a map of a shrunk file would fault, and each
         holds a duplicate of its descriptor, so its lock). The digest cannot be asked for
         afterwards."""
-        self._stop.set()
+        self.stop()
         while self._pending:
             future, _ = self._pending.popleft()
             with contextlib.suppress(Exception):
@@ -827,15 +827,16 @@ class Verifier:
     def settle(self) -> None:
         """Stop reading the file (see :meth:`_MultipartMD5.settle`): before it is truncated or
         given up. The verifier is not to be used afterwards."""
-        for hasher in self._hashers:
-            if isinstance(hasher, _MultipartMD5):
-                hasher.settle()
+        for hasher in self._multipart():
+            hasher.settle()
 
     def stop(self) -> None:
         """Tell the jobs reading the file to stop, without waiting (Ctrl-C: then settle)."""
-        for hasher in self._hashers:
-            if isinstance(hasher, _MultipartMD5):
-                hasher.stop()
+        for hasher in self._multipart():
+            hasher.stop()
+
+    def _multipart(self) -> list[_MultipartMD5]:
+        return [h for h in self._hashers if isinstance(h, _MultipartMD5)]
 
     @property
     def reads_file(self) -> bool:

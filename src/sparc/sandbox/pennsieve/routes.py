@@ -198,8 +198,7 @@ async def browse_files(request: Request) -> Response:
     """DatasetHandler.scala:858-921: an unpublished version is not caught (500)."""
     page = Page.from_request(request, default_limit=100)
     try:
-        return Response(_discover(request).browse_body(*_ids(request), first_query(request, "path"), page),
-                        media_type="application/json")
+        return json_body(_discover(request).browse_body(*_ids(request), first_query(request, "path"), page))
     except DiscoverFailure as failure:
         raise recover(failure, {NoDataset: _dataset_404(request), NoVersion: _dataset_404(request),
                       Embargoed: _unauthorized}) from None
